@@ -1,0 +1,49 @@
+# aiquota: the two commands are `make run` and `make test`; everything else is a step they use.
+SHELL := /bin/bash
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+# release for `make run`/`make install`; `make test` installs the debug build it has just compiled anyway.
+EXT_BUILD ?= --release
+PGRX_TEST_DATA := $(CURDIR)/.data/pgrx-test
+
+.PHONY: run db db-stop install setup lint test test-unit test-pg test-isolation test-integration psql clean
+
+run: db ## install what is missing, build, start the private cluster and stay up (Ctrl-C stops it)
+	@scripts/run.sh
+
+db: setup ## the private cluster with the latest build installed; idempotent
+	@PG_CONFIG=$(PG_CONFIG) scripts/install-ext.sh $(EXT_BUILD)
+	@scripts/db.sh start
+
+db-stop: ## stop the private cluster
+	@scripts/db.sh stop
+
+install: setup ## install the extension into the PostgreSQL 15 that PG_CONFIG names
+	@PG_CONFIG=$(PG_CONFIG) scripts/install-ext.sh --release
+
+setup: ## Debian packages, cargo-pgrx, pgrx init (each only when missing)
+	@scripts/setup.sh
+
+psql: ## a psql session on the development database
+	@source scripts/env.sh && psql_db -d $$DBNAME
+
+lint: setup ## formatting and clippy, warnings are errors
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: setup lint test-pg test-isolation test-integration ## every test suite
+	@echo "all aiquota tests passed"
+
+test-pg: setup ## unit tests and #[pg_test]s inside a throwaway PostgreSQL managed by pgrx
+	@mkdir -p $(PGRX_TEST_DATA) && if [ "$$(id -u)" = 0 ]; then chown postgres $(PGRX_TEST_DATA); fi
+	cd extension && cargo pgrx test pg15 $$( [ "$$(id -u)" = 0 ] && echo --runas postgres ) --pgdata $(PGRX_TEST_DATA)
+
+test-isolation: ## PostgreSQL isolation specs against the private cluster
+	@$(MAKE) --no-print-directory db EXT_BUILD=
+	@scripts/isolation.sh
+
+test-integration: ## concurrency and invariant tests with real sessions against the private cluster
+	@$(MAKE) --no-print-directory db EXT_BUILD=
+	cargo test -p aiquota-tests -- --test-threads=1
+
+clean: db-stop
+	rm -rf .data target

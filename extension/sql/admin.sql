@@ -1,0 +1,219 @@
+-- Plan and account administration, in plain SQL (PL/pgSQL): nothing here is on the hot path.
+--
+-- Every change is audited in quota.audit_log in the same transaction. The actor is p_actor when given (the API
+-- passes the admin's id) or else session_user: inside a SECURITY DEFINER function current_user is the owner,
+-- so session_user is the closest name for who is calling.
+
+CREATE FUNCTION quota._audit(p_actor text, p_action text, p_target text, p_details jsonb) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO quota.audit_log (actor, action, target, details)
+    VALUES (COALESCE(p_actor, session_user::text), p_action, p_target, COALESCE(p_details, '{}'::jsonb))
+$$;
+COMMENT ON FUNCTION quota._audit(text, text, text, jsonb) IS 'Internal: appends one row to quota.audit_log.';
+
+CREATE FUNCTION quota._check_key(p_what text, p_key text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_key IS NULL THEN
+        RAISE EXCEPTION '% must not be NULL', p_what USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_key !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION '% "%" is not a valid key', p_what, p_key
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use 1 to 63 characters: a lowercase letter, then lowercase letters, digits or _.';
+    END IF;
+    RETURN p_key;
+END
+$$;
+COMMENT ON FUNCTION quota._check_key(text, text) IS 'Internal: validates a plan or meter key (22004 / 22023).';
+
+CREATE FUNCTION quota._require_plan(p_plan text) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_plan IS NULL THEN
+        RAISE EXCEPTION 'plan must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM quota.plans WHERE key = p_plan) THEN
+        RAISE EXCEPTION 'plan "%" does not exist', p_plan
+            USING ERRCODE = 'no_data_found', HINT = 'List plans with: SELECT key FROM quota.plans;';
+    END IF;
+    RETURN p_plan;
+END
+$$;
+COMMENT ON FUNCTION quota._require_plan(text) IS 'Internal: raises 22004 / P0002 unless p_plan exists.';
+
+CREATE FUNCTION quota._require_meter(p_meter text) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_meter IS NULL THEN
+        RAISE EXCEPTION 'meter must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM quota.meters WHERE key = p_meter) THEN
+        RAISE EXCEPTION 'meter "%" is not declared in quota.meters', p_meter
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Declare it with quota.define_meter().';
+    END IF;
+    RETURN p_meter;
+END
+$$;
+COMMENT ON FUNCTION quota._require_meter(text) IS 'Internal: raises 22004 / 22023 unless p_meter is declared.';
+
+CREATE FUNCTION quota._check_period(p_period text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_period IS NULL THEN
+        RAISE EXCEPTION 'period must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_period NOT IN ('hour', 'day', 'week', 'month') THEN
+        RAISE EXCEPTION 'period "%" is not one of hour, day, week, month', p_period
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN p_period;
+END
+$$;
+COMMENT ON FUNCTION quota._check_period(text) IS 'Internal: raises 22004 / 22023 unless p_period is a calendar period.';
+
+CREATE FUNCTION quota.define_meter(p_key text, p_unit text DEFAULT 'units', p_description text DEFAULT '',
+                                   p_actor text DEFAULT NULL)
+RETURNS quota.meters
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row quota.meters;
+BEGIN
+    PERFORM quota._check_key('meter', p_key);
+    INSERT INTO quota.meters AS m (key, unit, description)
+    VALUES (p_key, COALESCE(p_unit, 'units'), COALESCE(p_description, ''))
+    ON CONFLICT (key) DO UPDATE SET unit = EXCLUDED.unit, description = EXCLUDED.description
+    RETURNING * INTO v_row;
+    PERFORM quota._audit(p_actor, 'define_meter', p_key, pg_catalog.to_jsonb(v_row));
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION quota.define_meter(text, text, text, text) IS
+    'Declares a meter (or updates its unit and description). Only declared meters can be consumed.';
+
+CREATE FUNCTION quota.create_plan(p_key text, p_name text, p_actor text DEFAULT NULL) RETURNS quota.plans
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row quota.plans;
+BEGIN
+    PERFORM quota._check_key('plan', p_key);
+    IF p_name IS NULL OR pg_catalog.btrim(p_name) = '' OR pg_catalog.length(p_name) > 200 THEN
+        RAISE EXCEPTION 'plan name must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO quota.plans AS p (key, name) VALUES (p_key, p_name)
+    ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name
+    RETURNING * INTO v_row;
+    PERFORM quota._audit(p_actor, 'create_plan', p_key, pg_catalog.jsonb_build_object('name', p_name));
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION quota.create_plan(text, text, text) IS
+    'Creates a plan (or renames an existing one). It includes no meter until quota.set_plan_limit() adds one.';
+
+CREATE FUNCTION quota.set_plan_limit(p_plan text, p_meter text, p_period text, p_limit bigint,
+                                     p_actor text DEFAULT NULL)
+RETURNS quota.plan_limits
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row quota.plan_limits;
+BEGIN
+    PERFORM quota._require_plan(p_plan);
+    PERFORM quota._require_meter(p_meter);
+    PERFORM quota._check_period(p_period);
+    IF p_limit < 0 THEN
+        RAISE EXCEPTION 'limit must be zero or more (NULL means unlimited), got %', p_limit
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO quota.plan_limits AS l (plan, meter, period, "limit") VALUES (p_plan, p_meter, p_period, p_limit)
+    ON CONFLICT (plan, meter, period) DO UPDATE SET "limit" = EXCLUDED."limit"
+    RETURNING * INTO v_row;
+    PERFORM quota._audit(p_actor, 'set_plan_limit', p_plan, pg_catalog.to_jsonb(v_row));
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION quota.set_plan_limit(text, text, text, bigint, text) IS
+    'Sets the plan''s limit for a meter and period (hour, day, week, month); p_limit NULL means unlimited. '
+    'Takes effect on the very next consume.';
+
+CREATE FUNCTION quota.remove_plan_limit(p_plan text, p_meter text, p_period text, p_actor text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    PERFORM quota._require_plan(p_plan);
+    PERFORM quota._require_meter(p_meter);
+    PERFORM quota._check_period(p_period);
+    DELETE FROM quota.plan_limits WHERE plan = p_plan AND meter = p_meter AND period = p_period;
+    v_found := FOUND;
+    IF v_found THEN
+        PERFORM quota._audit(p_actor, 'remove_plan_limit', p_plan,
+                             pg_catalog.jsonb_build_object('meter', p_meter, 'period', p_period));
+    END IF;
+    RETURN v_found;
+END
+$$;
+COMMENT ON FUNCTION quota.remove_plan_limit(text, text, text, text) IS
+    'Removes a plan''s limit for a meter and period; a plan without any limit on a meter no longer includes it.';
+
+CREATE FUNCTION quota.assign_plan(p_user text, p_plan text, p_expires_at timestamptz DEFAULT NULL,
+                                  p_actor text DEFAULT NULL)
+RETURNS quota.accounts
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_old text;
+    v_row quota.accounts;
+BEGIN
+    PERFORM quota._validate_user(p_user);
+    PERFORM quota._require_plan(p_plan);
+    IF p_expires_at IS NOT NULL AND p_expires_at <= quota.now() THEN
+        RAISE EXCEPTION 'expiry % is not in the future', p_expires_at USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT plan INTO v_old FROM quota.accounts WHERE user_id = p_user FOR UPDATE;
+    INSERT INTO quota.accounts AS a (user_id, plan, plan_expires_at) VALUES (p_user, p_plan, p_expires_at)
+    ON CONFLICT (user_id) DO UPDATE
+        SET plan = EXCLUDED.plan, plan_expires_at = EXCLUDED.plan_expires_at, updated_at = pg_catalog.now()
+    RETURNING * INTO v_row;
+    PERFORM quota._audit(p_actor, 'assign_plan', p_user,
+                         pg_catalog.jsonb_build_object('from', v_old, 'to', p_plan, 'expires_at', p_expires_at));
+    PERFORM pg_catalog.pg_notify('quota_events', pg_catalog.json_build_object(
+        'user', p_user, 'kind', 'plan_changed', 'plan', p_plan, 'expires_at', p_expires_at)::text);
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION quota.assign_plan(text, text, timestamptz, text) IS
+    'Puts p_user on p_plan, until p_expires_at (NULL: no end), creating the account if needed. Effective for '
+    'the very next consume: nothing is cached. After expiry the user falls back to the default plan. Audited '
+    'and announced on NOTIFY channel quota_events once the transaction commits.';
+
+CREATE FUNCTION quota.set_timezone(p_user text, p_tz text, p_actor text DEFAULT NULL) RETURNS quota.accounts
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row quota.accounts;
+BEGIN
+    PERFORM quota._validate_user(p_user);
+    IF p_tz IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = p_tz) THEN
+        RAISE EXCEPTION 'timezone "%" is not an IANA timezone name', p_tz
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example Europe/Berlin or Asia/Kolkata.';
+    END IF;
+    PERFORM quota._ensure_account(p_user);
+    UPDATE quota.accounts SET timezone = p_tz, updated_at = pg_catalog.now() WHERE user_id = p_user
+    RETURNING * INTO v_row;
+    PERFORM quota._audit(p_actor, 'set_timezone', p_user, pg_catalog.jsonb_build_object('timezone', p_tz));
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION quota.set_timezone(text, text, text) IS
+    'Sets the IANA timezone of the user''s calendar windows (NULL: quota.default_timezone). Windows are cut at '
+    'local boundaries from the next call on; the current window starts afresh in the new zone, so do not let '
+    'end users change it at will.';
+
+REVOKE ALL ON FUNCTION quota._audit(text, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota._require_plan(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota._require_meter(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.define_meter(text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.create_plan(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.set_plan_limit(text, text, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.remove_plan_limit(text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.assign_plan(text, text, timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.set_timezone(text, text, text) FROM PUBLIC;

@@ -1,0 +1,144 @@
+-- The engine's SQL surface: functions implemented in Rust (LANGUAGE c) and the plain-SQL ones beside them.
+--
+-- Every function that reads or writes quota tables is SECURITY DEFINER with search_path pinned to
+-- pg_catalog, pg_temp (everything inside is schema-qualified), and EXECUTE is revoked from PUBLIC in this same
+-- script: a caller needs an explicit GRANT (superusers and the extension owner have it already).
+
+CREATE FUNCTION quota.consume(
+    p_user text,
+    p_meter text DEFAULT 'ai_requests',
+    p_amount bigint DEFAULT 1,
+    p_idempotency_key text DEFAULT NULL,
+    p_metadata jsonb DEFAULT NULL
+) RETURNS quota.decision
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'consume_wrapper';
+COMMENT ON FUNCTION quota.consume(text, text, bigint, text, jsonb) IS
+    'Consumes p_amount of p_meter for p_user from every limit of the user''s plan (and overrides), or from none. '
+    'Atomic under row locks; never overspends. A user without an account gets the default plan. A repeat with '
+    'the same p_idempotency_key returns the original decision (replayed = true) without charging again; a denied '
+    'attempt stores no key. Denials change no usage and add no ledger row. Errors: 22004 NULL argument, 22023 '
+    'bad input or idempotency key reused for a different request, P0002 default plan missing.';
+
+CREATE FUNCTION quota.check(p_user text, p_meter text DEFAULT 'ai_requests', p_amount bigint DEFAULT 1)
+RETURNS quota.decision
+LANGUAGE c STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'check_wrapper';
+COMMENT ON FUNCTION quota.check(text, text, bigint) IS
+    'The decision quota.consume would make now for p_amount, without consuming, counting a denial or creating '
+    'an account.';
+
+CREATE FUNCTION quota.status(p_user text)
+RETURNS TABLE (
+    meter text, period text, used bigint, "limit" bigint, remaining bigint, percent double precision,
+    status text, resets_at timestamptz, plan text
+)
+LANGUAGE c STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'status_wrapper';
+COMMENT ON FUNCTION quota.status(text) IS
+    'One row per meter and window of the user''s effective plan: used, limit (NULL = unlimited), remaining, '
+    'percent, status (normal | warning | critical | exceeded), resets_at and plan.';
+
+CREATE FUNCTION quota._ensure_account(p_user text) RETURNS boolean
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ensure_account_wrapper';
+COMMENT ON FUNCTION quota._ensure_account(text) IS
+    'Internal: gives p_user the default plan unless it has an account; true when it created one.';
+
+CREATE FUNCTION quota._validate_user(p_user text) RETURNS text
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'validate_user_wrapper';
+COMMENT ON FUNCTION quota._validate_user(text) IS
+    'Internal: returns p_user, or raises 22004 (NULL) / 22023 (empty, over 255 characters) like consume does.';
+
+CREATE FUNCTION quota.now() RETURNS timestamptz
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'quota_now_wrapper';
+COMMENT ON FUNCTION quota.now() IS
+    'The clock aiquota uses: the transaction start time, or the quota.now setting when a superuser set it.';
+
+CREATE FUNCTION quota.default_plan() RETURNS text
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'default_plan_wrapper';
+COMMENT ON FUNCTION quota.default_plan() IS 'The plan new users get (setting quota.default_plan).';
+
+CREATE FUNCTION quota.default_timezone() RETURNS text
+LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'default_timezone_wrapper';
+COMMENT ON FUNCTION quota.default_timezone() IS
+    'The timezone of accounts without one (setting quota.default_timezone).';
+
+-- Gives every new row of any users table the default plan:
+--   CREATE TRIGGER give_quota AFTER INSERT ON auth.users
+--       FOR EACH ROW EXECUTE FUNCTION quota.assign_default_plan('id');
+-- The id is read through to_jsonb(NEW), so no SQL is ever built from the column name.
+CREATE FUNCTION quota.assign_default_plan() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_column text := COALESCE(TG_ARGV[0], 'id');
+    v_row jsonb;
+BEGIN
+    IF TG_OP <> 'INSERT' OR TG_LEVEL <> 'ROW' THEN
+        RAISE EXCEPTION 'quota.assign_default_plan() must be an AFTER INSERT ... FOR EACH ROW trigger'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    v_row := pg_catalog.to_jsonb(NEW);
+    IF NOT v_row ? v_column THEN
+        RAISE EXCEPTION 'table %.% has no column "%"', TG_TABLE_SCHEMA, TG_TABLE_NAME, v_column
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'Pass the id column''s name: EXECUTE FUNCTION quota.assign_default_plan(''id'').';
+    END IF;
+    PERFORM quota._ensure_account(v_row ->> v_column);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION quota.assign_default_plan() IS
+    'Trigger function for any users table: AFTER INSERT ... FOR EACH ROW EXECUTE FUNCTION '
+    'quota.assign_default_plan(''id_column''). Gives the new user the default plan (once; an existing account '
+    'is left alone).';
+
+CREATE FUNCTION quota.verify()
+RETURNS TABLE (user_id text, meter text, period text, window_start timestamptz, counter_used bigint, ledger_used bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT c.user_id, c.meter, c.period, c.window_start, c.used, COALESCE(l.total, 0)
+    FROM quota.counters c
+    JOIN quota.accounts a ON a.user_id = c.user_id
+    LEFT JOIN LATERAL (
+        SELECT sum(g.amount)::bigint AS total
+        FROM quota.ledger g
+        WHERE g.user_id = c.user_id AND g.meter = c.meter
+          AND g.created_at >= c.window_start
+          AND g.created_at < quota.window_end(c.period, c.window_start,
+                                              COALESCE(a.timezone, quota.default_timezone()))
+    ) l ON true
+    WHERE c.used <> COALESCE(l.total, 0)
+    ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION quota.verify() IS
+    'Every counter whose usage disagrees with the ledger for its window. Empty when everything is consistent.';
+
+CREATE FUNCTION quota.purge_idempotency_keys(p_older_than interval DEFAULT '7 days') RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '24 hours' THEN
+        RAISE EXCEPTION 'idempotency keys must be kept at least 24 hours, got %', p_older_than
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    DELETE FROM quota.idempotency_keys WHERE created_at < quota.now() - p_older_than;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION quota.purge_idempotency_keys(interval) IS
+    'Deletes idempotency keys older than p_older_than (at least 24 hours); returns how many. Run it from cron '
+    'or pg_cron; the quota engine itself never needs a job.';
+
+REVOKE ALL ON FUNCTION quota.consume(text, text, bigint, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.check(text, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.status(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota._ensure_account(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.assign_default_plan() FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.verify() FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.purge_idempotency_keys(interval) FROM PUBLIC;

@@ -1,0 +1,168 @@
+-- aiquota schema: plans, limits, accounts, counters and the usage ledger.
+--
+-- Why it looks like this:
+-- * Every per-user table is keyed by user_id first, so each can become a Citus distributed table on user_id.
+-- * quota.counters holds one row per (user, meter, period): the hot path updates it in place (fillfactor leaves
+--   room for HOT updates) and never scans the ledger.
+-- * quota.ledger is append-only and has a single btree (user_id, created_at, id) plus a BRIN on created_at, which
+--   keeps the INSERT on the hot path cheap while history and verification queries stay indexed.
+
+CREATE TABLE quota.meters (
+    key         text PRIMARY KEY CHECK (key ~ '^[a-z][a-z0-9_]{0,62}$'),
+    unit        text NOT NULL DEFAULT 'units',
+    description text NOT NULL DEFAULT '',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE quota.meters IS 'Declared meters (what is counted). Consuming an undeclared meter is an error.';
+
+CREATE TABLE quota.plans (
+    key        text PRIMARY KEY CHECK (key ~ '^[a-z][a-z0-9_]{0,62}$'),
+    name       text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE quota.plans IS 'Plans a user can be on. A plan includes a meter only through a row in quota.plan_limits.';
+
+CREATE TABLE quota.plan_limits (
+    plan    text NOT NULL REFERENCES quota.plans (key) ON UPDATE CASCADE ON DELETE CASCADE,
+    meter   text NOT NULL REFERENCES quota.meters (key) ON UPDATE CASCADE ON DELETE CASCADE,
+    period  text NOT NULL CHECK (period IN ('hour', 'day', 'week', 'month')),
+    "limit" bigint CHECK ("limit" >= 0),
+    PRIMARY KEY (plan, meter, period)
+);
+COMMENT ON TABLE quota.plan_limits IS 'Limits per plan, meter and calendar period; "limit" NULL means unlimited.';
+
+CREATE TABLE quota.accounts (
+    user_id         text PRIMARY KEY CHECK (length(user_id) BETWEEN 1 AND 255),
+    plan            text NOT NULL REFERENCES quota.plans (key) ON UPDATE CASCADE,
+    plan_expires_at timestamptz,
+    timezone        text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE quota.accounts IS
+    'One row per user: the assigned plan (falls back to quota.default_plan once plan_expires_at has passed) and the '
+    'IANA timezone of its calendar windows (NULL: quota.default_timezone).';
+
+CREATE TABLE quota.user_limits (
+    user_id text NOT NULL REFERENCES quota.accounts (user_id) ON DELETE CASCADE,
+    meter   text NOT NULL REFERENCES quota.meters (key) ON UPDATE CASCADE ON DELETE CASCADE,
+    period  text NOT NULL CHECK (period IN ('hour', 'day', 'week', 'month')),
+    "limit" bigint NOT NULL CHECK ("limit" >= 0),
+    PRIMARY KEY (user_id, meter, period)
+);
+COMMENT ON TABLE quota.user_limits IS 'Per-user overrides: replace the plan''s limit for that meter and period, or add one.';
+
+CREATE TABLE quota.counters (
+    user_id      text NOT NULL REFERENCES quota.accounts (user_id) ON DELETE CASCADE,
+    meter        text NOT NULL REFERENCES quota.meters (key) ON UPDATE CASCADE ON DELETE CASCADE,
+    period       text NOT NULL CHECK (period IN ('hour', 'day', 'week', 'month')),
+    window_start timestamptz NOT NULL,
+    used         bigint NOT NULL DEFAULT 0 CHECK (used >= 0),
+    denied       bigint NOT NULL DEFAULT 0 CHECK (denied >= 0),
+    -- Whether the latest attempt in this window was denied by this row's limit. consume reads it back through
+    -- RETURNING, which is how one UPDATE both applies and reports an all-or-nothing decision.
+    last_denied  boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (user_id, meter, period)
+) WITH (fillfactor = 80);
+COMMENT ON TABLE quota.counters IS
+    'Usage in the current window per user, meter and period. Reset lazily: a row whose window_start is not the '
+    'current window start counts as zero. denied counts refused attempts in the window (no ledger row per denial).';
+
+CREATE TABLE quota.ledger (
+    user_id         text NOT NULL,
+    id              bigint GENERATED ALWAYS AS IDENTITY,
+    meter           text NOT NULL,
+    amount          bigint NOT NULL,
+    idempotency_key text,
+    metadata        jsonb,
+    created_at      timestamptz NOT NULL,
+    PRIMARY KEY (user_id, created_at, id)
+);
+CREATE INDEX ledger_created_at_brin ON quota.ledger USING brin (created_at);
+COMMENT ON TABLE quota.ledger IS 'Append-only usage ledger: one row per consumption. Counters must always agree with it (quota.verify()).';
+
+CREATE TABLE quota.idempotency_keys (
+    user_id    text NOT NULL,
+    key        text NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
+    meter      text NOT NULL,
+    amount     bigint NOT NULL,
+    metadata   jsonb,
+    decision   jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, key)
+);
+COMMENT ON TABLE quota.idempotency_keys IS
+    'Keys of allowed consumptions and their original decisions, so a repeat replays instead of charging again. '
+    'Denied attempts keep no key (a retry is evaluated afresh). Purge with quota.purge_idempotency_keys().';
+
+CREATE TABLE quota.audit_log (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    actor      text NOT NULL,
+    action     text NOT NULL,
+    target     text,
+    details    jsonb NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX audit_log_target_idx ON quota.audit_log (target, created_at);
+COMMENT ON TABLE quota.audit_log IS 'Administrative actions, written in the same transaction as the action.';
+
+-- The ledger is append-only: corrections are new rows, never edits.
+CREATE FUNCTION quota.ledger_is_append_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'quota.ledger is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              HINT = 'Record a correction as a new row instead.';
+END
+$$;
+CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON quota.ledger
+    FOR EACH ROW EXECUTE FUNCTION quota.ledger_is_append_only();
+CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON quota.ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION quota.ledger_is_append_only();
+
+-- What consume, check and status return.
+CREATE TYPE quota.decision AS (
+    allowed       boolean,
+    meter         text,
+    plan          text,
+    used          bigint,
+    "limit"       bigint,
+    remaining     bigint,
+    resets_at     timestamptz,
+    status        text,
+    reason        text,
+    retry_after_s integer,
+    period        text,
+    replayed      boolean
+);
+COMMENT ON TYPE quota.decision IS
+    'A quota decision. used/limit/remaining/resets_at/period describe the binding window (least remaining; on '
+    'denial, the window that denied). "limit" NULL means unlimited. replayed is true when an idempotency key '
+    'returned an earlier decision.';
+
+-- Calendar window maths. Plain SQL so the planner inlines them into consume's prepared statement.
+-- Hours are cut at the local minute/second boundary so a repeated hour at a DST fall-back is never ambiguous;
+-- days, ISO weeks (Monday) and months are cut at local midnight, and their ends are computed in local time so a
+-- 23- or 25-hour day ends at the next local midnight.
+CREATE FUNCTION quota.window_start(p_period text, p_at timestamptz, p_tz text) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE p_period
+        WHEN 'hour' THEN p_at - ((p_at AT TIME ZONE p_tz) - date_trunc('hour', p_at AT TIME ZONE p_tz))
+        ELSE date_trunc(p_period, p_at, p_tz)
+    END
+$$;
+COMMENT ON FUNCTION quota.window_start(text, timestamptz, text) IS
+    'Start of the calendar window (hour, day, ISO week, month) containing p_at in timezone p_tz.';
+
+CREATE FUNCTION quota.window_end(p_period text, p_start timestamptz, p_tz text) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE p_period
+        WHEN 'hour' THEN p_start + interval '1 hour'
+        ELSE ((p_start AT TIME ZONE p_tz) + CASE p_period
+                WHEN 'day' THEN interval '1 day'
+                WHEN 'week' THEN interval '7 days'
+                ELSE interval '1 month' END) AT TIME ZONE p_tz
+    END
+$$;
+COMMENT ON FUNCTION quota.window_end(text, timestamptz, text) IS
+    'End (exclusive) of the calendar window that starts at p_start in timezone p_tz; DST-correct.';

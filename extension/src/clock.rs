@@ -1,0 +1,31 @@
+//! The one clock aiquota reads: the transaction's start time, or `quota.now` when a superuser set it.
+//!
+//! Using the transaction start (like `now()`) keeps every decision inside one transaction on the same window.
+
+use std::str::FromStr;
+
+use pgrx::prelude::*;
+
+use crate::error::{QuotaError, Result};
+use crate::gucs;
+
+/// The current time as aiquota sees it.
+pub fn now() -> Result<TimestampWithTimeZone> {
+    match gucs::string(&gucs::NOW_OVERRIDE) {
+        Some(text) => TimestampWithTimeZone::from_str(&text).map_err(|_| {
+            QuotaError::Invalid(format!("quota.now \"{text}\" is not a valid timestamptz"))
+        }),
+        None => {
+            // SAFETY: reads a backend-local timestamp; always valid inside a transaction.
+            let ts = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+            TimestampWithTimeZone::try_from(ts)
+                .map_err(|e| QuotaError::Internal(format!("transaction timestamp: {e}")))
+        }
+    }
+}
+
+/// `quota.now()`: the clock for SQL functions, so they agree with consume about which window is current.
+#[pg_extern(sql = false, stable, parallel_safe)]
+fn quota_now() -> TimestampWithTimeZone {
+    crate::error::or_raise(now())
+}

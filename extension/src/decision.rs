@@ -1,0 +1,303 @@
+//! Turning counter rows into a `quota.decision`: which window binds, the status label, the sentence a person reads.
+//!
+//! Pure Rust over plain values, so the rules are unit-tested without a database; only `into_tuple` and the JSON
+//! round trip (for idempotent replays) touch PostgreSQL types.
+
+use std::str::FromStr;
+
+use pgrx::prelude::*;
+use serde_json::{json, Value};
+
+use crate::error::{QuotaError, Result};
+use crate::gucs;
+
+/// One calendar window of one meter, as read (check) or just written (consume).
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// `hour`, `day`, `week` or `month`.
+    pub period: String,
+    /// NULL: unlimited.
+    pub limit: Option<i64>,
+    /// Usage in the window (after this call, when it consumed).
+    pub used: i64,
+    /// When the window ends.
+    pub resets_at: TimestampWithTimeZone,
+    /// Whole seconds from now until `resets_at` (never negative).
+    pub seconds_left: i64,
+    /// Whether this window refused the request.
+    pub denied: bool,
+}
+
+impl Window {
+    fn remaining(&self) -> Option<i64> {
+        self.limit.map(|l| (l - self.used).max(0))
+    }
+}
+
+/// A decision, field for field the SQL type `quota.decision`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub meter: String,
+    pub plan: String,
+    pub used: i64,
+    pub limit: Option<i64>,
+    pub remaining: Option<i64>,
+    pub resets_at: Option<TimestampWithTimeZone>,
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub retry_after_s: Option<i32>,
+    pub period: Option<String>,
+    pub replayed: bool,
+}
+
+/// Ordering of periods from shortest to longest; also the tie-breaker when windows bind equally.
+pub fn period_rank(period: &str) -> u8 {
+    match period {
+        "hour" => 0,
+        "day" => 1,
+        "week" => 2,
+        _ => 3,
+    }
+}
+
+fn adjective(period: &str) -> &'static str {
+    match period {
+        "hour" => "Hourly",
+        "day" => "Daily",
+        "week" => "Weekly",
+        _ => "Monthly",
+    }
+}
+
+/// "3h 45m", "12m", "40s", "2d 4h": how long until a window resets, as a person says it.
+pub fn human_duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// The status label for `used` of `limit`, from the threshold GUCs.
+pub fn status_label(used: i64, limit: Option<i64>) -> &'static str {
+    status_with(
+        used,
+        limit,
+        gucs::WARNING_THRESHOLD.get(),
+        gucs::CRITICAL_THRESHOLD.get(),
+    )
+}
+
+fn status_with(used: i64, limit: Option<i64>, warning: f64, critical: f64) -> &'static str {
+    let Some(limit) = limit else { return "normal" };
+    if used >= limit {
+        return "exceeded";
+    }
+    let fraction = used as f64 / limit as f64;
+    if fraction >= critical {
+        "critical"
+    } else if fraction >= warning {
+        "warning"
+    } else {
+        "normal"
+    }
+}
+
+impl Decision {
+    /// Decides from the windows of one meter. `windows` must not be empty; a window with `denied` refused.
+    pub fn from_windows(meter: &str, plan: &str, amount: i64, windows: &[Window]) -> Decision {
+        let denying = windows
+            .iter()
+            .filter(|w| w.denied)
+            // The request passes only once every denying window has reset: report the one that resets last.
+            .max_by_key(|w| (w.seconds_left, period_rank(&w.period)));
+        match denying {
+            Some(w) => Self::denied_by(meter, plan, amount, w),
+            None => Self::allowed_by(meter, plan, windows),
+        }
+    }
+
+    fn allowed_by(meter: &str, plan: &str, windows: &[Window]) -> Decision {
+        // The binding window has the least remaining; unlimited windows bind only when nothing is limited.
+        let binding = windows.iter().min_by_key(|w| {
+            (
+                w.remaining().unwrap_or(i64::MAX),
+                std::cmp::Reverse(period_rank(&w.period)),
+            )
+        });
+        let Some(w) = binding else {
+            return Self::not_in_plan(meter, plan);
+        };
+        Decision {
+            allowed: true,
+            meter: meter.to_string(),
+            plan: plan.to_string(),
+            used: w.used,
+            limit: w.limit,
+            remaining: w.remaining(),
+            resets_at: Some(w.resets_at),
+            status: status_label(w.used, w.limit),
+            reason: None,
+            retry_after_s: None,
+            period: Some(w.period.clone()),
+            replayed: false,
+        }
+    }
+
+    fn denied_by(meter: &str, plan: &str, amount: i64, w: &Window) -> Decision {
+        let limit = w.limit.unwrap_or(0);
+        let resets = human_duration(w.seconds_left);
+        let never = amount > limit;
+        let reason = if never {
+            format!(
+                "Request of {amount} {meter} exceeds the {} limit of {limit}; it can never be allowed on plan '{plan}'.",
+                adjective(&w.period).to_lowercase()
+            )
+        } else if w.used >= limit {
+            format!(
+                "{} limit of {limit} {meter} reached. Resets in {resets}.",
+                adjective(&w.period)
+            )
+        } else {
+            format!(
+                "{} limit of {limit} {meter} would be exceeded ({} used, {amount} requested). Resets in {resets}.",
+                adjective(&w.period),
+                w.used
+            )
+        };
+        Decision {
+            allowed: false,
+            meter: meter.to_string(),
+            plan: plan.to_string(),
+            used: w.used,
+            limit: w.limit,
+            remaining: w.remaining(),
+            resets_at: Some(w.resets_at),
+            status: "exceeded",
+            reason: Some(reason),
+            retry_after_s: (!never)
+                .then(|| i32::try_from(w.seconds_left.max(1)).unwrap_or(i32::MAX)),
+            period: Some(w.period.clone()),
+            replayed: false,
+        }
+    }
+
+    /// The plan has no limit row for the meter: the meter is not part of the plan.
+    pub fn not_in_plan(meter: &str, plan: &str) -> Decision {
+        Decision {
+            allowed: false,
+            meter: meter.to_string(),
+            plan: plan.to_string(),
+            used: 0,
+            limit: Some(0),
+            remaining: Some(0),
+            resets_at: None,
+            status: "exceeded",
+            reason: Some(format!("Plan '{plan}' does not include meter '{meter}'.")),
+            retry_after_s: None,
+            period: None,
+            replayed: false,
+        }
+    }
+
+    /// Builds the `quota.decision` composite.
+    pub fn into_tuple(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+        fn set<T: IntoDatum>(
+            t: &mut PgHeapTuple<'static, AllocatedByRust>,
+            name: &str,
+            v: T,
+        ) -> Result<()> {
+            t.set_by_name(name, v)
+                .map_err(|e| QuotaError::Internal(format!("decision.{name}: {e}")))
+        }
+        let mut t = PgHeapTuple::new_composite_type("quota.decision")
+            .map_err(|e| QuotaError::Internal(e.to_string()))?;
+        set(&mut t, "allowed", self.allowed)?;
+        set(&mut t, "meter", self.meter)?;
+        set(&mut t, "plan", self.plan)?;
+        set(&mut t, "used", self.used)?;
+        set(&mut t, "limit", self.limit)?;
+        set(&mut t, "remaining", self.remaining)?;
+        set(&mut t, "resets_at", self.resets_at)?;
+        set(&mut t, "status", self.status)?;
+        set(&mut t, "reason", self.reason)?;
+        set(&mut t, "retry_after_s", self.retry_after_s)?;
+        set(&mut t, "period", self.period)?;
+        set(&mut t, "replayed", self.replayed)?;
+        Ok(t)
+    }
+
+    /// The decision as JSON, stored with an idempotency key.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "allowed": self.allowed, "meter": self.meter, "plan": self.plan, "used": self.used,
+            "limit": self.limit, "remaining": self.remaining, "resets_at": self.resets_at,
+            "status": self.status, "reason": self.reason, "retry_after_s": self.retry_after_s,
+            "period": self.period,
+        })
+    }
+
+    /// Reads a decision stored by `to_json`, marked as a replay.
+    pub fn from_json(v: &Value) -> Result<Decision> {
+        let bad = || QuotaError::Internal(format!("stored idempotent decision is malformed: {v}"));
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let int = |k: &str| v.get(k).and_then(Value::as_i64);
+        let status = match v.get("status").and_then(Value::as_str) {
+            Some("normal") => "normal",
+            Some("warning") => "warning",
+            Some("critical") => "critical",
+            Some("exceeded") => "exceeded",
+            _ => return Err(bad()),
+        };
+        // Parsed by timestamptz_in, which reads the ISO 8601 text `to_json` wrote.
+        let resets_at = match text("resets_at") {
+            None => None,
+            Some(r) => Some(TimestampWithTimeZone::from_str(&r).map_err(|_| bad())?),
+        };
+        Ok(Decision {
+            allowed: v.get("allowed").and_then(Value::as_bool).ok_or_else(bad)?,
+            meter: text("meter").ok_or_else(bad)?,
+            plan: text("plan").ok_or_else(bad)?,
+            used: int("used").ok_or_else(bad)?,
+            limit: int("limit"),
+            remaining: int("remaining"),
+            resets_at,
+            status,
+            reason: text("reason"),
+            retry_after_s: int("retry_after_s").and_then(|n| i32::try_from(n).ok()),
+            period: text("period"),
+            replayed: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_person_wrote_them() {
+        assert_eq!(human_duration(3 * 3600 + 45 * 60 + 10), "3h 45m");
+        assert_eq!(human_duration(12 * 60), "12m");
+        assert_eq!(human_duration(40), "40s");
+        assert_eq!(human_duration(2 * 86_400 + 4 * 3600), "2d 4h");
+        assert_eq!(human_duration(-5), "0s");
+    }
+
+    #[test]
+    fn thresholds() {
+        assert_eq!(status_with(5, Some(10), 0.6, 0.9), "normal");
+        assert_eq!(status_with(6, Some(10), 0.6, 0.9), "warning");
+        assert_eq!(status_with(9, Some(10), 0.6, 0.9), "critical");
+        assert_eq!(status_with(10, Some(10), 0.6, 0.9), "exceeded");
+        assert_eq!(status_with(0, Some(0), 0.6, 0.9), "exceeded");
+        assert_eq!(status_with(1_000_000, None, 0.6, 0.9), "normal");
+    }
+}

@@ -1,0 +1,349 @@
+//! The quota engine: consume (all or nothing, under row locks), check and status.
+//!
+//! Every decision is made from rows the same statement locked and wrote, so concurrent calls for one user are
+//! serialised by PostgreSQL's row locks and calls for different users never touch each other's rows.
+
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiTupleTable};
+use pgrx::JsonB;
+
+use crate::decision::{period_rank, Decision, Window};
+use crate::error::{QuotaError, Result};
+use crate::statements::{self, Prepared};
+use crate::{clock, gucs};
+
+/// What one call asks for, already validated.
+pub struct Request<'a> {
+    pub user: &'a str,
+    pub meter: &'a str,
+    pub amount: i64,
+    pub key: Option<&'a str>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Seconds from `now` until `at`, rounded up so "retry after" never lands a moment too early.
+fn seconds_between(now: TimestampWithTimeZone, at: TimestampWithTimeZone) -> i64 {
+    let micros = pg_sys::TimestampTz::from(at) - pg_sys::TimestampTz::from(now);
+    (micros.max(0) + 999_999) / 1_000_000
+}
+
+/// One row of the consume statement.
+struct ConsumedRow {
+    period: Option<String>,
+    limit: Option<i64>,
+    used: Option<i64>,
+    denied: bool,
+    resets_at: Option<TimestampWithTimeZone>,
+}
+
+/// Consumes `amount` from every window of the meter, or from none.
+pub fn consume(req: Request<'_>) -> Result<Decision> {
+    let now = clock::now()?;
+    Spi::connect_mut(|client| {
+        statements::with(client, |client, st| {
+            if let Some(key) = req.key {
+                if let Some(replay) = claim_key(client, st, &req, key)? {
+                    return Ok(replay);
+                }
+            }
+            let decision = consume_unkeyed(client, st, &req, now)?;
+            if let Some(key) = req.key {
+                if decision.allowed {
+                    let json = JsonB(decision.to_json());
+                    client.update(
+                        &st.store_decision,
+                        None,
+                        &[req.user.into(), key.into(), json.into()],
+                    )?;
+                } else {
+                    client.update(&st.drop_key, None, &[req.user.into(), key.into()])?;
+                }
+            }
+            Ok(decision)
+        })
+    })
+}
+
+/// Claims the key, or returns the decision already stored under it (same request) or an error (another request).
+fn claim_key(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    req: &Request<'_>,
+    key: &str,
+) -> Result<Option<Decision>> {
+    let claimed = client.update(
+        &st.claim_key,
+        None,
+        &[
+            req.user.into(),
+            key.into(),
+            req.meter.into(),
+            req.amount.into(),
+            req.metadata.clone().map(JsonB).into(),
+        ],
+    )?;
+    if !claimed.is_empty() {
+        return Ok(None);
+    }
+    let stored = client.update(&st.load_key, None, &[req.user.into(), key.into()])?;
+    let row = stored.first();
+    let meter: Option<String> = row.get(1)?;
+    let amount: Option<i64> = row.get(2)?;
+    let metadata: Option<JsonB> = row.get(3)?;
+    let decision: Option<JsonB> = row.get(4)?;
+    let same_metadata = metadata.map(|m| m.0) == req.metadata;
+    if meter.as_deref() != Some(req.meter) || amount != Some(req.amount) || !same_metadata {
+        return Err(QuotaError::IdempotencyMismatch(key.to_string()));
+    }
+    match decision {
+        Some(JsonB(v)) => Decision::from_json(&v).map(Some),
+        // Claimed earlier in this same transaction and not finished: only possible by re-entering consume.
+        None => Err(QuotaError::Invalid(format!(
+            "idempotency key \"{key}\" is in use by a request that has not finished"
+        ))),
+    }
+}
+
+fn consume_unkeyed(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    req: &Request<'_>,
+    now: TimestampWithTimeZone,
+) -> Result<Decision> {
+    let default_plan = gucs::default_plan();
+    let default_tz = gucs::default_timezone();
+    // A first call may create the account, then the counter rows: at most two retries.
+    for _ in 0..3 {
+        let table = client.update(
+            &st.consume,
+            None,
+            &[
+                req.user.into(),
+                req.meter.into(),
+                req.amount.into(),
+                req.key.into(),
+                req.metadata.clone().map(JsonB).into(),
+                now.into(),
+                default_plan.as_str().into(),
+                default_tz.as_str().into(),
+            ],
+        )?;
+        let (plan, rows) = consumed_rows(table)?;
+        let Some(plan) = plan else {
+            ensure_account(client, st, req.user, &default_plan)?;
+            continue;
+        };
+        if rows.iter().all(|r| r.period.is_none()) {
+            return not_in_plan(client, st, req.meter, &plan);
+        }
+        let incremented: Vec<String> = rows
+            .iter()
+            .filter(|r| r.used.is_some() && !r.denied)
+            .filter_map(|r| r.period.clone())
+            .collect();
+        let missing: Vec<String> = rows
+            .iter()
+            .filter(|r| r.used.is_none())
+            .filter_map(|r| r.period.clone())
+            .collect();
+        let any_denied = rows.iter().any(|r| r.denied);
+        if (any_denied || !missing.is_empty()) && !incremented.is_empty() {
+            // All or nothing: take back what the windows that fitted took.
+            client.update(
+                &st.undo,
+                None,
+                &[
+                    req.user.into(),
+                    req.meter.into(),
+                    req.amount.into(),
+                    incremented.into(),
+                ],
+            )?;
+        }
+        if !any_denied && !missing.is_empty() {
+            client.update(
+                &st.add_counters,
+                None,
+                &[req.user.into(), req.meter.into(), missing.into()],
+            )?;
+            continue;
+        }
+        let windows = rows
+            .into_iter()
+            .filter_map(|r| {
+                let used = r.used?;
+                Some(Window {
+                    used: if any_denied && !r.denied {
+                        used - req.amount
+                    } else {
+                        used
+                    },
+                    period: r.period?,
+                    limit: r.limit,
+                    resets_at: r.resets_at?,
+                    seconds_left: seconds_between(now, r.resets_at?),
+                    denied: r.denied,
+                })
+            })
+            .collect::<Vec<_>>();
+        return Ok(Decision::from_windows(
+            req.meter, &plan, req.amount, &windows,
+        ));
+    }
+    Err(QuotaError::Internal(format!(
+        "could not create counters for user \"{}\"",
+        req.user
+    )))
+}
+
+fn consumed_rows(table: SpiTupleTable<'_>) -> Result<(Option<String>, Vec<ConsumedRow>)> {
+    let mut plan = None;
+    let mut rows = Vec::with_capacity(table.len());
+    for row in table {
+        plan = row.get::<String>(1)?;
+        rows.push(ConsumedRow {
+            period: row.get(2)?,
+            limit: row.get(3)?,
+            used: row.get(4)?,
+            denied: row.get::<bool>(5)?.unwrap_or(false),
+            resets_at: row.get(6)?,
+        });
+    }
+    Ok((plan, rows))
+}
+
+/// Gives `user` the default plan unless it has an account; true when it created one.
+pub fn ensure(user: &str) -> Result<bool> {
+    let default_plan = gucs::default_plan();
+    Spi::connect_mut(|client| {
+        statements::with(client, |client, st| {
+            ensure_account(client, st, user, &default_plan)
+        })
+    })
+}
+
+fn ensure_account(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    user: &str,
+    default_plan: &str,
+) -> Result<bool> {
+    let table = client.update(
+        &st.ensure_account,
+        None,
+        &[user.into(), default_plan.into()],
+    )?;
+    let row = table.first();
+    let created = row.get::<bool>(1)?.unwrap_or(false);
+    if !row.get::<bool>(2)?.unwrap_or(false) {
+        return Err(QuotaError::UnknownPlan(default_plan.to_string()));
+    }
+    Ok(created)
+}
+
+/// The plan has no limit for the meter: a denial if the meter is declared, an error if it is not.
+fn not_in_plan(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    meter: &str,
+    plan: &str,
+) -> Result<Decision> {
+    let table = client.select(&st.meter_and_plan_exist, None, &[meter.into(), plan.into()])?;
+    let row = table.first();
+    if !row.get::<bool>(1)?.unwrap_or(false) {
+        return Err(QuotaError::Invalid(format!(
+            "meter \"{meter}\" is not declared in quota.meters"
+        )));
+    }
+    if !row.get::<bool>(2)?.unwrap_or(false) {
+        return Err(QuotaError::UnknownPlan(plan.to_string()));
+    }
+    Ok(Decision::not_in_plan(meter, plan))
+}
+
+/// One window as `check` and `status` read it.
+pub struct ReadWindow {
+    pub plan: String,
+    pub meter: String,
+    pub window: Window,
+}
+
+/// Reads a user's windows (one meter, or all with `meter` None) without changing anything.
+fn read_windows(
+    user: &str,
+    meter: Option<&str>,
+    amount: i64,
+) -> Result<(Option<String>, Vec<ReadWindow>)> {
+    let now = clock::now()?;
+    let default_plan = gucs::default_plan();
+    let default_tz = gucs::default_timezone();
+    Spi::connect_mut(|client| {
+        statements::with(client, |client, st| {
+            let table = client.select(
+                &st.read,
+                None,
+                &[
+                    user.into(),
+                    meter.into(),
+                    now.into(),
+                    default_plan.as_str().into(),
+                    default_tz.as_str().into(),
+                ],
+            )?;
+            let mut plan = None;
+            let mut out = Vec::with_capacity(table.len());
+            for row in table {
+                plan = row.get::<String>(1)?;
+                let (Some(p), Some(m), Some(period), Some(resets_at)) = (
+                    plan.clone(),
+                    row.get::<String>(2)?,
+                    row.get::<String>(3)?,
+                    row.get::<TimestampWithTimeZone>(6)?,
+                ) else {
+                    continue;
+                };
+                let limit: Option<i64> = row.get(4)?;
+                let used = row.get::<i64>(5)?.unwrap_or(0);
+                out.push(ReadWindow {
+                    plan: p,
+                    meter: m,
+                    window: Window {
+                        denied: limit.is_some_and(|l| used.saturating_add(amount) > l),
+                        period,
+                        limit,
+                        used,
+                        resets_at,
+                        seconds_left: seconds_between(now, resets_at),
+                    },
+                });
+            }
+            if out.is_empty() {
+                if let (Some(m), Some(p)) = (meter, plan.as_deref()) {
+                    not_in_plan(client, st, m, p)?;
+                }
+            }
+            Ok((plan, out))
+        })
+    })
+}
+
+/// The decision `consume` would make now, without consuming or counting a denial.
+pub fn check(user: &str, meter: &str, amount: i64) -> Result<Decision> {
+    let (plan, windows) = read_windows(user, Some(meter), amount)?;
+    let plan = plan.unwrap_or_else(gucs::default_plan);
+    if windows.is_empty() {
+        return Ok(Decision::not_in_plan(meter, &plan));
+    }
+    let windows: Vec<Window> = windows.into_iter().map(|w| w.window).collect();
+    Ok(Decision::from_windows(meter, &plan, amount, &windows))
+}
+
+/// Every window of every meter on the user's plan, shortest period first within a meter.
+pub fn status(user: &str) -> Result<Vec<ReadWindow>> {
+    let (_, mut windows) = read_windows(user, None, 0)?;
+    windows.sort_by(|a, b| {
+        (a.meter.as_str(), period_rank(&a.window.period))
+            .cmp(&(b.meter.as_str(), period_rank(&b.window.period)))
+    });
+    Ok(windows)
+}

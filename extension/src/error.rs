@@ -1,0 +1,79 @@
+//! The extension's one error type, mapped to a SQLSTATE in one place.
+//!
+//! Every error a caller can provoke with bad input has its own SQLSTATE so that SQL callers and the HTTP API can
+//! react to the class of failure without parsing messages.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+/// Everything that can go wrong inside aiquota's Rust functions.
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    /// A required argument was NULL (22004 null_value_not_allowed).
+    #[error("{0} must not be NULL")]
+    Null(&'static str),
+    /// An argument has an invalid value (22023 invalid_parameter_value).
+    #[error("{0}")]
+    Invalid(String),
+    /// A named plan does not exist (P0002 no_data_found).
+    #[error("plan \"{0}\" does not exist")]
+    UnknownPlan(String),
+    /// An idempotency key was reused for a different request (22023, with its own hint).
+    #[error("idempotency key \"{0}\" was already used for a different request")]
+    IdempotencyMismatch(String),
+    /// An SPI call failed in a way that is our bug, not the caller's (XX000 internal_error).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Short alias used across the extension.
+pub type Result<T> = std::result::Result<T, QuotaError>;
+
+impl QuotaError {
+    /// The SQLSTATE this error is reported with.
+    pub fn sqlstate(&self) -> PgSqlErrorCode {
+        match self {
+            QuotaError::Null(_) => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            QuotaError::Invalid(_) | QuotaError::IdempotencyMismatch(_) => {
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+            }
+            QuotaError::UnknownPlan(_) => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            QuotaError::Internal(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            QuotaError::IdempotencyMismatch(_) => {
+                Some("Use a new idempotency key for a request with a different meter, amount or metadata.")
+            }
+            QuotaError::UnknownPlan(_) => Some("List plans with: SELECT key FROM quota.plans;"),
+            _ => None,
+        }
+    }
+
+    /// Raises this error as a PostgreSQL ERROR; the current transaction (or subtransaction) is aborted.
+    pub fn raise(self) -> ! {
+        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "aiquota");
+        if let Some(hint) = self.hint() {
+            report = report.set_hint(hint);
+        }
+        report.report(PgLogLevel::ERROR);
+        // ERROR never returns: PostgreSQL unwinds to the nearest transaction boundary.
+        unreachable!("ereport(ERROR) returned")
+    }
+}
+
+impl From<pgrx::spi::SpiError> for QuotaError {
+    fn from(e: pgrx::spi::SpiError) -> Self {
+        QuotaError::Internal(e.to_string())
+    }
+}
+
+/// Unwraps a result inside a `#[pg_extern]`, raising the error with its SQLSTATE.
+pub fn or_raise<T>(r: Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => e.raise(),
+    }
+}

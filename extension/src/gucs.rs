@@ -1,0 +1,90 @@
+//! Every GUC the extension defines, registered from one `init()`.
+//!
+//! The plan and timezone defaults are superuser-only (`SUSET`): they decide what a new user gets, and a session
+//! must not be able to hand itself a better plan by `SET`. The status thresholds only change labels, so any
+//! session may tune them.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+/// Plan given to new users and to users whose plan has expired.
+pub static DEFAULT_PLAN: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"free"));
+/// IANA timezone of calendar windows for accounts without their own.
+pub static DEFAULT_TIMEZONE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"UTC"));
+/// Fraction of a limit from which status is `warning`.
+pub static WARNING_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(0.6);
+/// Fraction of a limit from which status is `critical`.
+pub static CRITICAL_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(0.9);
+/// Overrides the clock (tests, replays). Empty or unset: the transaction's start time.
+pub static NOW_OVERRIDE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// Registers the GUCs; called once from `_PG_init`.
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"quota.default_plan",
+        c"Plan assigned to new users and to users whose plan expired.",
+        c"Must name a row of quota.plans. Superuser-only, so a session cannot pick its own plan.",
+        &DEFAULT_PLAN,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"quota.default_timezone",
+        c"IANA timezone of calendar windows for accounts without one.",
+        c"Windows (hour, day, ISO week, month) start at local boundaries in this zone.",
+        &DEFAULT_TIMEZONE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"quota.warning_threshold",
+        c"Fraction of a limit from which quota status is 'warning'.",
+        c"",
+        &WARNING_THRESHOLD,
+        0.0,
+        1.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"quota.critical_threshold",
+        c"Fraction of a limit from which quota status is 'critical'.",
+        c"",
+        &CRITICAL_THRESHOLD,
+        0.0,
+        1.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"quota.now",
+        c"Overrides the clock aiquota uses (a timestamptz); empty means the transaction start time.",
+        c"For tests and replays only; superuser-only.",
+        &NOW_OVERRIDE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// Reads a string GUC, treating unset and empty alike.
+pub fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .as_deref()
+        .map(CStr::to_string_lossy)
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The default plan's key.
+pub fn default_plan() -> String {
+    string(&DEFAULT_PLAN).unwrap_or_else(|| "free".to_string())
+}
+
+/// The default timezone's name.
+pub fn default_timezone() -> String {
+    string(&DEFAULT_TIMEZONE).unwrap_or_else(|| "UTC".to_string())
+}

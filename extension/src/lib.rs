@@ -1,0 +1,42 @@
+//! aiquota: per-user AI usage quotas inside PostgreSQL.
+//!
+//! The SQL surface lives in `sql/*.sql` (reviewable as SQL); Rust holds the hot path (`consume`), validation,
+//! window decisions and the text a person reads.
+
+use pgrx::prelude::*;
+
+mod api;
+mod clock;
+mod decision;
+mod engine;
+mod error;
+mod gucs;
+mod statements;
+mod validate;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/engine.sql", name = "engine");
+extension_sql_file!("../sql/admin.sql", name = "admin", requires = ["engine"]);
+extension_sql_file!("../sql/defaults.sql", name = "defaults", finalize);
+
+/// Registers the GUCs when the library loads.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

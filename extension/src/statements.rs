@@ -1,0 +1,210 @@
+//! The engine's SQL, prepared once per backend and kept (`SPI_keepplan`).
+//!
+//! No statement is built from input: every value is a bound parameter. Kept plans are revalidated by PostgreSQL
+//! when the objects they use change, so they survive `ALTER EXTENSION ... UPDATE` and even a drop and re-create.
+
+use std::cell::OnceCell;
+
+use pgrx::pg_sys::{PgBuiltInOids, PgOid};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient};
+
+use crate::error::Result;
+
+/// The per-user account and the effective limits of one meter: the plan's limit rows, replaced or extended by the
+/// user's overrides. Shared by the consume statement, so its rules cannot drift from each other.
+macro_rules! account_and_limits {
+    () => {
+        r#"acct AS (
+    SELECT CASE WHEN a.plan_expires_at <= $6 THEN $7 ELSE a.plan END AS plan,
+           COALESCE(a.timezone, $8) AS tz
+    FROM quota.accounts a
+    WHERE a.user_id = $1
+), lim AS (
+    SELECT COALESCE(o.period, p.period) AS period,
+           CASE WHEN o.period IS NULL THEN p."limit" ELSE o."limit" END AS lim
+    FROM (SELECT pl.period, pl."limit" FROM quota.plan_limits pl, acct
+          WHERE pl.plan = acct.plan AND pl.meter = $2) p
+    FULL JOIN (SELECT ul.period, ul."limit" FROM quota.user_limits ul
+               WHERE ul.user_id = $1 AND ul.meter = $2) o ON o.period = p.period
+), win AS (
+    SELECT lim.period, lim.lim, quota.window_start(lim.period, $6, acct.tz) AS ws FROM lim, acct
+)"#
+    };
+}
+
+/// The hot path, one statement: read the account and limits, lock the counter rows (in period order when a meter
+/// has several limits), move each row to the current window, add the amount where it fits or count a denial where
+/// it does not, and append the ledger row only when every window took the amount.
+///
+/// Params: $1 user, $2 meter, $3 amount, $4 idempotency key, $5 metadata, $6 now, $7 default plan, $8 default tz.
+/// Returns no row when the account does not exist; one row with NULL period when the plan lacks the meter;
+/// otherwise one row per limit, with NULL used where the counter row does not exist yet.
+pub const CONSUME: &str = concat!(
+    "WITH ",
+    account_and_limits!(),
+    r#", lk AS (
+    SELECT c.period FROM quota.counters c
+    WHERE c.user_id = $1 AND c.meter = $2 AND (SELECT count(*) FROM win) > 1
+    ORDER BY c.period
+    FOR UPDATE
+), upd AS (
+    UPDATE quota.counters c SET
+        window_start = win.ws,
+        used = CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END
+             + CASE WHEN win.lim IS NULL
+                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + $3 <= win.lim
+                    THEN $3 ELSE 0 END,
+        denied = CASE WHEN c.window_start = win.ws THEN c.denied ELSE 0 END
+             + CASE WHEN win.lim IS NULL
+                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + $3 <= win.lim
+                    THEN 0 ELSE 1 END,
+        last_denied = NOT (win.lim IS NULL
+                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + $3 <= win.lim)
+    FROM win
+    WHERE c.user_id = $1 AND c.meter = $2 AND c.period = win.period
+      AND (SELECT count(*) FROM lk) >= 0
+    RETURNING c.period, c.used, c.last_denied
+), led AS (
+    INSERT INTO quota.ledger (user_id, meter, amount, idempotency_key, metadata, created_at)
+    SELECT $1, $2, $3, $4, $5, $6
+    WHERE EXISTS (SELECT 1 FROM win)
+      AND (SELECT count(*) FROM upd WHERE NOT upd.last_denied) = (SELECT count(*) FROM win)
+    RETURNING 1
+)
+SELECT acct.plan, win.period, win.lim, upd.used, upd.last_denied,
+       quota.window_end(win.period, win.ws, acct.tz) AS resets_at,
+       (SELECT count(*) FROM led)::int4 AS logged
+FROM acct LEFT JOIN win ON true LEFT JOIN upd ON upd.period = win.period"#
+);
+
+/// Takes back an amount added to windows of a request that another window refused (all or nothing).
+/// Params: $1 user, $2 meter, $3 amount, $4 periods.
+pub const UNDO: &str = "UPDATE quota.counters SET used = used - $3 \
+     WHERE user_id = $1 AND meter = $2 AND period = ANY ($4)";
+
+/// Creates missing counter rows; '-infinity' is never a current window, so they start at zero.
+/// Params: $1 user, $2 meter, $3 periods.
+pub const ADD_COUNTERS: &str = "INSERT INTO quota.counters (user_id, meter, period, window_start) \
+     SELECT $1, $2, p, '-infinity' FROM unnest($3::text[]) AS p \
+     ON CONFLICT (user_id, meter, period) DO NOTHING";
+
+/// Gives a user without an account the default plan, exactly once however many sessions race.
+/// Params: $1 user, $2 default plan. Returns (created, plan_exists).
+pub const ENSURE_ACCOUNT: &str = "WITH ins AS ( \
+     INSERT INTO quota.accounts (user_id, plan) SELECT $1, p.key FROM quota.plans p WHERE p.key = $2 \
+     ON CONFLICT (user_id) DO NOTHING RETURNING 1) \
+     SELECT (SELECT count(*) FROM ins) > 0, EXISTS (SELECT 1 FROM quota.plans WHERE key = $2)";
+
+/// Tells an undeclared meter (an error) from a meter the plan does not include (a denial).
+/// Params: $1 meter, $2 plan. Returns (meter_exists, plan_exists).
+pub const METER_AND_PLAN_EXIST: &str =
+    "SELECT EXISTS (SELECT 1 FROM quota.meters WHERE key = $1), \
+     EXISTS (SELECT 1 FROM quota.plans WHERE key = $2)";
+
+/// Read-only view of a user's windows, for one meter or (meter NULL) all of them: what check and status report.
+/// Params: $1 user, $2 meter or NULL, $3 now, $4 default plan, $5 default tz.
+pub const READ: &str = r#"WITH acct AS (
+    SELECT CASE WHEN a.user_id IS NULL OR a.plan_expires_at <= $3 THEN $4 ELSE a.plan END AS plan,
+           COALESCE(a.timezone, $5) AS tz
+    FROM (SELECT 1) AS one LEFT JOIN quota.accounts a ON a.user_id = $1
+), lim AS (
+    SELECT COALESCE(o.meter, p.meter) AS meter, COALESCE(o.period, p.period) AS period,
+           CASE WHEN o.period IS NULL THEN p."limit" ELSE o."limit" END AS lim
+    FROM (SELECT pl.meter, pl.period, pl."limit" FROM quota.plan_limits pl, acct
+          WHERE pl.plan = acct.plan AND ($2::text IS NULL OR pl.meter = $2)) p
+    FULL JOIN (SELECT ul.meter, ul.period, ul."limit" FROM quota.user_limits ul
+               WHERE ul.user_id = $1 AND ($2::text IS NULL OR ul.meter = $2)) o
+      ON o.meter = p.meter AND o.period = p.period
+), win AS (
+    SELECT lim.meter, lim.period, lim.lim, quota.window_start(lim.period, $3, acct.tz) AS ws FROM lim, acct
+)
+SELECT acct.plan, win.meter, win.period, win.lim,
+       COALESCE(CASE WHEN c.window_start = win.ws THEN c.used END, 0) AS used,
+       quota.window_end(win.period, win.ws, acct.tz) AS resets_at
+FROM acct LEFT JOIN win ON true
+LEFT JOIN quota.counters c ON c.user_id = $1 AND c.meter = win.meter AND c.period = win.period
+ORDER BY win.meter, win.period"#;
+
+/// Claims an idempotency key before consuming. A concurrent claim of the same key waits here for the first to
+/// finish, so the second sees its outcome instead of charging again. Params: $1 user, $2 key, $3 meter,
+/// $4 amount, $5 metadata. Returns a row when the key was claimed.
+pub const CLAIM_KEY: &str =
+    "INSERT INTO quota.idempotency_keys (user_id, key, meter, amount, metadata) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING RETURNING 1";
+
+/// The request and decision stored under a key. Params: $1 user, $2 key.
+pub const LOAD_KEY: &str = "SELECT meter, amount, metadata, decision FROM quota.idempotency_keys \
+     WHERE user_id = $1 AND key = $2";
+
+/// Stores the decision of an allowed, keyed consumption. Params: $1 user, $2 key, $3 decision.
+pub const STORE_DECISION: &str =
+    "UPDATE quota.idempotency_keys SET decision = $3 WHERE user_id = $1 AND key = $2";
+
+/// Releases the claim of a denied, keyed attempt: nothing was charged, so a retry is evaluated afresh.
+/// Params: $1 user, $2 key.
+pub const DROP_KEY: &str = "DELETE FROM quota.idempotency_keys WHERE user_id = $1 AND key = $2";
+
+/// Every statement, prepared.
+pub struct Prepared {
+    pub consume: OwnedPreparedStatement,
+    pub undo: OwnedPreparedStatement,
+    pub add_counters: OwnedPreparedStatement,
+    pub ensure_account: OwnedPreparedStatement,
+    pub meter_and_plan_exist: OwnedPreparedStatement,
+    pub read: OwnedPreparedStatement,
+    pub claim_key: OwnedPreparedStatement,
+    pub load_key: OwnedPreparedStatement,
+    pub store_decision: OwnedPreparedStatement,
+    pub drop_key: OwnedPreparedStatement,
+}
+
+thread_local! {
+    static PREPARED: OnceCell<Prepared> = const { OnceCell::new() };
+}
+
+fn oid(o: PgBuiltInOids) -> PgOid {
+    PgOid::BuiltIn(o)
+}
+
+fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
+    let text = oid(PgBuiltInOids::TEXTOID);
+    let int8 = oid(PgBuiltInOids::INT8OID);
+    let jsonb = oid(PgBuiltInOids::JSONBOID);
+    let tstz = oid(PgBuiltInOids::TIMESTAMPTZOID);
+    let texts = oid(PgBuiltInOids::TEXTARRAYOID);
+    let keep = |sql: &str, args: &[PgOid]| -> Result<OwnedPreparedStatement> {
+        Ok(client.prepare_mut(sql, args)?.keep())
+    };
+    Ok(Prepared {
+        consume: keep(CONSUME, &[text, text, int8, text, jsonb, tstz, text, text])?,
+        undo: keep(UNDO, &[text, text, int8, texts])?,
+        add_counters: keep(ADD_COUNTERS, &[text, text, texts])?,
+        ensure_account: keep(ENSURE_ACCOUNT, &[text, text])?,
+        meter_and_plan_exist: keep(METER_AND_PLAN_EXIST, &[text, text])?,
+        read: keep(READ, &[text, text, tstz, text, text])?,
+        claim_key: keep(CLAIM_KEY, &[text, text, text, int8, jsonb])?,
+        load_key: keep(LOAD_KEY, &[text, text])?,
+        store_decision: keep(STORE_DECISION, &[text, text, jsonb])?,
+        drop_key: keep(DROP_KEY, &[text, text])?,
+    })
+}
+
+/// Runs `f` with the prepared statements, preparing them on the backend's first call.
+pub fn with<'c, R>(
+    client: &mut SpiClient<'c>,
+    f: impl FnOnce(&mut SpiClient<'c>, &Prepared) -> Result<R>,
+) -> Result<R> {
+    PREPARED.with(|cell| {
+        if cell.get().is_none() {
+            let prepared = prepare(client)?;
+            // Cannot be set already: a backend runs one call at a time and `prepare` does not re-enter.
+            let _ = cell.set(prepared);
+        }
+        match cell.get() {
+            Some(p) => f(client, p),
+            None => Err(crate::error::QuotaError::Internal(
+                "statements not prepared".into(),
+            )),
+        }
+    })
+}

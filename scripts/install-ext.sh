@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds the extension and installs it into the PostgreSQL that PG_CONFIG names.
+# Usage: scripts/install-ext.sh [--release]
+source "$(dirname "$0")/env.sh"
+args=(--pg-config "$PG_CONFIG")
+[ "${1:-}" = "--release" ] && args+=(--release)
+# As a normal user the files go into root-owned directories: pgrx copies them with sudo.
+[ "$(id -u)" = 0 ] || args+=(--sudo)
+log "installing the aiquota extension into $("$PG_CONFIG" --sharedir)"
+cd "$ROOT/extension" && cargo pgrx install "${args[@]}" >/dev/null
