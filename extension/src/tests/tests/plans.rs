@@ -1,0 +1,82 @@
+// Plans: assignment effective at once, expiry falling back to the default plan, the users-table trigger.
+
+#[pg_test]
+fn assign_plan_lifts_the_limit_for_the_very_next_call() {
+    at("2026-03-10 12:00:00+00");
+    for _ in 0..10 {
+        consume("'p1'");
+    }
+    assert!(!consume("'p1'").0);
+    run("SELECT quota.assign_plan('p1', 'pro')");
+    let (allowed, used, ..) = consume("'p1'");
+    assert!(allowed);
+    assert_eq!(used, 11);
+    assert_eq!(one::<String>("SELECT plan FROM quota.check('p1')").as_deref(), Some("pro"));
+    assert_eq!(one::<i64>("SELECT \"limit\" FROM quota.check('p1')"), Some(50));
+    assert_eq!(
+        one::<String>("SELECT details->>'to' FROM quota.audit_log WHERE action = 'assign_plan' AND target = 'p1'")
+            .as_deref(),
+        Some("pro")
+    );
+}
+
+#[pg_test]
+fn an_expired_plan_falls_back_to_the_default_plan() {
+    at("2026-03-10 12:00:00+00");
+    run("SELECT quota.assign_plan('p2', 'pro', '2026-03-17 12:00:00+00')");
+    for _ in 0..12 {
+        assert!(consume("'p2'").0);
+    }
+    at("2026-03-17 12:00:00+00");
+    assert_eq!(one::<String>("SELECT plan FROM quota.check('p2')").as_deref(), Some("free"));
+    assert_eq!(consume("'p2'").0, true);
+    expect_sqlstate("PERFORM quota.assign_plan('p2', 'pro', '2026-03-01 00:00+00')", "22023");
+}
+
+#[pg_test]
+fn new_users_get_the_default_plan_guc() {
+    run("SET LOCAL quota.default_plan = 'pro'");
+    consume("'p3'");
+    assert_eq!(one::<String>("SELECT plan FROM quota.accounts WHERE user_id = 'p3'").as_deref(), Some("pro"));
+    run("SET LOCAL quota.default_plan = 'nope'");
+    expect_sqlstate("PERFORM quota.consume('p4')", "P0002");
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.accounts WHERE user_id = 'p4'"), Some(0));
+}
+
+#[pg_test]
+fn the_trigger_gives_every_new_user_row_the_default_plan() {
+    run("CREATE TABLE public.app_users (uid uuid PRIMARY KEY DEFAULT gen_random_uuid(), email text)");
+    run("CREATE TRIGGER give_quota AFTER INSERT ON public.app_users \
+         FOR EACH ROW EXECUTE FUNCTION quota.assign_default_plan('uid')");
+    run("INSERT INTO public.app_users (email) VALUES ('a@example.com'), ('b@example.com')");
+    assert_eq!(
+        one::<i64>("SELECT count(*) FROM quota.accounts a JOIN public.app_users u ON a.user_id = u.uid::text \
+                    WHERE a.plan = 'free'"),
+        Some(2)
+    );
+    // An existing account (already upgraded) is left alone.
+    run("SELECT quota.assign_plan('00000000-0000-0000-0000-000000000001', 'pro')");
+    run("INSERT INTO public.app_users (uid) VALUES ('00000000-0000-0000-0000-000000000001')");
+    assert_eq!(
+        one::<String>("SELECT plan FROM quota.accounts WHERE user_id = '00000000-0000-0000-0000-000000000001'")
+            .as_deref(),
+        Some("pro")
+    );
+    run("CREATE TABLE public.bad_users (id int)");
+    run("CREATE TRIGGER give_quota AFTER INSERT ON public.bad_users \
+         FOR EACH ROW EXECUTE FUNCTION quota.assign_default_plan('user_id')");
+    expect_sqlstate("INSERT INTO public.bad_users VALUES (1)", "42703");
+}
+
+#[pg_test]
+fn plans_and_limits_are_administered_with_functions() {
+    run("SELECT quota.create_plan('team', 'Team')");
+    run("SELECT quota.set_plan_limit('team', 'ai_requests', 'week', 100)");
+    run("SELECT quota.set_plan_limit('team', 'ai_tokens', 'month', NULL)");
+    run("SELECT quota.assign_plan('p5', 'team')");
+    assert_eq!(one::<i64>("SELECT \"limit\" FROM quota.check('p5')"), Some(100));
+    assert_eq!(one::<i64>("SELECT \"limit\" FROM quota.check('p5', 'ai_tokens')"), None);
+    run("SELECT quota.remove_plan_limit('team', 'ai_tokens', 'month')");
+    assert_eq!(one::<bool>("SELECT allowed FROM quota.check('p5', 'ai_tokens')"), Some(false));
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.audit_log WHERE target = 'team'"), Some(4));
+}
