@@ -172,16 +172,21 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
     let jsonb = oid(PgBuiltInOids::JSONBOID);
     let tstz = oid(PgBuiltInOids::TIMESTAMPTZOID);
     let texts = oid(PgBuiltInOids::TEXTARRAYOID);
+    // Mutating statements run with a fresh snapshot per statement (READ COMMITTED), which LOAD_KEY relies on to
+    // see a concurrent claim that committed while CLAIM_KEY waited; read-only ones reuse the caller's snapshot.
     let keep = |sql: &str, args: &[PgOid]| -> Result<OwnedPreparedStatement> {
         Ok(client.prepare_mut(sql, args)?.keep())
+    };
+    let keep_read_only = |sql: &str, args: &[PgOid]| -> Result<OwnedPreparedStatement> {
+        Ok(client.prepare(sql, args)?.keep())
     };
     Ok(Prepared {
         consume: keep(CONSUME, &[text, text, int8, text, jsonb, tstz, text, text])?,
         undo: keep(UNDO, &[text, text, int8, texts])?,
         add_counters: keep(ADD_COUNTERS, &[text, text, texts])?,
         ensure_account: keep(ENSURE_ACCOUNT, &[text, text])?,
-        meter_and_plan_exist: keep(METER_AND_PLAN_EXIST, &[text, text])?,
-        read: keep(READ, &[text, text, tstz, text, text])?,
+        meter_and_plan_exist: keep_read_only(METER_AND_PLAN_EXIST, &[text, text])?,
+        read: keep_read_only(READ, &[text, text, tstz, text, text])?,
         claim_key: keep(CLAIM_KEY, &[text, text, text, int8, jsonb])?,
         load_key: keep(LOAD_KEY, &[text, text])?,
         store_decision: keep(STORE_DECISION, &[text, text, jsonb])?,

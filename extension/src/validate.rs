@@ -56,7 +56,7 @@ pub fn amount(v: Option<i64>) -> Result<i64> {
 pub fn idempotency_key(v: Option<&str>) -> Result<Option<&str>> {
     match v {
         None => Ok(None),
-        Some(k) if k.is_empty() => Err(QuotaError::Invalid(
+        Some("") => Err(QuotaError::Invalid(
             "idempotency key must not be empty".into(),
         )),
         Some(k) if k.chars().count() > MAX_KEY_CHARS => Err(QuotaError::Invalid(format!(

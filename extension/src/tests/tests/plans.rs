@@ -29,7 +29,7 @@ fn an_expired_plan_falls_back_to_the_default_plan() {
     }
     at("2026-03-17 12:00:00+00");
     assert_eq!(one::<String>("SELECT plan FROM quota.check('p2')").as_deref(), Some("free"));
-    assert_eq!(consume("'p2'").0, true);
+    assert!(consume("'p2'").0);
     expect_sqlstate("PERFORM quota.assign_plan('p2', 'pro', '2026-03-01 00:00+00')", "22023");
 }
 
