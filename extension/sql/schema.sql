@@ -115,6 +115,8 @@ BEGIN
               HINT = 'Record a correction as a new row instead.';
 END
 $$;
+COMMENT ON FUNCTION quota.ledger_is_append_only() IS
+    'Trigger function: refuses UPDATE, DELETE and TRUNCATE on quota.ledger (SQLSTATE 55000).';
 CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON quota.ledger
     FOR EACH ROW EXECUTE FUNCTION quota.ledger_is_append_only();
 CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON quota.ledger
