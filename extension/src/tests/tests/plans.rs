@@ -80,3 +80,27 @@ fn plans_and_limits_are_administered_with_functions() {
     assert_eq!(one::<bool>("SELECT allowed FROM quota.check('p5', 'ai_tokens')"), Some(false));
     assert_eq!(one::<i64>("SELECT count(*) FROM quota.audit_log WHERE target = 'team'"), Some(4));
 }
+
+#[pg_test]
+fn every_function_is_documented_for_psql() {
+    let undocumented = one::<String>(
+        "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p \
+         WHERE p.pronamespace = 'quota'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL",
+    );
+    assert_eq!(undocumented, None, "functions without COMMENT ON");
+}
+
+#[pg_test]
+fn a_plain_role_can_neither_call_nor_read_anything() {
+    run("CREATE ROLE aiquota_plain_tester NOLOGIN");
+    run("GRANT USAGE ON SCHEMA quota TO aiquota_plain_tester");
+    run("SET LOCAL ROLE aiquota_plain_tester");
+    expect_sqlstate("PERFORM quota.consume('x')", "42501");
+    expect_sqlstate("PERFORM quota.assign_plan('x', 'admin')", "42501");
+    expect_sqlstate("PERFORM * FROM quota.status('x')", "42501");
+    expect_sqlstate("PERFORM * FROM quota.ledger", "42501");
+    expect_sqlstate("PERFORM * FROM quota.accounts", "42501");
+    expect_sqlstate("SET quota.now = '2020-01-01 00:00+00'", "42501");
+    expect_sqlstate("SET quota.default_plan = 'admin'", "42501");
+    run("RESET ROLE");
+}
