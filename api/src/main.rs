@@ -4,6 +4,8 @@
 //! commands already cover it.
 
 fn main() {
-    eprintln!("aiquota-api is not built yet; use the SQL functions in schema quota (see README.md).");
+    eprintln!(
+        "aiquota-api is not built yet; use the SQL functions in schema quota (see README.md)."
+    );
     std::process::exit(2);
 }
