@@ -217,3 +217,106 @@ REVOKE ALL ON FUNCTION quota.set_plan_limit(text, text, text, bigint, text) FROM
 REVOKE ALL ON FUNCTION quota.remove_plan_limit(text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.assign_plan(text, text, timestamptz, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.set_timezone(text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION quota.set_limit(p_user text, p_meter text, p_period text, p_limit bigint, p_actor text DEFAULT NULL)
+RETURNS quota.user_limits
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row quota.user_limits;
+BEGIN
+    PERFORM quota._validate_user(p_user);
+    PERFORM quota._require_meter(p_meter);
+    PERFORM quota._check_period(p_period);
+    IF p_limit < 0 THEN
+        RAISE EXCEPTION 'limit must be zero or more (NULL removes the override), got %', p_limit
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM quota._ensure_account(p_user);
+    IF p_limit IS NULL THEN
+        DELETE FROM quota.user_limits WHERE user_id = p_user AND meter = p_meter AND period = p_period;
+    ELSE
+        INSERT INTO quota.user_limits AS l (user_id, meter, period, "limit") VALUES (p_user, p_meter, p_period, p_limit)
+        ON CONFLICT (user_id, meter, period) DO UPDATE SET "limit" = EXCLUDED."limit"
+        RETURNING * INTO v_row;
+    END IF;
+    PERFORM quota._audit(p_actor, 'set_limit', p_user,
+        pg_catalog.jsonb_build_object('meter', p_meter, 'period', p_period, 'limit', p_limit));
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION quota.set_limit(text, text, text, bigint, text) IS
+    'Per-user override of the limit for a meter and period (replaces the plan''s, or adds one); p_limit NULL '
+    'removes the override. Returns the override row (NULL when removed). Audited.';
+
+CREATE FUNCTION quota.reset_usage(p_user text, p_meter text DEFAULT NULL, p_actor text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_now timestamptz := quota.now();
+    v_count bigint := 0;
+    v_row record;
+BEGIN
+    PERFORM quota._validate_user(p_user);
+    IF p_meter IS NOT NULL THEN
+        PERFORM quota._require_meter(p_meter);
+    END IF;
+    -- Same lock order as consume (meter, then period), so a reset queues behind in-flight consumes.
+    FOR v_row IN
+        SELECT c.meter, c.period, c.used, c.window_start,
+               quota.window_end(c.period, c.window_start, COALESCE(a.timezone, quota.default_timezone())) AS ends
+        FROM quota.counters c JOIN quota.accounts a ON a.user_id = c.user_id
+        WHERE c.user_id = p_user AND (p_meter IS NULL OR c.meter = p_meter)
+        ORDER BY c.meter, c.period
+        FOR UPDATE OF c
+    LOOP
+        -- Only the current window holds usage that still counts; an older one resets by itself.
+        CONTINUE WHEN v_row.used = 0 OR v_now < v_row.window_start OR v_now >= v_row.ends;
+        INSERT INTO quota.ledger (user_id, meter, amount, created_at, reset_period, metadata)
+        VALUES (p_user, v_row.meter, -v_row.used, v_now, v_row.period,
+                pg_catalog.jsonb_build_object('reset_by', COALESCE(p_actor, session_user::text)));
+        UPDATE quota.counters SET used = 0, denied = 0, last_denied = false
+        WHERE user_id = p_user AND meter = v_row.meter AND period = v_row.period;
+        v_count := v_count + 1;
+    END LOOP;
+    PERFORM quota._audit(p_actor, 'reset_usage', p_user,
+        pg_catalog.jsonb_build_object('meter', p_meter, 'windows', v_count));
+    PERFORM pg_catalog.pg_notify('quota_events', pg_catalog.json_build_object(
+        'user', p_user, 'meter', p_meter, 'kind', 'reset')::text);
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION quota.reset_usage(text, text, text) IS
+    'Zeroes the user''s current windows (one meter, or all when p_meter is NULL); returns how many. The ledger '
+    'keeps its history: each reset appends a correcting row, so quota.verify() stays empty. Audited and '
+    'announced on quota_events.';
+
+CREATE FUNCTION quota.user_usage(p_user text)
+RETURNS TABLE (
+    meter text, plan text, period text, used bigint, "limit" bigint, percent double precision, status text,
+    resets_at timestamptz, today bigint, all_time bigint, last_used_at timestamptz
+)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    WITH tz AS (
+        SELECT COALESCE((SELECT a.timezone FROM quota.accounts a WHERE a.user_id = quota._validate_user(p_user)),
+                        quota.default_timezone()) AS name
+    ), totals AS (
+        SELECT g.meter,
+               COALESCE(sum(g.amount) FILTER (WHERE g.reset_period IS NULL
+                        AND g.created_at >= quota.window_start('day', quota.now(), tz.name)), 0)::bigint AS today,
+               COALESCE(sum(g.amount) FILTER (WHERE g.reset_period IS NULL), 0)::bigint AS all_time,
+               max(g.created_at) FILTER (WHERE g.reset_period IS NULL) AS last_used_at
+        FROM quota.ledger g, tz
+        WHERE g.user_id = p_user
+        GROUP BY g.meter
+    )
+    SELECT s.meter, s.plan, s.period, s.used, s."limit", s.percent, s.status, s.resets_at,
+           COALESCE(t.today, 0), COALESCE(t.all_time, 0), t.last_used_at
+    FROM quota.status(p_user) s LEFT JOIN totals t ON t.meter = s.meter
+    ORDER BY s.meter, array_position(ARRAY['hour', 'day', 'week', 'month'], s.period)
+$$;
+COMMENT ON FUNCTION quota.user_usage(text) IS
+    'An admin''s view of one user: per meter and window, the plan, usage, limit, percent, status and reset time, '
+    'plus usage today (in the account''s timezone) and all time (resets do not erase it), and the last use.';
+
+REVOKE ALL ON FUNCTION quota.set_limit(text, text, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.reset_usage(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.user_usage(text) FROM PUBLIC;

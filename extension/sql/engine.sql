@@ -107,6 +107,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         SELECT sum(g.amount)::bigint AS total
         FROM quota.ledger g
         WHERE g.user_id = c.user_id AND g.meter = c.meter
+          AND (g.reset_period IS NULL OR g.reset_period = c.period)
           AND g.created_at >= c.window_start
           AND g.created_at < quota.window_end(c.period, c.window_start,
                                               COALESCE(a.timezone, quota.default_timezone()))

@@ -76,6 +76,9 @@ CREATE TABLE quota.ledger (
     idempotency_key text,
     metadata        jsonb,
     created_at      timestamptz NOT NULL,
+    -- NULL for usage. For an admin's quota.reset_usage: the period of the window it zeroed, with the negative
+    -- amount that zeroed it, so every counter keeps matching the ledger without any row being edited.
+    reset_period    text CHECK (reset_period IN ('hour', 'day', 'week', 'month')),
     PRIMARY KEY (user_id, created_at, id)
 );
 CREATE INDEX ledger_created_at_brin ON quota.ledger USING brin (created_at);

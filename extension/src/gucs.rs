@@ -21,6 +21,10 @@ pub static CRITICAL_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(0.9);
 /// Overrides the clock (tests, replays). Empty or unset: the transaction's start time.
 pub static NOW_OVERRIDE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// Names the function that returns the id of the end user a session acts for (e.g. `auth.uid` on Supabase);
+/// row-level security shows such sessions only their own rows. Empty: end-user roles see nothing.
+pub static USER_ID_FUNCTION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 /// Registers the GUCs; called once from `_PG_init`.
 pub fn init() {
     GucRegistry::define_string_guc(
@@ -57,6 +61,14 @@ pub fn init() {
         0.0,
         1.0,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"quota.user_id_function",
+        c"Function returning the end user's id for row-level security (e.g. auth.uid).",
+        c"Read by quota.current_user_id(); superuser-only, since it decides whose rows a session sees.",
+        &USER_ID_FUNCTION,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_string_guc(

@@ -8,6 +8,7 @@ mod tests {
     use crate::tests::support::*;
     use pgrx::prelude::*;
 
+    include!("tests/admin.rs");
     include!("tests/bad_input.rs");
     include!("tests/consume.rs");
     include!("tests/plans.rs");
