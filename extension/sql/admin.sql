@@ -177,7 +177,8 @@ BEGIN
     PERFORM quota._audit(p_actor, 'assign_plan', p_user,
                          pg_catalog.jsonb_build_object('from', v_old, 'to', p_plan, 'expires_at', p_expires_at));
     PERFORM pg_catalog.pg_notify('quota_events', pg_catalog.json_build_object(
-        'user', p_user, 'kind', 'plan_changed', 'plan', p_plan, 'expires_at', p_expires_at)::text);
+        'user', p_user, 'kind', 'plan_changed', 'plan', p_plan,
+        'expires_at', pg_catalog.to_char(p_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))::text);
     RETURN v_row;
 END
 $$;

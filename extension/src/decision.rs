@@ -238,7 +238,7 @@ impl Decision {
     pub fn to_json(&self) -> Value {
         json!({
             "allowed": self.allowed, "meter": self.meter, "plan": self.plan, "used": self.used,
-            "limit": self.limit, "remaining": self.remaining, "resets_at": self.resets_at,
+            "limit": self.limit, "remaining": self.remaining, "resets_at": self.resets_at.and_then(crate::events::utc),
             "status": self.status, "reason": self.reason, "retry_after_s": self.retry_after_s,
             "period": self.period,
         })

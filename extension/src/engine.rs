@@ -10,7 +10,7 @@ use pgrx::JsonB;
 use crate::decision::{period_rank, Decision, Window};
 use crate::error::{QuotaError, Result};
 use crate::statements::{self, Prepared};
-use crate::{clock, gucs};
+use crate::{clock, events, gucs};
 
 /// What one call asks for, already validated.
 pub struct Request<'a> {
@@ -186,6 +186,9 @@ fn consume_unkeyed(
                 })
             })
             .collect::<Vec<_>>();
+        if !any_denied {
+            events::crossings(req.user, req.meter, req.amount, &windows);
+        }
         return Ok(Decision::from_windows(
             req.meter, &plan, req.amount, &windows,
         ));

@@ -10,6 +10,7 @@ mod clock;
 mod decision;
 mod engine;
 mod error;
+mod events;
 mod gucs;
 mod statements;
 mod validate;
