@@ -1,0 +1,88 @@
+//! Helpers for aiquota's integration tests: every test gets its own database, cloned from a template that has
+//! the extension installed, on the private cluster `make db` starts.
+
+use std::sync::Once;
+
+pub use postgres::{Client, NoTls};
+
+/// The cluster to test against (`AIQUOTA_TEST_DATABASE_URL` names another).
+fn base() -> String {
+    std::env::var("AIQUOTA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=55432 user=postgres".to_string())
+}
+
+/// Connection string of database `db` on the test cluster.
+pub fn url(db: &str) -> String {
+    format!("{} dbname={db}", base())
+}
+
+/// A new connection to `db`.
+pub fn connect(db: &str) -> Client {
+    Client::connect(&url(db), NoTls).unwrap_or_else(|e| panic!("connect to {db}: {e}"))
+}
+
+static TEMPLATE: Once = Once::new();
+
+/// A fresh database named `t_<name>` with the extension installed. The template is rebuilt once per test
+/// binary, so it always carries the extension build that is installed now.
+pub fn fresh_db(name: &str) -> String {
+    TEMPLATE.call_once(|| {
+        let mut admin = connect("postgres");
+        admin
+            .batch_execute("DROP DATABASE IF EXISTS aiquota_tmpl WITH (FORCE)")
+            .unwrap();
+        admin.batch_execute("CREATE DATABASE aiquota_tmpl").unwrap();
+        let mut t = connect("aiquota_tmpl");
+        t.batch_execute("CREATE EXTENSION aiquota").unwrap();
+        drop(t);
+    });
+    let db = format!("t_{name}");
+    let mut admin = connect("postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE aiquota_tmpl"))
+        .unwrap();
+    db
+}
+
+/// Runs `calls` threads, each on its own connection, released together by a barrier; returns their results.
+pub fn concurrently<T: Send + 'static>(
+    db: &str,
+    calls: usize,
+    f: impl Fn(&mut Client, usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let f = std::sync::Arc::new(f);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(calls));
+    let handles: Vec<_> = (0..calls)
+        .map(|i| {
+            let (f, barrier, db) = (f.clone(), barrier.clone(), db.to_string());
+            std::thread::spawn(move || {
+                let mut c = connect(&db);
+                barrier.wait();
+                f(&mut c, i)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("worker panicked"))
+        .collect()
+}
+
+/// A single i64 from a query.
+pub fn count(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// Asserts that the counters agree with the ledger.
+pub fn assert_consistent(c: &mut Client) {
+    assert_eq!(
+        count(c, "SELECT count(*) FROM quota.verify()"),
+        0,
+        "quota.verify() found disagreements"
+    );
+}
