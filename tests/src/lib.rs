@@ -5,10 +5,13 @@ use std::sync::Once;
 
 pub use postgres::{Client, NoTls};
 
-/// The cluster to test against (`AIQUOTA_TEST_DATABASE_URL` names another).
+/// The cluster to test against: the private one `make db` starts (on `AIQUOTA_PGPORT` when set), unless
+/// `AIQUOTA_TEST_DATABASE_URL` names another.
 fn base() -> String {
-    std::env::var("AIQUOTA_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=55432 user=postgres".to_string())
+    std::env::var("AIQUOTA_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        let port = std::env::var("AIQUOTA_PGPORT").unwrap_or_else(|_| "55432".to_string());
+        format!("host=127.0.0.1 port={port} user=postgres")
+    })
 }
 
 /// Connection string of database `db` on the test cluster.
