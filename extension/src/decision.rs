@@ -132,11 +132,16 @@ impl Decision {
                 std::cmp::Reverse(period_rank(&w.period)),
             )
         });
-        let Some(w) = binding else {
-            return Self::not_in_plan(meter, plan);
-        };
+        match binding {
+            Some(w) => Self::for_window(meter, plan, w),
+            None => Self::not_in_plan(meter, plan),
+        }
+    }
+
+    /// The decision a window reports as it stands; a denial overrides the fields that explain it.
+    fn for_window(meter: &str, plan: &str, w: &Window) -> Decision {
         Decision {
-            allowed: true,
+            allowed: !w.denied,
             meter: meter.to_string(),
             plan: plan.to_string(),
             used: w.used,
@@ -174,18 +179,11 @@ impl Decision {
         };
         Decision {
             allowed: false,
-            meter: meter.to_string(),
-            plan: plan.to_string(),
-            used: w.used,
-            limit: w.limit,
-            remaining: w.remaining(),
-            resets_at: Some(w.resets_at),
             status: "exceeded",
             reason: Some(reason),
             retry_after_s: (!never)
                 .then(|| i32::try_from(w.seconds_left.max(1)).unwrap_or(i32::MAX)),
-            period: Some(w.period.clone()),
-            replayed: false,
+            ..Self::for_window(meter, plan, w)
         }
     }
 

@@ -16,7 +16,8 @@ fn consume_rejects_bad_arguments_with_specific_sqlstates() {
     expect_sqlstate("PERFORM quota.consume('b1', 'ai_requests', 1, NULL, '[1, 2]')", "22023");
     expect_sqlstate("PERFORM quota.check(NULL)", "22004");
     expect_sqlstate("PERFORM quota.status('')", "22023");
-    // Only the undeclared-meter call reached the engine; it created the account but charged nothing.
+    // The undeclared-meter call got as far as creating the account; its error rolled that back too.
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.accounts"), Some(0));
     assert_eq!(one::<i64>("SELECT count(*) FROM quota.ledger"), Some(0));
     assert_eq!(one::<i64>("SELECT count(*) FROM quota.counters"), Some(0));
 }
