@@ -3,6 +3,8 @@
 -- Every function that reads or writes quota tables is SECURITY DEFINER with search_path pinned to
 -- pg_catalog, pg_temp (everything inside is schema-qualified), and EXECUTE is revoked from PUBLIC in this same
 -- script: a caller needs an explicit GRANT (superusers and the extension owner have it already).
+-- check and status are PARALLEL RESTRICTED: the engine prepares its statements (some of them writes) on first use
+-- in a backend, which a parallel worker must not do.
 
 CREATE FUNCTION quota.consume(
     p_user text,
@@ -22,7 +24,7 @@ COMMENT ON FUNCTION quota.consume(text, text, bigint, text, jsonb) IS
 
 CREATE FUNCTION quota.check(p_user text, p_meter text DEFAULT 'ai_requests', p_amount bigint DEFAULT 1)
 RETURNS quota.decision
-LANGUAGE c STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'check_wrapper';
 COMMENT ON FUNCTION quota.check(text, text, bigint) IS
     'The decision quota.consume would make now for p_amount, without consuming, counting a denial or creating '
@@ -33,7 +35,7 @@ RETURNS TABLE (
     meter text, period text, used bigint, "limit" bigint, remaining bigint, percent double precision,
     status text, resets_at timestamptz, plan text
 )
-LANGUAGE c STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE c STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'status_wrapper';
 COMMENT ON FUNCTION quota.status(text) IS
     'One row per meter and window of the user''s effective plan: used, limit (NULL = unlimited), remaining, '
