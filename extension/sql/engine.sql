@@ -33,13 +33,42 @@ COMMENT ON FUNCTION quota.check(text, text, bigint) IS
 CREATE FUNCTION quota.status(p_user text)
 RETURNS TABLE (
     meter text, period text, used bigint, "limit" bigint, remaining bigint, percent double precision,
-    status text, resets_at timestamptz, plan text
+    status text, resets_at timestamptz, plan text, held bigint
 )
 LANGUAGE c STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'status_wrapper';
 COMMENT ON FUNCTION quota.status(text) IS
-    'One row per meter and window of the user''s effective plan: used, limit (NULL = unlimited), remaining, '
-    'percent, status (normal | warning | critical | exceeded), resets_at and plan.';
+    'One row per meter and window of the user''s effective plan: used, limit (NULL = unlimited), remaining (net '
+    'of held), percent and status (of used + held), resets_at, plan, and held (open reservations).';
+
+CREATE FUNCTION quota.reserve(
+    p_user text,
+    p_meter text,
+    p_amount bigint,
+    p_ttl interval DEFAULT '5 minutes',
+    p_idempotency_key text DEFAULT NULL
+) RETURNS quota.reservation
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'reserve_wrapper';
+COMMENT ON FUNCTION quota.reserve(text, text, bigint, interval, text) IS
+    'Holds p_amount of p_meter for p_ttl (at most 24 hours): all or nothing, under the same locks and limits as '
+    'consume, the hold counting against every limit like usage. Returns the decision plus reservation_id and '
+    'expires_at when allowed. Settle with quota.commit or quota.release; a hold past its expiry stops counting '
+    'by itself. A repeat with the same p_idempotency_key returns the same reservation.';
+
+CREATE FUNCTION quota.commit(p_reservation uuid, p_actual bigint) RETURNS quota.settlement
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'commit_wrapper';
+COMMENT ON FUNCTION quota.commit(uuid, bigint) IS
+    'Settles a reservation at the actual amount: less than the hold frees the rest; more is charged up to what '
+    'the limits allow (capped = true says it was cut). The charge is one ledger row. Errors: P0002 unknown '
+    'reservation, 55000 already committed, released or expired, 22004/22023 bad p_actual.';
+
+CREATE FUNCTION quota.release(p_reservation uuid) RETURNS quota.settlement
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'release_wrapper';
+COMMENT ON FUNCTION quota.release(uuid) IS
+    'Frees a reservation''s hold entirely (the AI call failed: nothing is charged). Errors as for quota.commit.';
 
 CREATE FUNCTION quota._ensure_account(p_user text) RETURNS boolean
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -141,6 +170,9 @@ COMMENT ON FUNCTION quota.purge_idempotency_keys(interval) IS
 REVOKE ALL ON FUNCTION quota.consume(text, text, bigint, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.check(text, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.status(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.reserve(text, text, bigint, interval, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.commit(uuid, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.release(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota._ensure_account(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.assign_default_plan() FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.verify() FROM PUBLIC;

@@ -1,6 +1,6 @@
 -- Least-privilege roles and row-level security.
 --
--- quota_api    may execute the user-facing functions (consume, check, status) and nothing else.
+-- quota_api    may execute the user-facing functions (consume, check, status, reserve, commit, release) only.
 -- quota_admin  may execute every admin function and read every table; it is also a quota_api.
 -- quota_reader end users (e.g. Supabase's `authenticated`, granted this role): with RLS on and FORCE'd they read
 --              only their own rows, identified by the function named in quota.user_id_function, and change
@@ -28,6 +28,9 @@ GRANT quota_api TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.consume(text, text, bigint, text, jsonb) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.check(text, text, bigint) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.status(text) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.reserve(text, text, bigint, interval, text) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.commit(uuid, bigint) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.release(uuid) TO quota_api;
 
 GRANT EXECUTE ON FUNCTION quota.verify() TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.purge_idempotency_keys(interval) TO quota_admin;

@@ -62,6 +62,11 @@ CREATE TABLE quota.counters (
     -- Whether the latest attempt in this window was denied by this row's limit. consume reads it back through
     -- RETURNING, which is how one UPDATE both applies and reports an all-or-nothing decision.
     last_denied  boolean NOT NULL DEFAULT false,
+    -- Amount held by open reservations of this meter; it counts against the limit like usage. Kept on the row so
+    -- it changes under the same lock as used. held_until is the earliest expiry among those holds: once it has
+    -- passed, held may include expired holds (which only makes decisions stricter) until it is recomputed.
+    held         bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
+    held_until   timestamptz,
     PRIMARY KEY (user_id, meter, period)
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE quota.counters IS
@@ -84,9 +89,29 @@ CREATE TABLE quota.ledger (
 CREATE INDEX ledger_created_at_brin ON quota.ledger USING brin (created_at);
 COMMENT ON TABLE quota.ledger IS 'Append-only usage ledger: one row per consumption. Counters must always agree with it (quota.verify()).';
 
+CREATE TABLE quota.reservations (
+    user_id         text NOT NULL,
+    id              uuid NOT NULL DEFAULT gen_random_uuid(),
+    meter           text NOT NULL,
+    amount          bigint NOT NULL CHECK (amount > 0),
+    state           text NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'committed', 'released')),
+    expires_at      timestamptz NOT NULL,
+    created_at      timestamptz NOT NULL,
+    settled_at      timestamptz,
+    actual          bigint,
+    charged         bigint,
+    PRIMARY KEY (user_id, id)
+);
+-- commit and release are addressed by the reservation id alone.
+CREATE UNIQUE INDEX reservations_id_key ON quota.reservations (id);
+CREATE INDEX reservations_open_idx ON quota.reservations (user_id, meter, expires_at) WHERE state = 'held';
+COMMENT ON TABLE quota.reservations IS
+    'Holds taken by quota.reserve and settled by quota.commit or quota.release. A hold past expires_at stops '
+    'counting without any job; commit or release of it is refused.';
+
 CREATE TABLE quota.idempotency_keys (
     user_id    text NOT NULL,
-    key        text NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
+    key        text NOT NULL CHECK (length(key) BETWEEN 1 AND 300), -- 255 + the 'reserve:' prefix
     meter      text NOT NULL,
     amount     bigint NOT NULL,
     metadata   jsonb,
@@ -138,12 +163,50 @@ CREATE TYPE quota.decision AS (
     reason        text,
     retry_after_s integer,
     period        text,
-    replayed      boolean
+    replayed      boolean,
+    held          bigint
 );
 COMMENT ON TYPE quota.decision IS
     'A quota decision. used/limit/remaining/resets_at/period describe the binding window (least remaining; on '
-    'denial, the window that denied). "limit" NULL means unlimited. replayed is true when an idempotency key '
-    'returned an earlier decision.';
+    'denial, the window that denied). "limit" NULL means unlimited; remaining is net of held (amounts held by '
+    'open reservations). replayed is true when an idempotency key returned an earlier decision.';
+
+CREATE TYPE quota.reservation AS (
+    reservation_id uuid,
+    expires_at     timestamptz,
+    allowed        boolean,
+    meter          text,
+    plan           text,
+    used           bigint,
+    "limit"        bigint,
+    remaining      bigint,
+    resets_at      timestamptz,
+    status         text,
+    reason         text,
+    retry_after_s  integer,
+    period         text,
+    replayed       boolean,
+    held           bigint
+);
+COMMENT ON TYPE quota.reservation IS
+    'What quota.reserve returns: the decision, and when allowed the reservation''s id and expiry.';
+
+CREATE TYPE quota.settlement AS (
+    reservation_id uuid,
+    state          text,
+    held           bigint,
+    actual         bigint,
+    charged        bigint,
+    capped         boolean,
+    used           bigint,
+    "limit"        bigint,
+    remaining      bigint,
+    status         text,
+    resets_at      timestamptz
+);
+COMMENT ON TYPE quota.settlement IS
+    'What quota.commit and quota.release return: the hold, the actual amount, what was charged (capped when '
+    'the limits allowed less than the actual amount) and the binding window afterwards.';
 
 -- Calendar window maths. Plain SQL so the planner inlines them into consume's prepared statement.
 -- Hours are cut at the local minute/second boundary so a repeated hour at a DST fall-back is never ambiguous;

@@ -8,7 +8,7 @@ use pgrx::JsonB;
 
 use crate::engine::{self, Request};
 use crate::error::or_raise;
-use crate::{decision, gucs, validate};
+use crate::{decision, gucs, reservations, validate};
 
 /// `quota.consume(p_user, p_meter, p_amount, p_idempotency_key, p_metadata)`.
 #[pg_extern(sql = false)]
@@ -27,8 +27,57 @@ fn consume(
             amount: validate::amount(p_amount)?,
             key: validate::idempotency_key(p_idempotency_key)?,
             metadata: p_metadata.map(|JsonB(v)| v),
+            hold_until: None,
         };
         engine::consume(req)?.into_tuple()
+    })())
+}
+
+/// `quota.reserve(p_user, p_meter, p_amount, p_ttl, p_idempotency_key)`.
+#[pg_extern(sql = false)]
+fn reserve(
+    p_user: Option<&str>,
+    p_meter: Option<&str>,
+    p_amount: Option<i64>,
+    p_ttl: Option<Interval>,
+    p_idempotency_key: Option<&str>,
+) -> pgrx::composite_type!('static, "quota.reservation") {
+    or_raise((|| {
+        // Reserve keys live beside consume keys under a prefix, so one key never means both.
+        let key = validate::idempotency_key(p_idempotency_key)?.map(|k| format!("reserve:{k}"));
+        let req = Request {
+            user: validate::user(p_user)?,
+            meter: validate::meter(p_meter)?,
+            amount: validate::amount(p_amount)?,
+            key: key.as_deref(),
+            metadata: None,
+            hold_until: Some(reservations::expiry(p_ttl)?),
+        };
+        engine::consume(req)?.into_reservation_tuple()
+    })())
+}
+
+/// `quota.commit(p_reservation, p_actual)`.
+#[pg_extern(sql = false)]
+fn commit(
+    p_reservation: Option<pgrx::Uuid>,
+    p_actual: Option<i64>,
+) -> pgrx::composite_type!('static, "quota.settlement") {
+    or_raise((|| {
+        let id = p_reservation.ok_or(crate::error::QuotaError::Null("reservation"))?;
+        let actual = reservations::actual(p_actual)?;
+        reservations::settle(id, Some(actual))?.into_tuple()
+    })())
+}
+
+/// `quota.release(p_reservation)`.
+#[pg_extern(sql = false)]
+fn release(
+    p_reservation: Option<pgrx::Uuid>,
+) -> pgrx::composite_type!('static, "quota.settlement") {
+    or_raise((|| {
+        let id = p_reservation.ok_or(crate::error::QuotaError::Null("reservation"))?;
+        reservations::settle(id, None)?.into_tuple()
     })())
 }
 
@@ -64,6 +113,7 @@ fn status(
         name!(status, String),
         name!(resets_at, TimestampWithTimeZone),
         name!(plan, String),
+        name!(held, i64),
     ),
 > {
     let rows = or_raise((|| {
@@ -72,11 +122,13 @@ fn status(
     })());
     TableIterator::new(rows.into_iter().map(|r| {
         let w = r.window;
+        let remaining = w.remaining();
+        let status = decision::status_label(w.committed(), w.limit).to_string();
         let percent = w.limit.map(|l| {
             if l == 0 {
                 100.0
             } else {
-                (w.used as f64 * 1000.0 / l as f64).round() / 10.0
+                (w.committed() as f64 * 1000.0 / l as f64).round() / 10.0
             }
         });
         (
@@ -84,11 +136,12 @@ fn status(
             w.period,
             w.used,
             w.limit,
-            w.limit.map(|l| (l - w.used).max(0)),
+            remaining,
             percent,
-            decision::status_label(w.used, w.limit).to_string(),
+            status,
             w.resets_at,
             r.plan,
+            w.held,
         )
     }))
 }

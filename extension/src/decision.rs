@@ -26,11 +26,19 @@ pub struct Window {
     pub seconds_left: i64,
     /// Whether this window refused the request.
     pub denied: bool,
+    /// Amount held by open reservations; it counts against the limit like usage.
+    pub held: i64,
 }
 
 impl Window {
-    fn remaining(&self) -> Option<i64> {
-        self.limit.map(|l| (l - self.used).max(0))
+    /// What is left: the limit less usage and holds (None when unlimited).
+    pub fn remaining(&self) -> Option<i64> {
+        self.limit.map(|l| (l - self.used - self.held).max(0))
+    }
+
+    /// Usage and holds together: what the limit is measured against.
+    pub fn committed(&self) -> i64 {
+        self.used + self.held
     }
 }
 
@@ -49,6 +57,10 @@ pub struct Decision {
     pub retry_after_s: Option<i32>,
     pub period: Option<String>,
     pub replayed: bool,
+    pub held: i64,
+    /// For quota.reserve: the reservation taken (when allowed) and when it expires.
+    pub reservation_id: Option<pgrx::Uuid>,
+    pub expires_at: Option<TimestampWithTimeZone>,
 }
 
 /// Ordering of periods from shortest to longest; also the tie-breaker when windows bind equally.
@@ -148,11 +160,14 @@ impl Decision {
             limit: w.limit,
             remaining: w.remaining(),
             resets_at: Some(w.resets_at),
-            status: status_label(w.used, w.limit),
+            status: status_label(w.committed(), w.limit),
             reason: None,
             retry_after_s: None,
             period: Some(w.period.clone()),
             replayed: false,
+            held: w.held,
+            reservation_id: None,
+            expires_at: None,
         }
     }
 
@@ -165,14 +180,19 @@ impl Decision {
                 "Request of {amount} {meter} exceeds the {} limit of {limit}; it can never be allowed on plan '{plan}'.",
                 adjective(&w.period).to_lowercase()
             )
-        } else if w.used >= limit {
+        } else if w.committed() >= limit {
             format!(
                 "{} limit of {limit} {meter} reached. Resets in {resets}.",
                 adjective(&w.period)
             )
         } else {
+            let held = if w.held > 0 {
+                format!(", {} held", w.held)
+            } else {
+                String::new()
+            };
             format!(
-                "{} limit of {limit} {meter} would be exceeded ({} used, {amount} requested). Resets in {resets}.",
+                "{} limit of {limit} {meter} would be exceeded ({} used{held}, {amount} requested). Resets in {resets}.",
                 adjective(&w.period),
                 w.used
             )
@@ -202,11 +222,23 @@ impl Decision {
             retry_after_s: None,
             period: None,
             replayed: false,
+            held: 0,
+            reservation_id: None,
+            expires_at: None,
         }
     }
 
     /// Builds the `quota.decision` composite.
     pub fn into_tuple(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+        self.into_composite("quota.decision")
+    }
+
+    /// Builds the `quota.reservation` composite (the decision plus the reservation's id and expiry).
+    pub fn into_reservation_tuple(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+        self.into_composite("quota.reservation")
+    }
+
+    fn into_composite(self, type_name: &str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
         fn set<T: IntoDatum>(
             t: &mut PgHeapTuple<'static, AllocatedByRust>,
             name: &str,
@@ -215,8 +247,13 @@ impl Decision {
             t.set_by_name(name, v)
                 .map_err(|e| QuotaError::Internal(format!("decision.{name}: {e}")))
         }
-        let mut t = PgHeapTuple::new_composite_type("quota.decision")
+        let mut t = PgHeapTuple::new_composite_type(type_name)
             .map_err(|e| QuotaError::Internal(e.to_string()))?;
+        let reservation = type_name == "quota.reservation";
+        if reservation {
+            set(&mut t, "reservation_id", self.reservation_id)?;
+            set(&mut t, "expires_at", self.expires_at)?;
+        }
         set(&mut t, "allowed", self.allowed)?;
         set(&mut t, "meter", self.meter)?;
         set(&mut t, "plan", self.plan)?;
@@ -229,6 +266,7 @@ impl Decision {
         set(&mut t, "retry_after_s", self.retry_after_s)?;
         set(&mut t, "period", self.period)?;
         set(&mut t, "replayed", self.replayed)?;
+        set(&mut t, "held", self.held)?;
         Ok(t)
     }
 
@@ -238,7 +276,9 @@ impl Decision {
             "allowed": self.allowed, "meter": self.meter, "plan": self.plan, "used": self.used,
             "limit": self.limit, "remaining": self.remaining, "resets_at": self.resets_at.and_then(crate::events::utc),
             "status": self.status, "reason": self.reason, "retry_after_s": self.retry_after_s,
-            "period": self.period,
+            "period": self.period, "held": self.held,
+            "reservation_id": self.reservation_id.map(|u| u.to_string()),
+            "expires_at": self.expires_at.and_then(crate::events::utc),
         })
     }
 
@@ -255,9 +295,17 @@ impl Decision {
             _ => return Err(bad()),
         };
         // Parsed by timestamptz_in, which reads the ISO 8601 text `to_json` wrote.
-        let resets_at = match text("resets_at") {
+        let time = |k: &str| -> Result<Option<TimestampWithTimeZone>> {
+            match text(k) {
+                None => Ok(None),
+                Some(r) => TimestampWithTimeZone::from_str(&r)
+                    .map(Some)
+                    .map_err(|_| bad()),
+            }
+        };
+        let reservation_id = match text("reservation_id") {
             None => None,
-            Some(r) => Some(TimestampWithTimeZone::from_str(&r).map_err(|_| bad())?),
+            Some(u) => Some(parse_uuid(&u).ok_or_else(bad)?),
         };
         Ok(Decision {
             allowed: v.get("allowed").and_then(Value::as_bool).ok_or_else(bad)?,
@@ -266,14 +314,30 @@ impl Decision {
             used: int("used").ok_or_else(bad)?,
             limit: int("limit"),
             remaining: int("remaining"),
-            resets_at,
+            resets_at: time("resets_at")?,
             status,
             reason: text("reason"),
             retry_after_s: int("retry_after_s").and_then(|n| i32::try_from(n).ok()),
             period: text("period"),
             replayed: true,
+            held: int("held").unwrap_or(0),
+            reservation_id,
+            expires_at: time("expires_at")?,
         })
     }
+}
+
+/// Parses the canonical 8-4-4-4-12 hex form.
+pub fn parse_uuid(text: &str) -> Option<pgrx::Uuid> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(pgrx::Uuid::from_bytes(bytes))
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ pub struct Request<'a> {
     pub amount: i64,
     pub key: Option<&'a str>,
     pub metadata: Option<serde_json::Value>,
+    /// Some: reserve (hold the amount until then) instead of consuming it.
+    pub hold_until: Option<TimestampWithTimeZone>,
 }
 
 /// Seconds from `now` until `at`, rounded up so "retry after" never lands a moment too early.
@@ -34,6 +36,9 @@ struct ConsumedRow {
     used: Option<i64>,
     denied: bool,
     resets_at: Option<TimestampWithTimeZone>,
+    held: Option<i64>,
+    stale_holds: bool,
+    reservation_id: Option<pgrx::Uuid>,
 }
 
 /// Consumes `amount` from every window of the meter, or from none.
@@ -46,7 +51,7 @@ pub fn consume(req: Request<'_>) -> Result<Decision> {
                     return Ok(replay);
                 }
             }
-            let decision = consume_unkeyed(client, st, &req, now)?;
+            let decision = consume_with(client, st, &req, now)?;
             if let Some(key) = req.key {
                 if decision.allowed {
                     let json = JsonB(decision.to_json());
@@ -104,7 +109,8 @@ fn claim_key(
     }
 }
 
-fn consume_unkeyed(
+/// Consumes (or holds) without an idempotency key, on an open SPI client; the engine's core loop.
+pub fn consume_with(
     client: &mut SpiClient<'_>,
     st: &Prepared,
     req: &Request<'_>,
@@ -112,8 +118,10 @@ fn consume_unkeyed(
 ) -> Result<Decision> {
     let default_plan = gucs::default_plan();
     let default_tz = gucs::default_timezone();
-    // A first call may create the account, then the counter rows: at most two retries.
-    for _ in 0..3 {
+    let hold = req.hold_until.is_some();
+    let mut holds_expired = false;
+    // A first call may create the account, then the counter rows; a denial may recompute expired holds once.
+    for _ in 0..4 {
         let table = client.update(
             &st.consume,
             None,
@@ -126,6 +134,8 @@ fn consume_unkeyed(
                 now.into(),
                 default_plan.as_str().into(),
                 default_tz.as_str().into(),
+                hold.into(),
+                req.hold_until.into(),
             ],
         )?;
         let (plan, rows) = consumed_rows(table)?;
@@ -136,18 +146,26 @@ fn consume_unkeyed(
         if rows.iter().all(|r| r.period.is_none()) {
             return not_in_plan(client, st, req.meter, &plan);
         }
-        let incremented: Vec<String> = rows
-            .iter()
-            .filter(|r| r.used.is_some() && !r.denied)
-            .filter_map(|r| r.period.clone())
-            .collect();
-        let missing: Vec<String> = rows
-            .iter()
-            .filter(|r| r.used.is_none())
-            .filter_map(|r| r.period.clone())
-            .collect();
+        let periods = |keep: &dyn Fn(&ConsumedRow) -> bool| -> Vec<String> {
+            rows.iter()
+                .filter(|r| keep(r))
+                .filter_map(|r| r.period.clone())
+                .collect()
+        };
+        let incremented = periods(&|r| r.used.is_some() && !r.denied);
+        let missing = periods(&|r| r.used.is_none());
         let any_denied = rows.iter().any(|r| r.denied);
-        if (any_denied || !missing.is_empty()) && !incremented.is_empty() {
+        // Expired holds still counted until recomputed: a denial is only final once they are gone.
+        let retry_without_expired =
+            any_denied && !holds_expired && rows.iter().any(|r| r.stale_holds);
+        let take_back_denials = if retry_without_expired {
+            periods(&|r| r.denied)
+        } else {
+            Vec::new()
+        };
+        if (any_denied || !missing.is_empty())
+            && !(incremented.is_empty() && take_back_denials.is_empty())
+        {
             // All or nothing: take back what the windows that fitted took.
             client.update(
                 &st.undo,
@@ -157,8 +175,19 @@ fn consume_unkeyed(
                     req.meter.into(),
                     req.amount.into(),
                     incremented.into(),
+                    take_back_denials.into(),
+                    hold.into(),
                 ],
             )?;
+        }
+        if retry_without_expired {
+            holds_expired = true;
+            client.update(
+                &st.expire_holds,
+                None,
+                &[req.user.into(), req.meter.into(), now.into()],
+            )?;
+            continue;
         }
         if !any_denied && !missing.is_empty() {
             client.update(
@@ -168,15 +197,22 @@ fn consume_unkeyed(
             )?;
             continue;
         }
+        let reservation_id = rows.iter().find_map(|r| r.reservation_id);
         let windows = rows
             .into_iter()
             .filter_map(|r| {
-                let used = r.used?;
+                let (used, held) = (r.used?, r.held.unwrap_or(0));
+                let took_back = any_denied && !r.denied;
                 Some(Window {
-                    used: if any_denied && !r.denied {
+                    used: if took_back && !hold {
                         used - req.amount
                     } else {
                         used
+                    },
+                    held: if took_back && hold {
+                        held - req.amount
+                    } else {
+                        held
                     },
                     period: r.period?,
                     limit: r.limit,
@@ -186,12 +222,15 @@ fn consume_unkeyed(
                 })
             })
             .collect::<Vec<_>>();
-        if !any_denied {
+        if !any_denied && !hold {
             events::crossings(req.user, req.meter, req.amount, &windows);
         }
-        return Ok(Decision::from_windows(
-            req.meter, &plan, req.amount, &windows,
-        ));
+        let mut decision = Decision::from_windows(req.meter, &plan, req.amount, &windows);
+        if decision.allowed && hold {
+            decision.reservation_id = reservation_id;
+            decision.expires_at = req.hold_until;
+        }
+        return Ok(decision);
     }
     Err(QuotaError::Internal(format!(
         "could not create counters for user \"{}\"",
@@ -210,6 +249,9 @@ fn consumed_rows(table: SpiTupleTable<'_>) -> Result<(Option<String>, Vec<Consum
             used: row.get(4)?,
             denied: row.get::<bool>(5)?.unwrap_or(false),
             resets_at: row.get(6)?,
+            held: row.get(8)?,
+            stale_holds: row.get::<bool>(9)?.unwrap_or(false),
+            reservation_id: row.get(10)?,
         });
     }
     Ok((plan, rows))
@@ -278,56 +320,85 @@ fn read_windows(
     amount: i64,
 ) -> Result<(Option<String>, Vec<ReadWindow>)> {
     let now = clock::now()?;
-    let default_plan = gucs::default_plan();
-    let default_tz = gucs::default_timezone();
     Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
-            let table = client.select(
-                &st.read,
-                None,
-                &[
-                    user.into(),
-                    meter.into(),
-                    now.into(),
-                    default_plan.as_str().into(),
-                    default_tz.as_str().into(),
-                ],
-            )?;
-            let mut plan = None;
-            let mut out = Vec::with_capacity(table.len());
-            for row in table {
-                plan = row.get::<String>(1)?;
-                let (Some(p), Some(m), Some(period), Some(resets_at)) = (
-                    plan.clone(),
-                    row.get::<String>(2)?,
-                    row.get::<String>(3)?,
-                    row.get::<TimestampWithTimeZone>(6)?,
-                ) else {
-                    continue;
-                };
-                let limit: Option<i64> = row.get(4)?;
-                let used = row.get::<i64>(5)?.unwrap_or(0);
-                out.push(ReadWindow {
-                    plan: p,
-                    meter: m,
-                    window: Window {
-                        denied: limit.is_some_and(|l| used.saturating_add(amount) > l),
-                        period,
-                        limit,
-                        used,
-                        resets_at,
-                        seconds_left: seconds_between(now, resets_at),
-                    },
-                });
-            }
-            if out.is_empty() {
-                if let (Some(m), Some(p)) = (meter, plan.as_deref()) {
-                    not_in_plan(client, st, m, p)?;
-                }
-            }
-            Ok((plan, out))
+            read_with(client, st, user, meter, amount, now)
         })
     })
+}
+
+/// How much more the meter's limits allow right now: the least of limit − used − held over its windows.
+pub fn room(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    user: &str,
+    meter: &str,
+    now: TimestampWithTimeZone,
+) -> Result<i64> {
+    let (_, windows) = read_with(client, st, user, Some(meter), 0, now)?;
+    Ok(windows
+        .iter()
+        .filter_map(|w| w.window.remaining())
+        .min()
+        .unwrap_or(i64::MAX))
+}
+
+fn read_with(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    user: &str,
+    meter: Option<&str>,
+    amount: i64,
+    now: TimestampWithTimeZone,
+) -> Result<(Option<String>, Vec<ReadWindow>)> {
+    let default_plan = gucs::default_plan();
+    let default_tz = gucs::default_timezone();
+    let table = client.select(
+        &st.read,
+        None,
+        &[
+            user.into(),
+            meter.into(),
+            now.into(),
+            default_plan.as_str().into(),
+            default_tz.as_str().into(),
+        ],
+    )?;
+    let mut plan = None;
+    let mut out = Vec::with_capacity(table.len());
+    for row in table {
+        plan = row.get::<String>(1)?;
+        let (Some(p), Some(m), Some(period), Some(resets_at)) = (
+            plan.clone(),
+            row.get::<String>(2)?,
+            row.get::<String>(3)?,
+            row.get::<TimestampWithTimeZone>(6)?,
+        ) else {
+            continue;
+        };
+        let limit: Option<i64> = row.get(4)?;
+        let used = row.get::<i64>(5)?.unwrap_or(0);
+        let held = row.get::<i64>(7)?.unwrap_or(0);
+        out.push(ReadWindow {
+            plan: p,
+            meter: m,
+            window: Window {
+                denied: limit.is_some_and(|l| used.saturating_add(held).saturating_add(amount) > l),
+                period,
+                limit,
+                used,
+                held,
+                resets_at,
+                seconds_left: seconds_between(now, resets_at),
+            },
+        });
+    }
+    if out.is_empty() {
+        if let (Some(m), Some(p)) = (meter, plan.as_deref()) {
+            not_in_plan(client, st, m, p)?;
+        }
+    }
+    Ok((plan, out))
 }
 
 /// The decision `consume` would make now, without consuming or counting a denial.

@@ -21,6 +21,12 @@ pub enum QuotaError {
     /// An idempotency key was reused for a different request (22023, with its own hint).
     #[error("idempotency key \"{0}\" was already used for a different request")]
     IdempotencyMismatch(String),
+    /// No reservation has this id (P0002 no_data_found).
+    #[error("reservation {0} does not exist")]
+    UnknownReservation(String),
+    /// The reservation was already committed or released, or expired (55000 object_not_in_prerequisite_state).
+    #[error("{0}")]
+    Settled(String),
     /// An SPI call failed in a way that is our bug, not the caller's (XX000 internal_error).
     #[error("internal error: {0}")]
     Internal(String),
@@ -37,7 +43,10 @@ impl QuotaError {
             QuotaError::Invalid(_) | QuotaError::IdempotencyMismatch(_) => {
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
             }
-            QuotaError::UnknownPlan(_) => PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            QuotaError::UnknownPlan(_) | QuotaError::UnknownReservation(_) => {
+                PgSqlErrorCode::ERRCODE_NO_DATA_FOUND
+            }
+            QuotaError::Settled(_) => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             QuotaError::Internal(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         }
     }

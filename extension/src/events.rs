@@ -33,8 +33,8 @@ pub fn utc(ts: TimestampWithTimeZone) -> Option<String> {
 /// Announces every status boundary the windows crossed by consuming `amount`.
 pub fn crossings(user: &str, meter: &str, amount: i64, windows: &[Window]) {
     for w in windows.iter().filter(|w| w.limit.is_some()) {
-        let before = status_label(w.used - amount, w.limit);
-        let after = status_label(w.used, w.limit);
+        let before = status_label(w.committed() - amount, w.limit);
+        let after = status_label(w.committed(), w.limit);
         if before == after {
             continue;
         }

@@ -12,6 +12,7 @@ mod engine;
 mod error;
 mod events;
 mod gucs;
+mod reservations;
 mod statements;
 mod validate;
 

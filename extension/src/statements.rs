@@ -33,12 +33,14 @@ macro_rules! account_and_limits {
 }
 
 /// The hot path, one statement: read the account and limits, lock the counter rows (in period order when a meter
-/// has several limits), move each row to the current window, add the amount where it fits or count a denial where
-/// it does not, and append the ledger row only when every window took the amount.
+/// has several limits), move each row to the current window, add the amount where it fits (usage plus held plus
+/// the amount within the limit) or count a denial where it does not, and append the ledger row only when every
+/// window took the amount. In hold mode ($9, for quota.reserve) the amount goes to `held` instead of `used` and a
+/// reservation row expiring at $10 replaces the ledger row.
 ///
-/// Params: $1 user, $2 meter, $3 amount, $4 idempotency key, $5 metadata, $6 now, $7 default plan, $8 default tz.
-/// Returns no row when the account does not exist; one row with NULL period when the plan lacks the meter;
-/// otherwise one row per limit, with NULL used where the counter row does not exist yet.
+/// Params: $1 user, $2 meter, $3 amount, $4 idempotency key, $5 metadata, $6 now, $7 default plan, $8 default tz,
+/// $9 hold mode, $10 hold expiry. Returns no row when the account does not exist; one row with NULL period when
+/// the plan lacks the meter; otherwise one row per limit, with NULL used where the counter row does not exist yet.
 pub const CONSUME: &str = concat!(
     "WITH ",
     account_and_limits!(),
@@ -51,36 +53,58 @@ pub const CONSUME: &str = concat!(
     UPDATE quota.counters c SET
         window_start = win.ws,
         used = CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END
-             + CASE WHEN win.lim IS NULL
-                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + $3 <= win.lim
+             + CASE WHEN NOT $9 AND (win.lim IS NULL
+                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + c.held + $3 <= win.lim)
                     THEN $3 ELSE 0 END,
+        held = c.held
+             + CASE WHEN $9 AND (win.lim IS NULL
+                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + c.held + $3 <= win.lim)
+                    THEN $3 ELSE 0 END,
+        held_until = CASE WHEN $9 THEN LEAST(c.held_until, $10) ELSE c.held_until END,
         denied = CASE WHEN c.window_start = win.ws THEN c.denied ELSE 0 END
              + CASE WHEN win.lim IS NULL
-                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + $3 <= win.lim
+                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + c.held + $3 <= win.lim
                     THEN 0 ELSE 1 END,
         last_denied = NOT (win.lim IS NULL
-                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + $3 <= win.lim)
+                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + c.held + $3 <= win.lim)
     FROM win
     WHERE c.user_id = $1 AND c.meter = $2 AND c.period = win.period
       AND (SELECT count(*) FROM lk) >= 0
-    RETURNING c.period, c.used, c.last_denied
+    RETURNING c.period, c.used, c.last_denied, c.held, c.held > 0 AND c.held_until <= $6 AS stale_holds
+), ok AS (
+    SELECT EXISTS (SELECT 1 FROM win)
+       AND (SELECT count(*) FROM upd WHERE NOT upd.last_denied) = (SELECT count(*) FROM win) AS all_fit
 ), led AS (
     INSERT INTO quota.ledger (user_id, meter, amount, idempotency_key, metadata, created_at)
-    SELECT $1, $2, $3, $4, $5, $6
-    WHERE EXISTS (SELECT 1 FROM win)
-      AND (SELECT count(*) FROM upd WHERE NOT upd.last_denied) = (SELECT count(*) FROM win)
+    SELECT $1, $2, $3, $4, $5, $6 FROM ok WHERE ok.all_fit AND NOT $9
     RETURNING 1
+), res AS (
+    INSERT INTO quota.reservations (user_id, meter, amount, expires_at, created_at)
+    SELECT $1, $2, $3, $10, $6 FROM ok WHERE ok.all_fit AND $9
+    RETURNING id
 )
 SELECT acct.plan, win.period, win.lim, upd.used, upd.last_denied,
        quota.window_end(win.period, win.ws, acct.tz) AS resets_at,
-       (SELECT count(*) FROM led)::int4 AS logged
+       (SELECT count(*) FROM led)::int4 AS logged,
+       upd.held, upd.stale_holds, (SELECT id FROM res) AS reservation_id
 FROM acct LEFT JOIN win ON true LEFT JOIN upd ON upd.period = win.period"#
 );
 
-/// Takes back an amount added to windows of a request that another window refused (all or nothing).
-/// Params: $1 user, $2 meter, $3 amount, $4 periods.
-pub const UNDO: &str = "UPDATE quota.counters SET used = used - $3 \
-     WHERE user_id = $1 AND meter = $2 AND period = ANY ($4)";
+/// Takes back an attempt: the amount added to the windows in $4 (to used, or to held in hold mode $6) and the
+/// denial counted in the windows in $5. Params: $1 user, $2 meter, $3 amount, $4 periods, $5 periods, $6 hold.
+pub const UNDO: &str = "UPDATE quota.counters SET \
+     used = used - CASE WHEN NOT $6 AND period = ANY ($4) THEN $3 ELSE 0 END, \
+     held = held - CASE WHEN $6 AND period = ANY ($4) THEN $3 ELSE 0 END, \
+     denied = denied - CASE WHEN period = ANY ($5) THEN 1 ELSE 0 END \
+     WHERE user_id = $1 AND meter = $2 AND (period = ANY ($4) OR period = ANY ($5))";
+
+/// Recomputes held from the reservations still open, once an expiry has passed (the rows are already locked).
+/// Params: $1 user, $2 meter, $3 now.
+pub const EXPIRE_HOLDS: &str = "UPDATE quota.counters c SET held = h.total, held_until = h.next \
+     FROM (SELECT COALESCE(sum(r.amount), 0)::bigint AS total, min(r.expires_at) AS next \
+           FROM quota.reservations r \
+           WHERE r.user_id = $1 AND r.meter = $2 AND r.state = 'held' AND r.expires_at > $3) h \
+     WHERE c.user_id = $1 AND c.meter = $2";
 
 /// Creates missing counter rows; '-infinity' is never a current window, so they start at zero.
 /// Params: $1 user, $2 meter, $3 periods.
@@ -120,7 +144,11 @@ pub const READ: &str = r#"WITH acct AS (
 )
 SELECT acct.plan, win.meter, win.period, win.lim,
        COALESCE(CASE WHEN c.window_start = win.ws THEN c.used END, 0) AS used,
-       quota.window_end(win.period, win.ws, acct.tz) AS resets_at
+       quota.window_end(win.period, win.ws, acct.tz) AS resets_at,
+       CASE WHEN c.held > 0 AND c.held_until <= $3
+            THEN (SELECT COALESCE(sum(r.amount), 0)::bigint FROM quota.reservations r
+                  WHERE r.user_id = $1 AND r.meter = win.meter AND r.state = 'held' AND r.expires_at > $3)
+            ELSE COALESCE(c.held, 0) END AS held
 FROM acct LEFT JOIN win ON true
 LEFT JOIN quota.counters c ON c.user_id = $1 AND c.meter = win.meter AND c.period = win.period
 ORDER BY win.meter, win.period"#;
@@ -144,10 +172,27 @@ pub const STORE_DECISION: &str =
 /// Params: $1 user, $2 key.
 pub const DROP_KEY: &str = "DELETE FROM quota.idempotency_keys WHERE user_id = $1 AND key = $2";
 
+/// Locks a reservation for settling. Params: $1 id. Returns user_id, meter, amount, state, expires_at.
+pub const LOCK_RESERVATION: &str =
+    "SELECT user_id, meter, amount, state, expires_at FROM quota.reservations \
+     WHERE id = $1 FOR UPDATE";
+
+/// Frees a hold on every window of the meter, locking the rows in the engine's order first. GREATEST: a window
+/// added after the hold was taken never counted it. Params: $1 user, $2 meter, $3 amount.
+pub const RELEASE_HOLD: &str = "WITH lk AS ( \
+     SELECT c.period FROM quota.counters c WHERE c.user_id = $1 AND c.meter = $2 ORDER BY c.period FOR UPDATE) \
+     UPDATE quota.counters c SET held = GREATEST(c.held - $3, 0) \
+     WHERE c.user_id = $1 AND c.meter = $2 AND (SELECT count(*) FROM lk) >= 0";
+
+/// Records how a reservation was settled. Params: $1 user, $2 id, $3 state, $4 actual, $5 charged, $6 now.
+pub const SETTLE_RESERVATION: &str = "UPDATE quota.reservations \
+     SET state = $3, actual = $4, charged = $5, settled_at = $6 WHERE user_id = $1 AND id = $2";
+
 /// Every statement, prepared.
 pub struct Prepared {
     pub consume: OwnedPreparedStatement,
     pub undo: OwnedPreparedStatement,
+    pub expire_holds: OwnedPreparedStatement,
     pub add_counters: OwnedPreparedStatement,
     pub ensure_account: OwnedPreparedStatement,
     pub meter_and_plan_exist: OwnedPreparedStatement,
@@ -156,6 +201,9 @@ pub struct Prepared {
     pub load_key: OwnedPreparedStatement,
     pub store_decision: OwnedPreparedStatement,
     pub drop_key: OwnedPreparedStatement,
+    pub lock_reservation: OwnedPreparedStatement,
+    pub release_hold: OwnedPreparedStatement,
+    pub settle_reservation: OwnedPreparedStatement,
 }
 
 thread_local! {
@@ -172,6 +220,8 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
     let jsonb = oid(PgBuiltInOids::JSONBOID);
     let tstz = oid(PgBuiltInOids::TIMESTAMPTZOID);
     let texts = oid(PgBuiltInOids::TEXTARRAYOID);
+    let boolean = oid(PgBuiltInOids::BOOLOID);
+    let uuid = oid(PgBuiltInOids::UUIDOID);
     // Mutating statements run with a fresh snapshot per statement (READ COMMITTED), which LOAD_KEY relies on to
     // see a concurrent claim that committed while CLAIM_KEY waited; read-only ones reuse the caller's snapshot.
     let keep = |sql: &str, args: &[PgOid]| -> Result<OwnedPreparedStatement> {
@@ -181,8 +231,14 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         Ok(client.prepare(sql, args)?.keep())
     };
     Ok(Prepared {
-        consume: keep(CONSUME, &[text, text, int8, text, jsonb, tstz, text, text])?,
-        undo: keep(UNDO, &[text, text, int8, texts])?,
+        consume: keep(
+            CONSUME,
+            &[
+                text, text, int8, text, jsonb, tstz, text, text, boolean, tstz,
+            ],
+        )?,
+        undo: keep(UNDO, &[text, text, int8, texts, texts, boolean])?,
+        expire_holds: keep(EXPIRE_HOLDS, &[text, text, tstz])?,
         add_counters: keep(ADD_COUNTERS, &[text, text, texts])?,
         ensure_account: keep(ENSURE_ACCOUNT, &[text, text])?,
         meter_and_plan_exist: keep_read_only(METER_AND_PLAN_EXIST, &[text, text])?,
@@ -191,6 +247,9 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         load_key: keep(LOAD_KEY, &[text, text])?,
         store_decision: keep(STORE_DECISION, &[text, text, jsonb])?,
         drop_key: keep(DROP_KEY, &[text, text])?,
+        lock_reservation: keep(LOCK_RESERVATION, &[uuid])?,
+        release_hold: keep(RELEASE_HOLD, &[text, text, int8])?,
+        settle_reservation: keep(SETTLE_RESERVATION, &[text, uuid, text, int8, int8, tstz])?,
     })
 }
 

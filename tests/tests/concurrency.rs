@@ -306,3 +306,47 @@ fn an_upgrade_committed_elsewhere_applies_to_the_very_next_call() {
         (true, 11, 50, "pro".to_string())
     );
 }
+
+#[test]
+fn concurrent_reserves_and_consumes_never_overspend() {
+    let db = fresh_db("reserve_race");
+    // 40 sessions: half reserve 1 and commit 1, half consume 1, all at once, on a 10/day user.
+    let results = concurrently(&db, 40, |c, i| {
+        if i % 2 == 0 {
+            let row = c
+                .query_one("SELECT allowed, reservation_id::text FROM quota.reserve('shared', 'ai_requests', 1)", &[])
+                .unwrap();
+            let allowed: bool = row.get(0);
+            if let Some(id) = row.get::<_, Option<String>>(1) {
+                let charged: i64 = c
+                    .query_one(
+                        "SELECT charged FROM quota.commit($1::text::uuid, 1)",
+                        &[&id],
+                    )
+                    .unwrap()
+                    .get(0);
+                assert_eq!(charged, 1);
+            }
+            allowed
+        } else {
+            allowed(c, "SELECT allowed FROM quota.consume('shared')")
+        }
+    });
+    assert_eq!(results.iter().filter(|a| **a).count(), 10);
+    let mut c = connect(&db);
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT used FROM quota.counters WHERE user_id = 'shared'"
+        ),
+        10
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT held FROM quota.counters WHERE user_id = 'shared'"
+        ),
+        0
+    );
+    assert_consistent(&mut c);
+}

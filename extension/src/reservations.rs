@@ -1,0 +1,194 @@
+//! Reserve, then settle: for AI calls whose cost is known only afterwards.
+//!
+//! `quota.reserve` is consume in hold mode (see `statements::CONSUME`): the amount counts against every limit as
+//! `held` until it is committed, released, or its time is up. Settling locks the reservation row first and then
+//! the counter rows (in the engine's order), frees the hold, and charges through the ordinary consume path, so
+//! the ledger and the counters stay in step exactly as for a plain consume.
+
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::Uuid;
+use serde_json::json;
+
+use crate::engine::{self, Request};
+use crate::error::{QuotaError, Result};
+use crate::statements::{self, Prepared};
+use crate::{clock, validate};
+
+/// Longest a hold may last: long enough for any AI call, short enough that a lost client frees its budget soon.
+pub const MAX_TTL_MICROS: i128 = 24 * 3600 * 1_000_000;
+
+/// The outcome of commit or release, field for field the SQL type `quota.settlement`.
+pub struct Settlement {
+    pub reservation_id: Uuid,
+    pub state: &'static str,
+    pub held: i64,
+    pub actual: Option<i64>,
+    pub charged: i64,
+    pub capped: bool,
+    pub used: Option<i64>,
+    pub limit: Option<i64>,
+    pub remaining: Option<i64>,
+    pub status: Option<&'static str>,
+    pub resets_at: Option<TimestampWithTimeZone>,
+}
+
+/// The expiry of a hold taken now for `ttl`.
+pub fn expiry(ttl: Option<Interval>) -> Result<TimestampWithTimeZone> {
+    let ttl = ttl.ok_or(QuotaError::Null("ttl"))?;
+    let micros = ttl.as_micros();
+    if micros <= 0 || micros > MAX_TTL_MICROS {
+        return Err(QuotaError::Invalid(format!(
+            "ttl must be more than 0 and at most 24 hours, got {ttl}"
+        )));
+    }
+    let now = pg_sys::TimestampTz::from(clock::now()?);
+    let at = now.saturating_add(i64::try_from(micros).unwrap_or(i64::MAX));
+    TimestampWithTimeZone::try_from(at)
+        .map_err(|e| QuotaError::Internal(format!("hold expiry: {e}")))
+}
+
+struct Held {
+    user: String,
+    meter: String,
+    amount: i64,
+}
+
+/// Locks the reservation and checks it can still be settled.
+fn lock(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    id: Uuid,
+    now: TimestampWithTimeZone,
+) -> Result<Held> {
+    let table = client.update(&st.lock_reservation, None, &[id.into()])?;
+    if table.is_empty() {
+        return Err(QuotaError::UnknownReservation(id.to_string()));
+    }
+    let row = table.first();
+    let state: String = row.get(4)?.unwrap_or_default();
+    if state != "held" {
+        return Err(QuotaError::Settled(format!(
+            "reservation {id} is already {state}"
+        )));
+    }
+    let expires_at: Option<TimestampWithTimeZone> = row.get(5)?;
+    if expires_at.is_some_and(|e| pg_sys::TimestampTz::from(e) <= pg_sys::TimestampTz::from(now)) {
+        return Err(QuotaError::Settled(format!(
+            "reservation {id} expired; its hold no longer counts, so nothing can be committed or released"
+        )));
+    }
+    Ok(Held {
+        user: row.get(1)?.unwrap_or_default(),
+        meter: row.get(2)?.unwrap_or_default(),
+        amount: row.get(3)?.unwrap_or(0),
+    })
+}
+
+/// Commits at `actual` (Some) or releases (None) the reservation `id`.
+pub fn settle(id: Uuid, actual: Option<i64>) -> Result<Settlement> {
+    let now = clock::now()?;
+    Spi::connect_mut(|client| {
+        statements::with(client, |client, st| {
+            let held = lock(client, st, id, now)?;
+            client.update(
+                &st.release_hold,
+                None,
+                &[
+                    held.user.as_str().into(),
+                    held.meter.as_str().into(),
+                    held.amount.into(),
+                ],
+            )?;
+            let (charged, decision) = match actual {
+                None | Some(0) => (0, None),
+                Some(actual) => {
+                    // The hold guaranteed its own amount; beyond it, charge what the limits still allow.
+                    let room = engine::room(client, st, &held.user, &held.meter, now)?;
+                    let charge = actual.min(room.max(0));
+                    if charge == 0 {
+                        (0, None)
+                    } else {
+                        let req = Request {
+                            user: &held.user,
+                            meter: &held.meter,
+                            amount: charge,
+                            key: None,
+                            metadata: Some(json!({ "reservation_id": id.to_string() })),
+                            hold_until: None,
+                        };
+                        let d = engine::consume_with(client, st, &req, now)?;
+                        (if d.allowed { charge } else { 0 }, Some(d))
+                    }
+                }
+            };
+            let state = if actual.is_some() {
+                "committed"
+            } else {
+                "released"
+            };
+            client.update(
+                &st.settle_reservation,
+                None,
+                &[
+                    held.user.as_str().into(),
+                    id.into(),
+                    state.into(),
+                    actual.into(),
+                    charged.into(),
+                    now.into(),
+                ],
+            )?;
+            Ok(Settlement {
+                reservation_id: id,
+                state,
+                held: held.amount,
+                actual,
+                charged,
+                capped: actual.is_some_and(|a| charged < a),
+                used: decision.as_ref().map(|d| d.used),
+                limit: decision.as_ref().and_then(|d| d.limit),
+                remaining: decision.as_ref().and_then(|d| d.remaining),
+                status: decision.as_ref().map(|d| d.status),
+                resets_at: decision.and_then(|d| d.resets_at),
+            })
+        })
+    })
+}
+
+impl Settlement {
+    /// Builds the `quota.settlement` composite.
+    pub fn into_tuple(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+        fn set<T: IntoDatum>(
+            t: &mut PgHeapTuple<'static, AllocatedByRust>,
+            name: &str,
+            v: T,
+        ) -> Result<()> {
+            t.set_by_name(name, v)
+                .map_err(|e| QuotaError::Internal(format!("settlement.{name}: {e}")))
+        }
+        let mut t = PgHeapTuple::new_composite_type("quota.settlement")
+            .map_err(|e| QuotaError::Internal(e.to_string()))?;
+        set(&mut t, "reservation_id", self.reservation_id)?;
+        set(&mut t, "state", self.state)?;
+        set(&mut t, "held", self.held)?;
+        set(&mut t, "actual", self.actual)?;
+        set(&mut t, "charged", self.charged)?;
+        set(&mut t, "capped", self.capped)?;
+        set(&mut t, "used", self.used)?;
+        set(&mut t, "limit", self.limit)?;
+        set(&mut t, "remaining", self.remaining)?;
+        set(&mut t, "status", self.status)?;
+        set(&mut t, "resets_at", self.resets_at)?;
+        Ok(t)
+    }
+}
+
+/// Validates the actual amount of a commit: 0 ..= MAX_AMOUNT (0 charges nothing).
+pub fn actual(v: Option<i64>) -> Result<i64> {
+    match v {
+        None => Err(QuotaError::Null("actual")),
+        Some(0) => Ok(0),
+        Some(a) => validate::amount(Some(a)),
+    }
+}

@@ -1,0 +1,113 @@
+// Reserve, then settle: holds count like usage, commit charges the actual amount (capped by the limits),
+// release frees everything, expired holds stop counting by themselves, and the ledger stays consistent.
+
+fn reserve(args: &str) -> (bool, Option<String>) {
+    let sql = format!("SELECT allowed, reservation_id::text FROM quota.reserve({args})");
+    Spi::connect(|c| {
+        let row = c.select(&sql, None, &[]).unwrap_or_else(|e| panic!("{sql}: {e}")).first();
+        (row.get::<bool>(1).unwrap().unwrap(), row.get::<String>(2).unwrap())
+    })
+}
+
+fn settle(sql: &str) -> (String, i64, bool, Option<i64>) {
+    Spi::connect(|c| {
+        let row = c.select(sql, None, &[]).unwrap_or_else(|e| panic!("{sql}: {e}")).first();
+        (
+            row.get::<String>(1).unwrap().unwrap(),
+            row.get::<i64>(2).unwrap().unwrap(),
+            row.get::<bool>(3).unwrap().unwrap(),
+            row.get::<i64>(4).unwrap(),
+        )
+    })
+}
+
+#[pg_test]
+fn a_hold_counts_against_the_limit_until_settled() {
+    at("2026-03-10 12:00:00+00");
+    let (allowed, id) = reserve("'h1', 'ai_tokens', 4000");
+    assert!(allowed);
+    let id = id.expect("a reservation id");
+    assert_eq!(one::<i64>("SELECT held FROM quota.check('h1', 'ai_tokens')"), Some(4000));
+    assert_eq!(one::<i64>("SELECT remaining FROM quota.check('h1', 'ai_tokens')"), Some(6000));
+    let (allowed, _, _, reason, ..) = consume("'h1', 'ai_tokens', 7000");
+    assert!(!allowed);
+    assert!(reason.unwrap().contains("(0 used, 4000 held, 7000 requested)"));
+    assert!(consume("'h1', 'ai_tokens', 6000").0);
+    // Less than the hold: the rest is freed, only the actual amount is charged.
+    let (state, charged, capped, used) =
+        settle(&format!("SELECT state, charged, capped, used FROM quota.commit('{id}', 2500)"));
+    assert_eq!((state.as_str(), charged, capped, used), ("committed", 2500, false, Some(8500)));
+    assert_eq!(one::<i64>("SELECT held FROM quota.check('h1', 'ai_tokens')"), Some(0));
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+    assert_eq!(
+        one::<String>("SELECT metadata->>'reservation_id' FROM quota.ledger WHERE amount = 2500").as_deref(),
+        Some(id.as_str())
+    );
+    expect_sqlstate(&format!("PERFORM quota.commit('{id}', 1)"), "55000");
+    expect_sqlstate(&format!("PERFORM quota.release('{id}')"), "55000");
+}
+
+#[pg_test]
+fn more_than_the_hold_is_charged_up_to_what_the_limits_allow() {
+    at("2026-03-10 12:00:00+00");
+    consume("'h2', 'ai_tokens', 7000");
+    let (_, id) = reserve("'h2', 'ai_tokens', 1000");
+    let id = id.unwrap();
+    let (_, charged, capped, used) =
+        settle(&format!("SELECT state, charged, capped, used FROM quota.commit('{id}', 5000)"));
+    assert_eq!((charged, capped, used), (3000, true, Some(10000)));
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+}
+
+#[pg_test]
+fn release_frees_the_hold_and_charges_nothing() {
+    at("2026-03-10 12:00:00+00");
+    let (_, id) = reserve("'h3', 'ai_requests', 10");
+    assert!(!consume("'h3'").0);
+    let (state, charged, _, _) = settle(&format!("SELECT state, charged, capped, used FROM quota.release('{}')", id.unwrap()));
+    assert_eq!((state.as_str(), charged), ("released", 0));
+    assert!(consume("'h3'").0);
+    assert_eq!(one::<i64>("SELECT sum(amount)::bigint FROM quota.ledger WHERE user_id = 'h3'"), Some(1));
+}
+
+#[pg_test]
+fn an_expired_hold_stops_counting_without_any_job() {
+    at("2026-03-10 12:00:00+00");
+    let (_, id) = reserve("'h4', 'ai_requests', 8, '1 minute'");
+    assert!(!consume("'h4', 'ai_requests', 3").0);
+    at("2026-03-10 12:01:00+00");
+    assert_eq!(one::<i64>("SELECT held FROM quota.check('h4')"), Some(0));
+    let (allowed, used, ..) = consume("'h4', 'ai_requests', 3");
+    assert!(allowed);
+    assert_eq!(used, 3);
+    assert_eq!(one::<i64>("SELECT held FROM quota.counters WHERE user_id = 'h4'"), Some(0));
+    assert_eq!(one::<i64>("SELECT denied FROM quota.counters WHERE user_id = 'h4'"), Some(1));
+    expect_sqlstate(&format!("PERFORM quota.commit('{}', 8)", id.unwrap()), "55000");
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+}
+
+#[pg_test]
+fn a_repeated_reserve_key_returns_the_same_reservation() {
+    at("2026-03-10 12:00:00+00");
+    let (_, first) = reserve("'h5', 'ai_tokens', 100, '5 minutes', 'call-1'");
+    let (_, again) = reserve("'h5', 'ai_tokens', 100, '5 minutes', 'call-1'");
+    assert_eq!(first, again);
+    assert_eq!(one::<bool>("SELECT replayed FROM quota.reserve('h5', 'ai_tokens', 100, '5 minutes', 'call-1')"), Some(true));
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.reservations WHERE user_id = 'h5'"), Some(1));
+    // The same key on consume is a different request.
+    assert!(consume("'h5', 'ai_tokens', 100, 'call-1'").0);
+}
+
+#[pg_test]
+fn reservations_reject_bad_arguments() {
+    expect_sqlstate("PERFORM quota.reserve('h6', 'ai_tokens', 10, NULL)", "22004");
+    expect_sqlstate("PERFORM quota.reserve('h6', 'ai_tokens', 10, '0 seconds')", "22023");
+    expect_sqlstate("PERFORM quota.reserve('h6', 'ai_tokens', 10, '2 days')", "22023");
+    expect_sqlstate("PERFORM quota.reserve('h6', 'ai_tokens', 0)", "22023");
+    expect_sqlstate("PERFORM quota.commit(NULL, 1)", "22004");
+    expect_sqlstate("PERFORM quota.commit(gen_random_uuid(), 1)", "P0002");
+    expect_sqlstate("PERFORM quota.release(gen_random_uuid())", "P0002");
+    let (_, id) = reserve("'h6', 'ai_tokens', 10");
+    expect_sqlstate(&format!("PERFORM quota.commit('{}', -1)", id.unwrap()), "22023");
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.ledger"), Some(0));
+}
