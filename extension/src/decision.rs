@@ -239,16 +239,7 @@ impl Decision {
     }
 
     fn into_composite(self, type_name: &str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
-        fn set<T: IntoDatum>(
-            t: &mut PgHeapTuple<'static, AllocatedByRust>,
-            name: &str,
-            v: T,
-        ) -> Result<()> {
-            t.set_by_name(name, v)
-                .map_err(|e| QuotaError::Internal(format!("decision.{name}: {e}")))
-        }
-        let mut t = PgHeapTuple::new_composite_type(type_name)
-            .map_err(|e| QuotaError::Internal(e.to_string()))?;
+        let mut t = new_composite(type_name)?;
         let reservation = type_name == "quota.reservation";
         if reservation {
             set(&mut t, "reservation_id", self.reservation_id)?;
@@ -325,6 +316,22 @@ impl Decision {
             expires_at: time("expires_at")?,
         })
     }
+}
+
+/// A new, all-NULL value of the composite type `type_name`.
+pub fn new_composite(type_name: &str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+    PgHeapTuple::new_composite_type(type_name)
+        .map_err(|e| QuotaError::Internal(format!("{type_name}: {e}")))
+}
+
+/// Sets one field of a composite built with `new_composite`.
+pub fn set<T: IntoDatum>(
+    t: &mut PgHeapTuple<'static, AllocatedByRust>,
+    name: &str,
+    v: T,
+) -> Result<()> {
+    t.set_by_name(name, v)
+        .map_err(|e| QuotaError::Internal(format!("field {name}: {e}")))
 }
 
 /// Parses the canonical 8-4-4-4-12 hex form.

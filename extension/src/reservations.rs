@@ -10,6 +10,7 @@ use pgrx::spi::SpiClient;
 use pgrx::Uuid;
 use serde_json::json;
 
+use crate::decision::{new_composite, set};
 use crate::engine::{self, Request};
 use crate::error::{QuotaError, Result};
 use crate::statements::{self, Prepared};
@@ -159,16 +160,7 @@ pub fn settle(id: Uuid, actual: Option<i64>) -> Result<Settlement> {
 impl Settlement {
     /// Builds the `quota.settlement` composite.
     pub fn into_tuple(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
-        fn set<T: IntoDatum>(
-            t: &mut PgHeapTuple<'static, AllocatedByRust>,
-            name: &str,
-            v: T,
-        ) -> Result<()> {
-            t.set_by_name(name, v)
-                .map_err(|e| QuotaError::Internal(format!("settlement.{name}: {e}")))
-        }
-        let mut t = PgHeapTuple::new_composite_type("quota.settlement")
-            .map_err(|e| QuotaError::Internal(e.to_string()))?;
+        let mut t = new_composite("quota.settlement")?;
         set(&mut t, "reservation_id", self.reservation_id)?;
         set(&mut t, "state", self.state)?;
         set(&mut t, "held", self.held)?;
