@@ -1,0 +1,236 @@
+//! Configuration from the environment, validated once at start so a typo fails the start with a clear
+//! message instead of a confusing error on the first request. Secrets are wrapped in [`Secret`], whose
+//! `Debug` prints nothing, so logging the config can never leak them.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use axum::http::StatusCode;
+
+/// Why the configuration was refused; each message names the variable and what it should hold.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable is set but its value is not usable.
+    #[error("{name}: {why}")]
+    Invalid { name: &'static str, why: String },
+    /// Neither `AIQUOTA_JWT_SECRET` nor `AIQUOTA_JWKS_URL` is set: no token could ever be verified.
+    #[error("set AIQUOTA_JWT_SECRET (HS256) and/or AIQUOTA_JWKS_URL (RS256/ES256): without one no token can be verified")]
+    NoKeys,
+}
+
+/// A value that must never be printed (JWT secret, database password).
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything the API needs to start. Tests build it directly; `main` uses [`Config::from_env`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// PostgreSQL connection string (URL or `key=value` form); it may hold a password, hence [`Secret`].
+    pub database_url: Secret,
+    /// Where to listen; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// HS256 shared secret (Supabase's JWT secret).
+    pub jwt_secret: Option<Secret>,
+    /// JWKS URL for RS256/ES256 keys.
+    pub jwks_url: Option<String>,
+    /// How long fetched JWKS keys are trusted before a refresh.
+    pub jwks_refresh: Duration,
+    /// Required `aud` claim.
+    pub jwt_audience: String,
+    /// Required `iss` claim, when set.
+    pub jwt_issuer: Option<String>,
+    /// JWT `role` values that may use the admin routes.
+    pub admin_roles: Vec<String>,
+    /// Status of a denied consume or reservation: 429, or 403 for clients that must stop retrying.
+    pub deny_status: StatusCode,
+    /// Maximum number of pooled database connections.
+    pub pool_size: usize,
+    /// Time a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults for everything but the keys: the private dev cluster and `127.0.0.1:8080`.
+    pub fn with_defaults() -> Self {
+        let port = std::env::var("AIQUOTA_PGPORT").unwrap_or_else(|_| "55432".into());
+        Self {
+            database_url: Secret::new(format!("postgres://aiquota_api@127.0.0.1:{port}/aiquota")),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            jwt_secret: None,
+            jwks_url: None,
+            jwks_refresh: Duration::from_secs(600),
+            jwt_audience: "authenticated".into(),
+            jwt_issuer: None,
+            admin_roles: vec!["service_role".into()],
+            deny_status: StatusCode::TOO_MANY_REQUESTS,
+            pool_size: 16,
+            request_timeout: Duration::from_secs(10),
+            body_limit: 64 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Reads and validates the `AIQUOTA_*` variables (see docs/http.md for the table).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// [`Config::from_env`] over any lookup function, so validation is testable without touching the
+    /// process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut c = Self::with_defaults();
+        if let Some(url) = get("AIQUOTA_DATABASE_URL") {
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| invalid("AIQUOTA_DATABASE_URL", format!("not a PostgreSQL connection string ({e})")))?;
+            c.database_url = Secret::new(url);
+        }
+        if let Some(listen) = get("AIQUOTA_LISTEN") {
+            c.listen = listen
+                .parse()
+                .map_err(|_| invalid("AIQUOTA_LISTEN", format!("{listen:?} is not an address like 127.0.0.1:8080")))?;
+        }
+        c.jwt_secret = get("AIQUOTA_JWT_SECRET").map(Secret::new);
+        if let Some(secret) = &c.jwt_secret {
+            if secret.expose().len() < 32 {
+                return Err(invalid("AIQUOTA_JWT_SECRET", "must be at least 32 bytes".into()));
+            }
+        }
+        if let Some(url) = get("AIQUOTA_JWKS_URL") {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid("AIQUOTA_JWKS_URL", format!("{url:?} is not an http(s) URL")));
+            }
+            c.jwks_url = Some(url);
+        }
+        if c.jwt_secret.is_none() && c.jwks_url.is_none() {
+            return Err(ConfigError::NoKeys);
+        }
+        if let Some(s) = get("AIQUOTA_JWKS_REFRESH_S") {
+            c.jwks_refresh = Duration::from_secs(whole("AIQUOTA_JWKS_REFRESH_S", &s, 10, 86_400)?);
+        }
+        if let Some(aud) = get("AIQUOTA_JWT_AUDIENCE") {
+            c.jwt_audience = aud;
+        }
+        c.jwt_issuer = get("AIQUOTA_JWT_ISSUER");
+        if let Some(roles) = get("AIQUOTA_ADMIN_ROLES") {
+            c.admin_roles = roles
+                .split(',')
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect();
+            if c.admin_roles.is_empty() {
+                return Err(invalid("AIQUOTA_ADMIN_ROLES", "names no role".into()));
+            }
+        }
+        if let Some(s) = get("AIQUOTA_DENY_STATUS") {
+            c.deny_status = match s.trim() {
+                "429" => StatusCode::TOO_MANY_REQUESTS,
+                "403" => StatusCode::FORBIDDEN,
+                other => return Err(invalid("AIQUOTA_DENY_STATUS", format!("{other:?} must be 429 or 403"))),
+            };
+        }
+        if let Some(s) = get("AIQUOTA_POOL_SIZE") {
+            c.pool_size = whole("AIQUOTA_POOL_SIZE", &s, 1, 1000)? as usize;
+        }
+        if let Some(s) = get("AIQUOTA_REQUEST_TIMEOUT_S") {
+            c.request_timeout = Duration::from_secs(whole("AIQUOTA_REQUEST_TIMEOUT_S", &s, 1, 600)?);
+        }
+        if let Some(s) = get("AIQUOTA_SHUTDOWN_TIMEOUT_S") {
+            c.shutdown_timeout = Duration::from_secs(whole("AIQUOTA_SHUTDOWN_TIMEOUT_S", &s, 0, 3600)?);
+        }
+        Ok(c)
+    }
+
+    /// The database URL with any password replaced, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        match self.database_url.expose().parse::<tokio_postgres::Config>() {
+            Ok(pg) => {
+                let host = pg
+                    .get_hosts()
+                    .first()
+                    .map(|h| match h {
+                        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                    })
+                    .unwrap_or_default();
+                let port = pg.get_ports().first().copied().unwrap_or(5432);
+                format!(
+                    "postgres://{}@{host}:{port}/{}",
+                    pg.get_user().unwrap_or(""),
+                    pg.get_dbname().unwrap_or("")
+                )
+            }
+            Err(_) => "(unparsable)".into(),
+        }
+    }
+}
+
+fn invalid(name: &'static str, why: String) -> ConfigError {
+    ConfigError::Invalid { name, why }
+}
+
+/// A whole number within bounds (used for seconds and sizes).
+fn whole(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(name, format!("{value:?} must be a whole number from {min} to {max}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn needs_a_key() {
+        assert!(matches!(Config::from_lookup(lookup(&[])), Err(ConfigError::NoKeys)));
+    }
+
+    #[test]
+    fn rejects_bad_values_by_name() {
+        let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let err = Config::from_lookup(lookup(&[secret, ("AIQUOTA_DENY_STATUS", "500")])).unwrap_err();
+        assert!(err.to_string().contains("AIQUOTA_DENY_STATUS"));
+        let err = Config::from_lookup(lookup(&[secret, ("AIQUOTA_LISTEN", "nope")])).unwrap_err();
+        assert!(err.to_string().contains("AIQUOTA_LISTEN"));
+        let err = Config::from_lookup(lookup(&[("AIQUOTA_JWT_SECRET", "short")])).unwrap_err();
+        assert!(err.to_string().contains("32 bytes"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = Config::from_lookup(lookup(&[
+            ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("AIQUOTA_DATABASE_URL", "postgres://u:hunter2@localhost:5432/db"),
+            ("AIQUOTA_DENY_STATUS", "403"),
+        ]))
+        .unwrap();
+        let printed = format!("{c:?} {}", c.database_url_redacted());
+        assert!(!printed.contains("hunter2") && !printed.contains("0123456789abcdef"));
+        assert_eq!(c.deny_status, StatusCode::FORBIDDEN);
+    }
+}

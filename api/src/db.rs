@@ -1,0 +1,191 @@
+//! The connection pool, the one place that turns a PostgreSQL error into a [`DbError`] by SQLSTATE, and the
+//! retry rule for transient failures.
+//!
+//! Every pooled connection runs as the `quota_api` group role (`SET ROLE` once, when the connection is
+//! made): the login role `aiquota_api` is `NOINHERIT`, so a connection can call only what `quota_api` may
+//! until an admin route switches to `quota_admin` for one transaction (`SET LOCAL ROLE`, see [`admin_tx`]).
+
+use std::{future::Future, time::Duration};
+
+use deadpool_postgres::{
+    HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use tokio_postgres::{error::SqlState, NoTls};
+
+use crate::config::Config;
+
+/// What went wrong talking to the database, in the terms the HTTP layer needs. The client sees the
+/// message only for the input errors the extension words for people (22004, 22023, P0002, 55000).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// 22004 / 22023: the request's values were refused by the extension's validation.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// 22023 "already used": an idempotency key reused for a different request.
+    #[error("{0}")]
+    IdempotencyMismatch(String),
+    /// P0002: unknown plan or reservation (or a reservation of another user).
+    #[error("{0}")]
+    NotFound(String),
+    /// 55000: the object is not in a state that allows the operation (reservation already settled).
+    #[error("{0}")]
+    Conflict(String),
+    /// Serialization failure, deadlock, lost connection, no connection to be had: worth retrying later.
+    #[error("transient database failure: {0}")]
+    Transient(String),
+    /// Anything else, including 42501 (a privilege the API's role lacks: a deployment bug).
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let Some(db) = e.as_db_error() else {
+            // No SQLSTATE: the connection broke or the protocol failed.
+            return DbError::Transient(e.to_string());
+        };
+        let message = db.message().to_string();
+        match db.code() {
+            c if *c == SqlState::INVALID_PARAMETER_VALUE && message.contains("already used") => {
+                DbError::IdempotencyMismatch(message)
+            }
+            c if *c == SqlState::INVALID_PARAMETER_VALUE || *c == SqlState::NULL_VALUE_NOT_ALLOWED => {
+                DbError::InvalidInput(message)
+            }
+            c if *c == SqlState::NO_DATA_FOUND => DbError::NotFound(message),
+            c if *c == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE => DbError::Conflict(message),
+            c if rolled_back(c) || *c == SqlState::ADMIN_SHUTDOWN => {
+                DbError::Transient(format!("{}: {message}", c.code()))
+            }
+            c => DbError::Internal(format!("{}: {message}", c.code())),
+        }
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(e: PoolError) -> Self {
+        DbError::Transient(format!("no database connection: {e}"))
+    }
+}
+
+/// SQLSTATEs after which the server has certainly rolled the statement back (or never ran it), so running
+/// it again cannot charge twice. A lost connection is not among them: the commit may have happened.
+fn rolled_back(c: &SqlState) -> bool {
+    *c == SqlState::T_R_SERIALIZATION_FAILURE
+        || *c == SqlState::T_R_DEADLOCK_DETECTED
+        || *c == SqlState::LOCK_NOT_AVAILABLE
+        || *c == SqlState::CANNOT_CONNECT_NOW
+        || *c == SqlState::TOO_MANY_CONNECTIONS
+}
+
+/// Builds the pool. No connection is made here; `/readyz` and the first request find out whether the
+/// database is reachable, so the API can start before PostgreSQL does.
+pub fn pool(config: &Config) -> Result<Pool, String> {
+    let mut pg: tokio_postgres::Config = config
+        .database_url
+        .expose()
+        .parse()
+        .map_err(|e| format!("AIQUOTA_DATABASE_URL: {e}"))?;
+    pg.application_name("aiquota-api");
+    pg.connect_timeout(Duration::from_secs(5));
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(config.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+            Box::pin(async move {
+                // Least privilege for every request; admin transactions raise it with SET LOCAL ROLE.
+                client
+                    .batch_execute("SET ROLE quota_api")
+                    .await
+                    .map_err(HookError::Backend)
+            })
+        }))
+        .build()
+        .map_err(|e| format!("database pool: {e}"))
+}
+
+/// Whether a failed attempt may run again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads, and writes that are idempotent by themselves or carry an idempotency key: safe to repeat even
+    /// when the connection broke after the statement was sent.
+    Safe,
+    /// Writes that would apply twice: repeat only when nothing can have happened (no connection could be had,
+    /// or the server rolled the transaction back: 40001, 40P01).
+    IfNotApplied,
+}
+
+const ATTEMPTS: u32 = 3;
+
+/// The pool plus the process metrics that count retries.
+#[derive(Clone)]
+pub struct Db {
+    /// The connections.
+    pub pool: Pool,
+    /// Where retries are counted.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+impl Db {
+    /// Runs `f` on a pooled connection, repeating it (up to 3 attempts, short backoff) when the failure is
+    /// transient and `retry` allows it. Non-transient errors return at once.
+    pub async fn run<T, F, Fut>(&self, retry: Retry, f: F) -> Result<T, DbError>
+    where
+        F: Fn(Object) -> Fut,
+        Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+    {
+        run(self, retry, f).await
+    }
+}
+
+async fn run<T, F, Fut>(db: &Db, retry: Retry, f: F) -> Result<T, DbError>
+where
+    F: Fn(Object) -> Fut,
+    Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let outcome = match db.pool.get().await {
+            // No statement was sent: always safe to try again.
+            Err(e) => Err((DbError::from(e), true)),
+            Ok(client) => f(client).await.map_err(|e| {
+                let not_applied = e.code().is_some_and(rolled_back);
+                (DbError::from(e), not_applied || retry == Retry::Safe)
+            }),
+        };
+        match outcome {
+            Ok(v) => return Ok(v),
+            Err((DbError::Transient(why), repeatable)) if repeatable && attempt < ATTEMPTS => {
+                tracing::warn!(attempt, %why, "transient database failure, retrying");
+                db.metrics.db_retry();
+                tokio::time::sleep(Duration::from_millis(50 * 3u64.pow(attempt - 1))).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Runs `sql` with `params` in a transaction as `quota_admin` and returns its rows: the only way the API
+/// uses admin rights, so they never leak into a pooled session.
+pub async fn admin_tx(
+    mut client: Object,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute("SET LOCAL ROLE quota_admin").await?;
+    let stmt = tx.prepare_cached(sql).await?;
+    let rows = tx.query(&stmt, params).await?;
+    tx.commit().await?;
+    Ok(rows)
+}

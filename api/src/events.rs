@@ -1,0 +1,166 @@
+//! Live quota updates: ONE `LISTEN quota_events` connection for the whole process fans out to every SSE
+//! subscriber through a broadcast channel; each subscriber keeps only its own user's events and re-reads
+//! `quota.status` on each, so the stream carries exactly what `GET /v1/quota` would return.
+//!
+//! The listener reconnects with backoff when its connection drops; after every (re)connect it broadcasts a
+//! resync that makes every subscriber re-read, because notifications sent while it was away are lost.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    extract::State,
+    response::sse::{Event as SseEvent, KeepAlive, Sse},
+};
+use futures_util::{stream::Stream, StreamExt};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc};
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{auth::User, config::Secret, routes::quota::read_quota, AppState};
+
+/// The channel the extension notifies on.
+const CHANNEL: &str = "quota_events";
+
+/// A notification from the extension: `{"user": ..., "kind": ..., ...}`. `user` is `None` for the resync
+/// the listener sends after connecting.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Event {
+    /// Whose quota changed; `None`: possibly everybody's.
+    pub user: Option<String>,
+    /// plan_changed, threshold_crossed, exhausted, reset, ...
+    pub kind: String,
+}
+
+/// The fan-out point: subscribe to receive every event of the process.
+#[derive(Clone)]
+pub struct Hub {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Hub {
+    /// Starts the listener task; it stops when `shutdown` is cancelled.
+    pub fn start(database_url: Secret, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, _) = broadcast::channel(1024);
+        let task = tokio::spawn(listen_forever(database_url, tx.clone(), shutdown));
+        (Self { tx }, task)
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
+
+async fn listen_forever(url: Secret, tx: broadcast::Sender<Event>, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listen_once(&url, &tx) => r,
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::warn!("LISTEN connection closed; reconnecting");
+                backoff = Duration::from_millis(200);
+            }
+            Err(why) => tracing::warn!(%why, retry_in_ms = backoff.as_millis() as u64, "LISTEN connection failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// One connection's life: connect, LISTEN, forward notifications until the connection ends.
+async fn listen_once(url: &Secret, tx: &broadcast::Sender<Event>) -> Result<(), String> {
+    let (client, mut connection) = tokio_postgres::connect(url.expose(), NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (ntx, mut nrx) = mpsc::unbounded_channel::<String>();
+    // The connection object must be polled for notifications to arrive; it ends when the socket does.
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            match m {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if ntx.send(n.payload().to_string()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    });
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("listening on {CHANNEL}");
+    let _ = tx.send(Event {
+        user: None,
+        kind: "resync".into(),
+    });
+    while let Some(payload) = nrx.recv().await {
+        match serde_json::from_str::<Event>(&payload) {
+            Ok(e) if e.user.is_some() => {
+                // No receivers is not an error: nobody is subscribed right now.
+                let _ = tx.send(e);
+            }
+            _ => tracing::warn!("ignoring a {CHANNEL} payload without a user"),
+        }
+    }
+    drop(client);
+    driver.await.map_err(|e| e.to_string())?
+}
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events))
+}
+
+/// Server-Sent Events: the caller's quota (the body of `GET /v1/quota`) at connect and after every change,
+/// as `event: quota`; keep-alive comments every 15 s.
+#[utoipa::path(get, path = "/v1/quota/events", tag = "quota", security(("bearer" = [])),
+    responses((status = 200, description = "text/event-stream of `event: quota` with a Quota as data", content_type = "text/event-stream")))]
+async fn events(
+    State(s): State<AppState>,
+    user: User,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    // Subscribe before the first read so nothing that happens in between is missed.
+    let mut rx = s.events.subscribe();
+    let shutdown = s.shutdown.clone();
+    let stream = async_stream::stream! {
+        let mut last: Option<String> = None;
+        let mut refresh = true;
+        loop {
+            if refresh {
+                match read_quota(&s.db, &user.id).await {
+                    Ok(q) => {
+                        let json = serde_json::to_string(&q).unwrap_or_default();
+                        if last.as_deref() != Some(json.as_str()) {
+                            yield Ok(SseEvent::default().event("quota").data(json.clone()));
+                            last = Some(json);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "SSE: could not read the quota"),
+                }
+            }
+            refresh = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = rx.recv() => match r {
+                    Ok(e) => e.user.as_deref().is_none_or(|u| u == user.id),
+                    // Missed some events: re-read to be safe.
+                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            };
+        }
+    };
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

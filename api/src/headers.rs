@@ -1,0 +1,42 @@
+//! Rate-limit response headers for a decision: `RateLimit-Policy` and `RateLimit` (IETF draft "RateLimit
+//! header fields for HTTP") on every decision about a limited window, and `Retry-After` (RFC 9110) on a
+//! denial that can pass later. A denial that can never pass on the plan gets no `Retry-After`, so a client
+//! does not wait for nothing.
+
+use axum::http::{HeaderMap, HeaderValue};
+use chrono::Utc;
+
+use crate::routes::quota::Decision;
+
+/// Policy name and nominal window length in seconds of a period. Calendar windows vary (DST days, months),
+/// so `w` is the nominal length; `t` in `RateLimit` is exact.
+fn policy(period: &str) -> Option<(&'static str, i64)> {
+    Some(match period {
+        "hour" => ("hourly", 3_600),
+        "day" => ("daily", 86_400),
+        "week" => ("weekly", 604_800),
+        "month" => ("monthly", 2_592_000),
+        _ => return None,
+    })
+}
+
+/// Adds the headers that `decision` calls for.
+pub fn rate_limit(headers: &mut HeaderMap, decision: &Decision) {
+    if let Some(s) = decision.retry_after_s.filter(|_| !decision.allowed) {
+        headers.insert("retry-after", HeaderValue::from(s.max(1)));
+    }
+    let (Some(period), Some(limit), Some(resets_at)) = (&decision.period, decision.limit, decision.resets_at) else {
+        return;
+    };
+    let Some((name, window)) = policy(period) else {
+        return;
+    };
+    let remaining = decision.remaining.unwrap_or(0);
+    let reset = (resets_at - Utc::now()).num_seconds().max(0);
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={limit};w={window}")) {
+        headers.insert("ratelimit-policy", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r={remaining};t={reset}")) {
+        headers.insert("ratelimit", v);
+    }
+}

@@ -1,0 +1,149 @@
+//! The JWKS key cache for RS256/ES256 tokens.
+//!
+//! Keys are fetched at start, trusted for `AIQUOTA_JWKS_REFRESH_S`, and fetched again when they are older or
+//! when a token names a `kid` the cache does not know (key rotation), at most once every few seconds so a
+//! flood of tokens with made-up `kid`s cannot turn into a flood of fetches. Only RSA keys (RS256) and P-256
+//! keys (ES256) are kept, each with its algorithm, and a token must use its key's algorithm.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use jsonwebtoken::{
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm},
+    Algorithm, DecodingKey,
+};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::auth::AuthError;
+
+/// Shortest time between two fetches triggered by unknown `kid`s.
+const MIN_REFETCH: Duration = Duration::from_secs(5);
+
+struct Key {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: Arc<DecodingKey>,
+}
+
+#[derive(Default)]
+struct Cache {
+    keys: Vec<Key>,
+    fetched_at: Option<Instant>,
+    attempted_at: Option<Instant>,
+}
+
+/// Fetches and caches the keys of one JWKS URL.
+pub struct Jwks {
+    url: String,
+    refresh: Duration,
+    client: reqwest::Client,
+    cache: RwLock<Cache>,
+    fetching: Mutex<()>,
+}
+
+impl Jwks {
+    /// A cache for `url`; nothing is fetched until [`Jwks::refresh`] or the first token.
+    pub fn new(url: String, refresh: Duration) -> Self {
+        Self {
+            url,
+            refresh,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            cache: RwLock::new(Cache::default()),
+            fetching: Mutex::new(()),
+        }
+    }
+
+    /// The key for a token's `kid` and `alg`.
+    pub async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<DecodingKey>, AuthError> {
+        let stale = {
+            let c = self.cache.read().await;
+            c.fetched_at.is_none_or(|t| t.elapsed() > self.refresh)
+        };
+        if stale {
+            self.refresh_if_due(Duration::ZERO).await;
+        }
+        if let Some(k) = self.find(kid, alg).await {
+            return Ok(k);
+        }
+        // Unknown kid: the issuer may have rotated its keys.
+        self.refresh_if_due(MIN_REFETCH).await;
+        if let Some(k) = self.find(kid, alg).await {
+            return Ok(k);
+        }
+        let empty = self.cache.read().await.keys.is_empty();
+        Err(if empty {
+            AuthError::KeysUnavailable
+        } else {
+            AuthError::BadSignature
+        })
+    }
+
+    async fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<DecodingKey>> {
+        let c = self.cache.read().await;
+        c.keys
+            .iter()
+            .find(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
+            .map(|k| k.key.clone())
+    }
+
+    /// Fetches the keys unless another fetch happened within `min_gap`; failures keep the old keys.
+    pub async fn refresh_if_due(&self, min_gap: Duration) {
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(t) = self.cache.read().await.attempted_at {
+            if t.elapsed() < min_gap {
+                return;
+            }
+        }
+        self.cache.write().await.attempted_at = Some(Instant::now());
+        match self.fetch().await {
+            Ok(keys) => {
+                tracing::info!(keys = keys.len(), "fetched JWKS");
+                let mut c = self.cache.write().await;
+                c.keys = keys;
+                c.fetched_at = Some(Instant::now());
+            }
+            Err(why) => tracing::warn!(%why, "could not fetch JWKS; keeping the cached keys"),
+        }
+    }
+
+    async fn fetch(&self) -> Result<Vec<Key>, String> {
+        let set: JwkSet = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(set.keys.iter().filter_map(usable).collect())
+    }
+}
+
+/// The algorithm a JWK may verify, from its `alg` or else its key type; `None` for keys we do not accept.
+fn usable(jwk: &Jwk) -> Option<Key> {
+    let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+        (Some(KeyAlgorithm::RS256), AlgorithmParameters::RSA(_)) | (None, AlgorithmParameters::RSA(_)) => {
+            Algorithm::RS256
+        }
+        (Some(KeyAlgorithm::ES256), AlgorithmParameters::EllipticCurve(p))
+        | (None, AlgorithmParameters::EllipticCurve(p))
+            if p.curve == EllipticCurve::P256 =>
+        {
+            Algorithm::ES256
+        }
+        _ => return None,
+    };
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    Some(Key {
+        kid: jwk.common.key_id.clone(),
+        alg,
+        key: Arc::new(key),
+    })
+}

@@ -1,0 +1,227 @@
+//! `aiquota-api`: the HTTP layer over the aiquota extension. It holds no quota state: every decision is one
+//! call into the extension. [`App::build`] makes the app from a [`Config`] and [`App::serve`] runs it until a
+//! shutdown future resolves; `main` and the integration tests share both.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod events;
+pub mod extract;
+pub mod headers;
+pub mod jwks;
+pub mod metrics;
+pub mod problem;
+pub mod routes;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{DefaultBodyLimit, Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use utoipa::{
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    Modify, OpenApi,
+};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use config::Config;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Database pool with the retry rule.
+    pub db: db::Db,
+    /// Token verification.
+    pub verifier: Arc<auth::Verifier>,
+    /// Process metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// SSE fan-out.
+    pub events: events::Hub,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Cancelled when shutdown starts: ends SSE streams and the LISTEN task.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "aiquota API", description = "Per-user AI usage quotas; every decision is one call into the aiquota PostgreSQL extension."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "quota", description = "The caller's own quota (user = JWT sub)"),
+        (name = "admin", description = "Admin routes (JWT role in AIQUOTA_ADMIN_ROLES)"),
+        (name = "health", description = "Probes and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// Every route with its OpenAPI description, from one router so the document cannot drift.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::quota::router())
+        .merge(events::router())
+        .merge(routes::admin::router())
+        .merge(routes::health::router())
+}
+
+/// The OpenAPI document (also served at `/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// A built app, bound to its address, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    listen_task: tokio::task::JoinHandle<()>,
+}
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The pool could not be built from the configuration.
+    #[error("{0}")]
+    Database(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+impl App {
+    /// Binds the listener, builds the pool, starts the LISTEN task and the JWKS prefetch.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let shutdown = CancellationToken::new();
+        let metrics = Arc::new(metrics::Metrics::default());
+        let pool = db::pool(&config).map_err(StartError::Database)?;
+        let verifier = Arc::new(auth::Verifier::new(&config));
+        if verifier.jwks().is_some() {
+            let v = verifier.clone();
+            tokio::spawn(async move {
+                if let Some(j) = v.jwks() {
+                    j.refresh_if_due(Duration::ZERO).await;
+                }
+            });
+        }
+        let (events, listen_task) = events::Hub::start(config.database_url.clone(), shutdown.clone());
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| StartError::Bind(config.listen, e))?;
+        let state = AppState {
+            db: db::Db {
+                pool,
+                metrics: metrics.clone(),
+            },
+            verifier,
+            metrics: metrics.clone(),
+            events,
+            config: Arc::new(config),
+            shutdown,
+        };
+        let router = router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+            listen_task,
+        })
+    }
+
+    /// The bound address (the port when the config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish (at most
+    /// `AIQUOTA_SHUTDOWN_TIMEOUT_S`), ends SSE streams and the LISTEN task, and closes the pool.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let token = self.state.shutdown.clone();
+        let signal = {
+            let token = token.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                token.cancel();
+            }
+        };
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        let grace = self.state.config.shutdown_timeout;
+        let result = tokio::select! {
+            r = server => r,
+            _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("shutdown timeout reached; dropping the requests still running");
+                Ok(())
+            }
+        };
+        let _ = self.listen_task.await;
+        self.state.db.pool.close();
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// The router with every layer; the order of the layers is part of the behaviour (see comments).
+fn router(state: AppState) -> Router {
+    let (api, doc) = api_router().split_for_parts();
+    let doc = Arc::new(doc);
+    let timeout = state.config.request_timeout;
+    api.route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
+        // Inside the route: the timeout, then the matched route noted for the metrics.
+        .route_layer(middleware::from_fn_with_state(timeout, time_limit))
+        .route_layer(middleware::from_fn(metrics::route_label))
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(
+            // Outermost first: request id, then the span that logs it, then metrics and problem bodies.
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request| {
+                            let id = req
+                                .headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("");
+                            // The path only: no query string, no headers (tokens live there).
+                            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                        })
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+                .layer(middleware::from_fn(problem::finish)),
+        )
+        .with_state(state)
+}
+
+/// Answers 503 when a request runs longer than `AIQUOTA_REQUEST_TIMEOUT_S`. Dropping the handler's future
+/// drops its pooled connection mid-statement; the statement is then cancelled or finishes on its own.
+async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => problem::ApiError::Timeout.into_response(),
+    }
+}

@@ -1,0 +1,260 @@
+//! RFC 9457 problem details, and [`ApiError`], the one error type of the HTTP layer: every module's error
+//! converts into it and [`ApiError::into_response`] is the only place that chooses a status code.
+//!
+//! A handler's error response carries its [`Problem`] in the response extensions; the [`finish`] middleware
+//! writes the body, adding `instance` (the request path) and `request_id`, and turns any other error
+//! response without a body (axum's 404/405, a body over the limit) into problem+json too.
+
+use axum::{
+    extract::{rejection::JsonRejection, rejection::PathRejection, rejection::QueryRejection, Request},
+    http::{header, HeaderValue, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde_json::{json, Map, Value};
+
+use crate::{auth::AuthError, db::DbError, headers, routes::quota::Decision};
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A problem detail before it is written: `type`, `title`, `status`, `detail` and extension members.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: Option<String>,
+    extra: Map<String, Value>,
+}
+
+impl Problem {
+    /// A problem of type `/problems/{slug}`.
+    pub fn new(status: StatusCode, slug: &'static str, title: &'static str) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: None,
+            extra: Map::new(),
+        }
+    }
+    /// Adds a sentence for a person.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+    /// Adds an extension member.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.into(), value.into());
+        self
+    }
+
+    fn body(&self, instance: &str, request_id: Option<&str>) -> Value {
+        let mut body = json!({
+            "type": format!("/problems/{}", self.slug),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "instance": instance,
+        });
+        let obj = body.as_object_mut().expect("a json object");
+        if let Some(d) = &self.detail {
+            obj.insert("detail".into(), d.clone().into());
+        }
+        if let Some(id) = request_id {
+            obj.insert("request_id".into(), id.into());
+        }
+        for (k, v) in &self.extra {
+            obj.insert(k.clone(), v.clone());
+        }
+        body
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut res = self.status.into_response();
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+/// Every way a request can fail. The doc comment of each variant names its status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401 with `WWW-Authenticate: Bearer`: no usable token.
+    #[error("unauthorized: {0}")]
+    Unauthorized(#[from] AuthError),
+    /// 403: the token is valid but its role may not use admin routes.
+    #[error("forbidden")]
+    Forbidden,
+    /// 400 (or the rejection's own 413/415/422): the request could not be read.
+    #[error("bad request: {0}")]
+    BadRequest(String, StatusCode),
+    /// Mapped by SQLSTATE, see [`DbError`].
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The deny status (429 or 403) with the decision: the quota refused the request.
+    #[error("quota denied")]
+    Denied(Box<Decision>, StatusCode),
+    /// 503 with `Retry-After`: the request took longer than the configured timeout.
+    #[error("request timed out")]
+    Timeout,
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        ApiError::BadRequest(r.body_text(), r.status())
+    }
+}
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest(r.body_text(), StatusCode::BAD_REQUEST)
+    }
+}
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text(), StatusCode::BAD_REQUEST)
+    }
+}
+
+/// Seconds a client should wait after a 503.
+const RETRY_AFTER_UNAVAILABLE: &str = "1";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Unauthorized(why) => {
+                tracing::info!(reason = %why, "unauthorized");
+                let mut res = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
+                    .detail(why.to_string())
+                    .into_response();
+                let challenge = match why {
+                    AuthError::Missing => "Bearer",
+                    _ => "Bearer error=\"invalid_token\"",
+                };
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                res
+            }
+            ApiError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
+                .detail("This route needs an admin role.")
+                .into_response(),
+            ApiError::BadRequest(detail, status) => {
+                Problem::new(status, "bad-request", "Bad request").detail(detail).into_response()
+            }
+            ApiError::Db(e) => db_problem(e),
+            ApiError::Denied(decision, status) => {
+                let mut p = Problem::new(status, "quota-exceeded", "Quota exceeded")
+                    .detail(decision.reason.clone().unwrap_or_default());
+                for (k, v) in serde_json::to_value(&*decision)
+                    .ok()
+                    .and_then(|v| v.as_object().cloned())
+                    .unwrap_or_default()
+                {
+                    p = p.with(&k, v);
+                }
+                let mut res = p.into_response();
+                headers::rate_limit(res.headers_mut(), &decision);
+                res
+            }
+            ApiError::Timeout => unavailable("The request took too long; try again."),
+        }
+    }
+}
+
+/// The SQLSTATE-to-status table (the classification itself is in [`DbError`]'s `From`).
+fn db_problem(e: DbError) -> Response {
+    match e {
+        DbError::InvalidInput(m) => {
+            Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input").detail(m).into_response()
+        }
+        DbError::IdempotencyMismatch(m) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused for a different request",
+        )
+        .detail(m)
+        .into_response(),
+        DbError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(m).into_response(),
+        DbError::Conflict(m) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").detail(m).into_response(),
+        DbError::Transient(why) => {
+            tracing::warn!(%why, "database unavailable");
+            unavailable("The database is unavailable right now; try again.")
+        }
+        DbError::Internal(why) => {
+            tracing::error!(%why, "database error");
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error").into_response()
+        }
+    }
+}
+
+fn unavailable(detail: &str) -> Response {
+    let mut res = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+        .detail(detail)
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE));
+    res
+}
+
+/// Writes the body of every error response as problem+json (see the module comment).
+pub async fn finish(req: Request, next: Next) -> Response {
+    let instance = req.uri().path().to_string();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut res = next.run(req).await;
+    let problem = match res.extensions_mut().remove::<Problem>() {
+        Some(p) => p,
+        None if res.status().is_client_error() || res.status().is_server_error() => {
+            if res.headers().contains_key(header::CONTENT_TYPE) {
+                return res;
+            }
+            generic(res.status())
+        }
+        None => return res,
+    };
+    let body = problem.body(&instance, request_id.as_deref()).to_string();
+    let (mut parts, _) = res.into_parts();
+    parts.status = problem.status;
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// A problem for a bodiless error response that no handler produced (unknown route, wrong method, ...).
+fn generic(status: StatusCode) -> Problem {
+    match status {
+        StatusCode::NOT_FOUND => Problem::new(status, "not-found", "Not found").detail("No such route."),
+        StatusCode::METHOD_NOT_ALLOWED => Problem::new(status, "method-not-allowed", "Method not allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(status, "too-large", "Request body too large"),
+        s if s.is_server_error() => Problem::new(status, "internal", "Internal server error"),
+        _ => Problem::new(status, "bad-request", "Bad request"),
+    }
+}
+
+/// The shape of every error body, for the OpenAPI document (RFC 9457 plus `request_id`; a denial also
+/// carries the decision's fields: `remaining`, `resets_at`, `retry_after_s`, ...).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ProblemDoc {
+    /// `/problems/<slug>`: quota-exceeded, unauthorized, forbidden, bad-request, invalid-input,
+    /// idempotency-key-reused, not-found, conflict, unavailable, internal, method-not-allowed, too-large.
+    #[schema(rename = "type")]
+    kind: String,
+    /// Short summary of the type.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// A sentence for a person.
+    detail: Option<String>,
+    /// The request path.
+    instance: String,
+    /// The `x-request-id` of the request, to find it in the logs.
+    request_id: Option<String>,
+}

@@ -1,0 +1,5 @@
+//! Route modules; each owns its `router()` and the OpenAPI annotations of its handlers.
+
+pub mod admin;
+pub mod health;
+pub mod quota;
