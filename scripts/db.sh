@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The private development cluster under .data/pg on 127.0.0.1:$PGPORT.
-# Usage: scripts/db.sh start | stop | status | url
+# Usage: scripts/db.sh start | stop | status | url | api-url
 source "$(dirname "$0")/env.sh"
 
 ext_script() { echo "$("$PG_CONFIG" --sharedir)/extension/aiquota--$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml").sql"; }
@@ -51,6 +51,8 @@ HBA
     fi
   fi
   echo "$sum" >"$DATA_DIR/aiquota.sql.sha256"
+  # The HTTP API's login role (needs the quota_api/quota_admin roles the extension creates).
+  psql_db -d "$DBNAME" -c "SET client_min_messages = warning" -f "$ROOT/scripts/api-role.sql"
   log "database ready: psql -h $PGHOST -p $PGPORT -U postgres $DBNAME"
 }
 
@@ -66,5 +68,6 @@ case "${1:-}" in
   stop) stop ;;
   status) as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status ;;
   url) echo "postgres://postgres@$PGHOST:$PGPORT/$DBNAME" ;;
-  *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
+  api-url) echo "postgres://aiquota_api@$PGHOST:$PGPORT/$DBNAME" ;;
+  *) echo "usage: $0 start|stop|status|url|api-url" >&2; exit 2 ;;
 esac
