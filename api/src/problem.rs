@@ -44,9 +44,11 @@ impl Problem {
         self.detail = Some(detail.into());
         self
     }
-    /// Adds an extension member.
+    /// Adds an extension member; the members RFC 9457 defines cannot be overwritten.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.extra.insert(key.into(), value.into());
+        if !matches!(key, "type" | "title" | "status" | "detail" | "instance" | "request_id") {
+            self.extra.insert(key.into(), value.into());
+        }
         self
     }
 
@@ -65,7 +67,7 @@ impl Problem {
             obj.insert("request_id".into(), id.into());
         }
         for (k, v) in &self.extra {
-            obj.insert(k.clone(), v.clone());
+            obj.entry(k.clone()).or_insert_with(|| v.clone());
         }
         body
     }
@@ -152,6 +154,8 @@ impl IntoResponse for ApiError {
                     .and_then(|v| v.as_object().cloned())
                     .unwrap_or_default()
                 {
+                    // `status` is the problem's HTTP status (RFC 9457); the quota status goes beside it.
+                    let k = if k == "status" { "quota_status".to_string() } else { k };
                     p = p.with(&k, v);
                 }
                 let mut res = p.into_response();
