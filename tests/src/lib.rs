@@ -5,6 +5,11 @@ use std::sync::Once;
 
 pub use postgres::{Client, NoTls};
 
+pub mod http;
+
+/// The HTTP API's login role, created once per cluster (the same script `scripts/db.sh start` runs).
+const API_ROLE_SQL: &str = include_str!("../../scripts/api-role.sql");
+
 /// The cluster to test against: the private one `make db` starts (on `AIQUOTA_PGPORT` when set), unless
 /// `AIQUOTA_TEST_DATABASE_URL` names another.
 fn base() -> String {
@@ -37,6 +42,7 @@ pub fn fresh_db(name: &str) -> String {
         admin.batch_execute("CREATE DATABASE aiquota_tmpl").unwrap();
         let mut t = connect("aiquota_tmpl");
         t.batch_execute("CREATE EXTENSION aiquota").unwrap();
+        t.batch_execute(API_ROLE_SQL).unwrap();
         drop(t);
     });
     let db = format!("t_{name}");

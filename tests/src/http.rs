@@ -1,0 +1,187 @@
+//! Helpers for the HTTP tests: the real API started in-process on port 0, connected as `aiquota_api` to a
+//! fresh database of the private cluster, plus token minting and a SQL connection for assertions.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use aiquota_api::{config::Secret, App, Config};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// The HS256 secret every test app trusts.
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+/// The audience every test app requires.
+pub const AUDIENCE: &str = "authenticated";
+
+/// A running API.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The test database.
+    pub db: String,
+    /// A client with a generous timeout.
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Connection string of `db` as the API's role.
+pub fn api_url(db: &str) -> String {
+    format!("{} user=aiquota_api", crate::url(db))
+}
+
+/// A fresh database (`t_<name>`); `fresh_db` is blocking, so it runs off the async workers.
+pub async fn fresh_db(name: &str) -> String {
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || crate::fresh_db(&name))
+        .await
+        .expect("fresh_db panicked")
+}
+
+/// A superuser connection to `db` for setting up and asserting (async: the tests run in tokio).
+pub async fn sql(db: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&crate::url(db), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {db}: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
+/// The configuration tests start from: HS256 with [`SECRET`], port 0, the test database.
+pub fn test_config(db: &str) -> Config {
+    let mut c = Config::with_defaults();
+    c.database_url = Secret::new(api_url(db));
+    c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    c.jwt_secret = Some(Secret::new(SECRET));
+    c.shutdown_timeout = Duration::from_secs(10);
+    c
+}
+
+impl TestApp {
+    /// A fresh database `t_<name>` and the API on it with [`test_config`].
+    pub async fn start(name: &str) -> Self {
+        Self::start_with(name, |_| {}).await
+    }
+
+    /// Like [`TestApp::start`], with the configuration adjusted by `tweak`.
+    pub async fn start_with(name: &str, tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = fresh_db(name).await;
+        let mut config = test_config(&db);
+        tweak(&mut config);
+        Self::start_on(db, config).await
+    }
+
+    /// The API with `config` on an existing database.
+    pub async fn start_on(db: String, config: Config) -> Self {
+        let app = App::build(config).await.expect("the app builds");
+        let base = format!("http://{}", app.local_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.serve(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            db,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    /// Full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET with a bearer token.
+    pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(token)
+    }
+
+    /// POST with a bearer token.
+    pub fn post(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(token)
+    }
+
+    /// PUT with a bearer token.
+    pub fn put(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.put(self.url(path)).bearer_auth(token)
+    }
+
+    /// Starts graceful shutdown and returns the server task, to await later.
+    pub fn begin_shutdown(&mut self) -> impl Future<Output = std::io::Result<()>> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let handle = self.handle.take().expect("still running");
+        async move { handle.await.expect("server task panicked") }
+    }
+
+    /// Shuts down and waits.
+    pub async fn stop(mut self) {
+        self.begin_shutdown().await.expect("clean shutdown");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Claims of a valid user token; tests change fields to make it invalid.
+pub fn claims(sub: &str, role: &str) -> Value {
+    json!({"sub": sub, "role": role, "aud": AUDIENCE, "exp": now() + 600, "iat": now()})
+}
+
+/// HS256 token over `claims` with `secret`.
+pub fn hs256(claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A valid token for an end user.
+pub fn user_token(sub: &str) -> String {
+    hs256(&claims(sub, "authenticated"), SECRET)
+}
+
+/// A valid token for an admin (`service_role`).
+pub fn admin_token(sub: &str) -> String {
+    hs256(&claims(sub, "service_role"), SECRET)
+}
+
+/// The JSON body of a response.
+pub async fn body(res: reqwest::Response) -> Value {
+    let text = res.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts a problem+json response with `status`, and returns its body.
+pub async fn problem(res: reqwest::Response, status: u16) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status of {}", res.url());
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert_eq!(ct, "application/problem+json");
+    let b = body(res).await;
+    assert_eq!(b["status"], status, "problem status member: {b}");
+    assert!(b["type"].as_str().unwrap().starts_with("/problems/"), "{b}");
+    assert!(b["title"].is_string(), "{b}");
+    b
+}

@@ -1,0 +1,122 @@
+//! Admin routes: 403 for end users; each change is audited with the admin's `sub` as actor.
+
+use aiquota_tests::http::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_routes_need_an_admin_role() {
+    let app = TestApp::start("http_admin_403").await;
+    let user = user_token("henry");
+    let checks = [
+        app.get("/v1/admin/users/henry", &user),
+        app.put("/v1/admin/users/henry/plan", &user).json(&json!({"plan": "pro"})),
+        app.put("/v1/admin/users/henry/limits", &user)
+            .json(&json!({"meter": "ai_requests", "period": "day", "limit": 1000})),
+        app.post("/v1/admin/users/henry/reset", &user),
+    ];
+    for req in checks {
+        problem(req.send().await.unwrap(), 403).await;
+    }
+    // No token at all is 401, not 403.
+    let res = app.client.get(app.url("/v1/admin/users/henry")).send().await.unwrap();
+    problem(res, 401).await;
+    let db = sql(&app.db).await;
+    let audited: i64 = db.query_one("SELECT count(*) FROM quota.audit_log", &[]).await.unwrap().get(0);
+    assert_eq!(audited, 0, "nothing changed");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_changes_are_audited_with_the_admin_as_actor() {
+    let app = TestApp::start("http_admin").await;
+    let admin = admin_token("admin-7");
+    let ivy = user_token("ivy");
+    assert_eq!(app.post("/v1/quota/consume", &ivy).send().await.unwrap().status(), 200);
+
+    let res = app
+        .put("/v1/admin/users/ivy/plan", &admin)
+        .json(&json!({"plan": "pro", "expires_at": "2999-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let acct = body(res).await;
+    assert_eq!(acct["plan"], "pro");
+    assert_eq!(acct["plan_expires_at"], "2999-01-01T00:00:00Z");
+    let q = body(app.get("/v1/quota", &ivy).send().await.unwrap()).await;
+    assert_eq!(q["plan"], "pro", "applies to the very next read");
+
+    let res = app
+        .put("/v1/admin/users/ivy/plan", &admin)
+        .json(&json!({"plan": "no-such-plan"}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 404).await;
+
+    let res = app
+        .put("/v1/admin/users/ivy/limits", &admin)
+        .json(&json!({"meter": "ai_requests", "period": "hour", "limit": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["limit"], 5);
+    let res = app
+        .put("/v1/admin/users/ivy/limits", &admin)
+        .json(&json!({"meter": "ai_requests", "period": "fortnight", "limit": 5}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 400).await;
+    let res = app
+        .put("/v1/admin/users/ivy/limits", &admin)
+        .json(&json!({"meter": "ai_requests", "period": "hour", "limit": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(body(res).await["limit"].is_null());
+
+    let res = app
+        .post("/v1/admin/users/ivy/reset", &admin)
+        .json(&json!({"meter": "ai_requests"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["windows"], 1);
+
+    let res = app.get("/v1/admin/users/ivy", &admin).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let usage = body(res).await;
+    let req = usage.as_array().unwrap().iter().find(|r| r["meter"] == "ai_requests").unwrap();
+    assert_eq!(req["used"], 0);
+    assert_eq!(req["all_time"], 1);
+    assert_eq!(req["plan"], "pro");
+
+    let db = sql(&app.db).await;
+    let rows = db
+        .query(
+            "SELECT actor, action FROM quota.audit_log WHERE target = 'ivy' ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let actions: Vec<&str> = got.iter().map(|(_, a)| a.as_str()).collect();
+    assert_eq!(actions, ["assign_plan", "set_limit", "set_limit", "reset_usage"], "{got:?}");
+    assert!(got.iter().all(|(actor, _)| actor == "admin-7"), "{got:?}");
+
+    // Admin rights do not stay on the pooled connection: an end-user route still cannot reach them.
+    let db_role: String = db
+        .query_one(
+            "SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity WHERE datname = current_database() AND usename <> 'postgres'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(db_role, "aiquota_api", "the API connects as aiquota_api only");
+    app.stop().await;
+}

@@ -1,0 +1,48 @@
+//! 50 concurrent HTTP consumes for a user with 10 a day: exactly 10 are allowed, 40 denied, and the ledger
+//! holds exactly 10 rows.
+
+use aiquota_tests::http::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_consumes_allow_exactly_ten() {
+    let app = TestApp::start("http_concurrency").await;
+    let token = user_token("mike");
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let (client, url, token, barrier) =
+                (app.client.clone(), app.url("/v1/quota/consume"), token.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let res = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({"metadata": {"i": i}}))
+                    .send()
+                    .await
+                    .unwrap();
+                res.status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let allowed = statuses.iter().filter(|s| **s == 200).count();
+    let denied = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((allowed, denied), (10, 40), "{statuses:?}");
+    let db = sql(&app.db).await;
+    let rows: i64 = db
+        .query_one("SELECT count(*) FROM quota.ledger WHERE user_id = 'mike'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 10);
+    let bad: i64 = db.query_one("SELECT count(*) FROM quota.verify()", &[]).await.unwrap().get(0);
+    assert_eq!(bad, 0);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("aiquota_decisions_total{outcome=\"allowed\"} 10"), "{metrics}");
+    assert!(metrics.contains("aiquota_decisions_total{outcome=\"denied\"} 40"), "{metrics}");
+    app.stop().await;
+}

@@ -1,0 +1,131 @@
+//! Server-Sent Events: the current quota at connect, and a plan upgrade made from plain SQL arrives within
+//! a second; other users' events are not delivered.
+
+use std::time::{Duration, Instant};
+
+use aiquota_tests::http::*;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+/// Reads `event: quota` messages from an SSE response, skipping comments (keep-alives).
+struct Events {
+    stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl Events {
+    fn new(res: reqwest::Response) -> Self {
+        Self {
+            stream: res.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    async fn next(&mut self, within: Duration) -> Option<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let message: String = self.buf.drain(..end + 2).collect();
+                let data: String = message
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if message.lines().any(|l| l == "event: quota") {
+                    return Some(serde_json::from_str(&data).unwrap());
+                }
+                continue;
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plan_upgrade_arrives_within_a_second() {
+    let app = TestApp::start("http_events").await;
+    let res = app.get("/v1/quota/events", &user_token("jane")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut events = Events::new(res);
+    let first = events.next(Duration::from_secs(5)).await.expect("the quota at connect");
+    assert_eq!(first["user"], "jane");
+    assert_eq!(first["plan"], "free");
+
+    // Someone else's change is not sent to jane.
+    let db = sql(&app.db).await;
+    db.execute("SELECT quota.assign_plan('kate', 'pro')", &[]).await.unwrap();
+    assert!(events.next(Duration::from_millis(500)).await.is_none(), "kate's event reached jane");
+
+    let start = Instant::now();
+    db.execute("SELECT quota.assign_plan('jane', 'pro')", &[]).await.unwrap();
+    let upgraded = events.next(Duration::from_secs(1)).await.expect("the upgrade within a second");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(upgraded["plan"], "pro");
+    let req = upgraded["meters"].as_array().unwrap().iter().find(|m| m["meter"] == "ai_requests").unwrap();
+    assert_eq!(req["limit"], 50);
+
+    // Crossing a threshold through the API is pushed too.
+    let t = user_token("jane");
+    let res = app
+        .post("/v1/quota/consume", &t)
+        .json(&serde_json::json!({"amount": 30}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let warned = events.next(Duration::from_secs(1)).await.expect("threshold event");
+    let req = warned["meters"].as_array().unwrap().iter().find(|m| m["meter"] == "ai_requests").unwrap();
+    assert_eq!(req["status"], "warning");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn listener_reconnects_after_its_connection_is_killed() {
+    let app = TestApp::start("http_events_reconnect").await;
+    let res = app.get("/v1/quota/events", &user_token("lena")).send().await.unwrap();
+    let mut events = Events::new(res);
+    events.next(Duration::from_secs(5)).await.expect("the quota at connect");
+    let db = sql(&app.db).await;
+    let killed: i64 = db
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1, "one shared LISTEN connection");
+    // Wait until it is back, then an upgrade must still arrive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the listener did not reconnect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.execute("SELECT quota.assign_plan('lena', 'enterprise')", &[]).await.unwrap();
+    let mut got = None;
+    while let Some(e) = events.next(Duration::from_secs(2)).await {
+        if e["plan"] == "enterprise" {
+            got = Some(e);
+            break;
+        }
+    }
+    assert!(got.is_some(), "no event after the reconnect");
+    app.stop().await;
+}

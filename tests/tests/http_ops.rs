@@ -1,0 +1,136 @@
+//! Probes, metrics, the OpenAPI document, request ids, and graceful shutdown.
+
+use std::time::Duration;
+
+use aiquota_tests::http::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_ready_metrics_openapi() {
+    let app = TestApp::start("http_ops").await;
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["extension"], env!("CARGO_PKG_VERSION"));
+
+    // Request ids: generated, echoed, and kept when the client sends one.
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert!(res.headers().contains_key("x-request-id"));
+    let res = app
+        .client
+        .get(app.url("/nowhere"))
+        .header("x-request-id", "req-abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["x-request-id"], "req-abc");
+    let p = problem(res, 404).await;
+    assert_eq!(p["request_id"], "req-abc");
+
+    let t = user_token("nina");
+    for _ in 0..3 {
+        app.post("/v1/quota/consume", &t).send().await.unwrap();
+    }
+    app.get("/v1/admin/users/nina", &t).send().await.unwrap();
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let m = res.text().await.unwrap();
+    for needle in [
+        "aiquota_http_requests_total{method=\"POST\",route=\"/v1/quota/consume\",status=\"200\"} 3",
+        "aiquota_http_requests_total{method=\"GET\",route=\"/v1/admin/users/{id}\",status=\"403\"} 1",
+        "aiquota_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+        "aiquota_http_request_duration_seconds_bucket{route=\"/v1/quota/consume\",le=\"+Inf\"} 3",
+        "aiquota_decisions_total{outcome=\"allowed\"} 3",
+        "aiquota_db_pool_connections{state=\"max\"}",
+    ] {
+        assert!(m.contains(needle), "missing {needle} in\n{m}");
+    }
+    assert!(!m.contains("nina"), "raw paths must not be labels");
+
+    let doc = body(app.client.get(app.url("/openapi.json")).send().await.unwrap()).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/v1/quota",
+        "/v1/quota/consume",
+        "/v1/quota/events",
+        "/v1/quota/reservations",
+        "/v1/quota/reservations/{id}/commit",
+        "/v1/quota/reservations/{id}/release",
+        "/v1/admin/users/{id}",
+        "/v1/admin/users/{id}/plan",
+        "/v1/admin/users/{id}/limits",
+        "/v1/admin/users/{id}/reset",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readyz_fails_without_the_extension() {
+    let db = fresh_db("http_ops_noext").await;
+    let su = sql(&db).await;
+    su.batch_execute("DROP EXTENSION aiquota CASCADE").await.unwrap();
+    drop(su);
+    let app = TestApp::start_on(db, test_config("t_http_ops_noext")).await;
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let p = problem(res, 503).await;
+    assert!(p["detail"].as_str().unwrap().contains("not installed"), "{p}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let mut app = TestApp::start("http_shutdown").await;
+    let t = user_token("oscar");
+    assert_eq!(app.post("/v1/quota/consume", &t).send().await.unwrap().status(), 200);
+
+    // Hold oscar's counter row so the next consume waits inside the database.
+    let mut locker = sql(&app.db).await;
+    let tx = locker.transaction().await.unwrap();
+    tx.execute("SELECT 1 FROM quota.counters WHERE user_id = 'oscar' FOR UPDATE", &[])
+        .await
+        .unwrap();
+    let in_flight = {
+        let req = app.post("/v1/quota/consume", &t);
+        tokio::spawn(async move { req.send().await })
+    };
+    // Wait until the request is blocked in PostgreSQL.
+    let watcher = sql(&app.db).await;
+    for _ in 0..100 {
+        let n: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped = app.begin_shutdown();
+    let stopped = tokio::spawn(stopped);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!stopped.is_finished(), "shutdown waits for the in-flight request");
+    // New connections are refused once shutdown has begun.
+    let late = reqwest::Client::new().get(app.url("/healthz")).send().await;
+    assert!(late.is_err(), "accepted a request after shutdown began");
+
+    tx.rollback().await.unwrap();
+    let res = in_flight.await.unwrap().expect("the in-flight request got its response");
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["used"], 2);
+    tokio::time::timeout(Duration::from_secs(5), stopped)
+        .await
+        .expect("shutdown completes")
+        .unwrap()
+        .expect("clean shutdown");
+}
