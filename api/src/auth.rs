@@ -126,14 +126,17 @@ impl Verifier {
             validation.set_issuer(&[iss]);
         }
         validation.set_required_spec_claims(&["exp", "sub", "aud"]);
-        let data = jsonwebtoken::decode::<Verified>(token, &key, &validation).map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => AuthError::Expired,
-            ErrorKind::InvalidAudience => AuthError::WrongAudience,
-            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-            ErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim,
-            ErrorKind::InvalidSignature => AuthError::BadSignature,
-            _ => AuthError::Malformed,
-        })?;
+        let data =
+            jsonwebtoken::decode::<Verified>(token, &key, &validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                    ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+                    ErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim,
+                    ErrorKind::InvalidSignature => AuthError::BadSignature,
+                    _ => AuthError::Malformed,
+                }
+            })?;
         if data.claims.sub.trim().is_empty() {
             return Err(AuthError::MissingClaim);
         }
@@ -184,7 +187,10 @@ async fn claims(parts: &Parts, state: &AppState) -> Result<Verified, ApiError> {
 impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let c = claims(parts, state).await?;
         Ok(User { id: c.sub })
     }
@@ -193,7 +199,10 @@ impl FromRequestParts<AppState> for User {
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let c = claims(parts, state).await?;
         if !state.verifier.is_admin(&c) {
             return Err(ApiError::Forbidden);

@@ -100,24 +100,37 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = Self::with_defaults();
         if let Some(url) = get("AIQUOTA_DATABASE_URL") {
-            url.parse::<tokio_postgres::Config>()
-                .map_err(|e| invalid("AIQUOTA_DATABASE_URL", format!("not a PostgreSQL connection string ({e})")))?;
+            url.parse::<tokio_postgres::Config>().map_err(|e| {
+                invalid(
+                    "AIQUOTA_DATABASE_URL",
+                    format!("not a PostgreSQL connection string ({e})"),
+                )
+            })?;
             c.database_url = Secret::new(url);
         }
         if let Some(listen) = get("AIQUOTA_LISTEN") {
-            c.listen = listen
-                .parse()
-                .map_err(|_| invalid("AIQUOTA_LISTEN", format!("{listen:?} is not an address like 127.0.0.1:8080")))?;
+            c.listen = listen.parse().map_err(|_| {
+                invalid(
+                    "AIQUOTA_LISTEN",
+                    format!("{listen:?} is not an address like 127.0.0.1:8080"),
+                )
+            })?;
         }
         c.jwt_secret = get("AIQUOTA_JWT_SECRET").map(Secret::new);
         if let Some(secret) = &c.jwt_secret {
             if secret.expose().len() < 32 {
-                return Err(invalid("AIQUOTA_JWT_SECRET", "must be at least 32 bytes".into()));
+                return Err(invalid(
+                    "AIQUOTA_JWT_SECRET",
+                    "must be at least 32 bytes".into(),
+                ));
             }
         }
         if let Some(url) = get("AIQUOTA_JWKS_URL") {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(invalid("AIQUOTA_JWKS_URL", format!("{url:?} is not an http(s) URL")));
+                return Err(invalid(
+                    "AIQUOTA_JWKS_URL",
+                    format!("{url:?} is not an http(s) URL"),
+                ));
             }
             c.jwks_url = Some(url);
         }
@@ -145,17 +158,24 @@ impl Config {
             c.deny_status = match s.trim() {
                 "429" => StatusCode::TOO_MANY_REQUESTS,
                 "403" => StatusCode::FORBIDDEN,
-                other => return Err(invalid("AIQUOTA_DENY_STATUS", format!("{other:?} must be 429 or 403"))),
+                other => {
+                    return Err(invalid(
+                        "AIQUOTA_DENY_STATUS",
+                        format!("{other:?} must be 429 or 403"),
+                    ))
+                }
             };
         }
         if let Some(s) = get("AIQUOTA_POOL_SIZE") {
             c.pool_size = whole("AIQUOTA_POOL_SIZE", &s, 1, 1000)? as usize;
         }
         if let Some(s) = get("AIQUOTA_REQUEST_TIMEOUT_S") {
-            c.request_timeout = Duration::from_secs(whole("AIQUOTA_REQUEST_TIMEOUT_S", &s, 1, 600)?);
+            c.request_timeout =
+                Duration::from_secs(whole("AIQUOTA_REQUEST_TIMEOUT_S", &s, 1, 600)?);
         }
         if let Some(s) = get("AIQUOTA_SHUTDOWN_TIMEOUT_S") {
-            c.shutdown_timeout = Duration::from_secs(whole("AIQUOTA_SHUTDOWN_TIMEOUT_S", &s, 0, 3600)?);
+            c.shutdown_timeout =
+                Duration::from_secs(whole("AIQUOTA_SHUTDOWN_TIMEOUT_S", &s, 0, 3600)?);
         }
         Ok(c)
     }
@@ -192,7 +212,10 @@ fn invalid(name: &'static str, why: String) -> ConfigError {
 fn whole(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
     match value.trim().parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(invalid(name, format!("{value:?} must be a whole number from {min} to {max}"))),
+        _ => Err(invalid(
+            name,
+            format!("{value:?} must be a whole number from {min} to {max}"),
+        )),
     }
 }
 
@@ -201,19 +224,31 @@ mod tests {
     use super::*;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]
     fn needs_a_key() {
-        assert!(matches!(Config::from_lookup(lookup(&[])), Err(ConfigError::NoKeys)));
+        assert!(matches!(
+            Config::from_lookup(lookup(&[])),
+            Err(ConfigError::NoKeys)
+        ));
     }
 
     #[test]
     fn rejects_bad_values_by_name() {
         let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
-        let err = Config::from_lookup(lookup(&[secret, ("AIQUOTA_DENY_STATUS", "500")])).unwrap_err();
+        let err =
+            Config::from_lookup(lookup(&[secret, ("AIQUOTA_DENY_STATUS", "500")])).unwrap_err();
         assert!(err.to_string().contains("AIQUOTA_DENY_STATUS"));
         let err = Config::from_lookup(lookup(&[secret, ("AIQUOTA_LISTEN", "nope")])).unwrap_err();
         assert!(err.to_string().contains("AIQUOTA_LISTEN"));
@@ -225,7 +260,10 @@ mod tests {
     fn secrets_never_print() {
         let c = Config::from_lookup(lookup(&[
             ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ("AIQUOTA_DATABASE_URL", "postgres://u:hunter2@localhost:5432/db"),
+            (
+                "AIQUOTA_DATABASE_URL",
+                "postgres://u:hunter2@localhost:5432/db",
+            ),
             ("AIQUOTA_DENY_STATUS", "403"),
         ]))
         .unwrap();

@@ -49,7 +49,9 @@ impl From<tokio_postgres::Error> for DbError {
             c if *c == SqlState::INVALID_PARAMETER_VALUE && message.contains("already used") => {
                 DbError::IdempotencyMismatch(message)
             }
-            c if *c == SqlState::INVALID_PARAMETER_VALUE || *c == SqlState::NULL_VALUE_NOT_ALLOWED => {
+            c if *c == SqlState::INVALID_PARAMETER_VALUE
+                || *c == SqlState::NULL_VALUE_NOT_ALLOWED =>
+            {
                 DbError::InvalidInput(message)
             }
             c if *c == SqlState::NO_DATA_FOUND => DbError::NotFound(message),

@@ -41,7 +41,10 @@ pub struct Hub {
 
 impl Hub {
     /// Starts the listener task; it stops when `shutdown` is cancelled.
-    pub fn start(database_url: Secret, shutdown: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        database_url: Secret,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, _) = broadcast::channel(1024);
         let task = tokio::spawn(listen_forever(database_url, tx.clone(), shutdown));
         (Self { tx }, task)
@@ -65,7 +68,9 @@ async fn listen_forever(url: Secret, tx: broadcast::Sender<Event>, shutdown: Can
                 tracing::warn!("LISTEN connection closed; reconnecting");
                 backoff = Duration::from_millis(200);
             }
-            Err(why) => tracing::warn!(%why, retry_in_ms = backoff.as_millis() as u64, "LISTEN connection failed"),
+            Err(why) => {
+                tracing::warn!(%why, retry_in_ms = backoff.as_millis() as u64, "LISTEN connection failed")
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

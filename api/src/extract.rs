@@ -53,9 +53,9 @@ where
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}"), StatusCode::BAD_REQUEST))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::BadRequest(format!("Invalid JSON body: {e}"), StatusCode::BAD_REQUEST)
+        })
     }
 }
 
@@ -63,9 +63,11 @@ where
 pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.trim().to_string()))
-            .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into(), StatusCode::BAD_REQUEST)),
+        Some(v) => v.to_str().map(|s| Some(s.trim().to_string())).map_err(|_| {
+            ApiError::BadRequest(
+                "Idempotency-Key must be ASCII".into(),
+                StatusCode::BAD_REQUEST,
+            )
+        }),
     }
 }

@@ -25,7 +25,9 @@ pub fn rate_limit(headers: &mut HeaderMap, decision: &Decision) {
     if let Some(s) = decision.retry_after_s.filter(|_| !decision.allowed) {
         headers.insert("retry-after", HeaderValue::from(s.max(1)));
     }
-    let (Some(period), Some(limit), Some(resets_at)) = (&decision.period, decision.limit, decision.resets_at) else {
+    let (Some(period), Some(limit), Some(resets_at)) =
+        (&decision.period, decision.limit, decision.resets_at)
+    else {
         return;
     };
     let Some((name, window)) = policy(period) else {

@@ -59,7 +59,11 @@ impl Jwks {
     }
 
     /// The key for a token's `kid` and `alg`.
-    pub async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<DecodingKey>, AuthError> {
+    pub async fn key(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<DecodingKey>, AuthError> {
         let stale = {
             let c = self.cache.read().await;
             c.fetched_at.is_none_or(|t| t.elapsed() > self.refresh)
@@ -129,9 +133,8 @@ impl Jwks {
 /// The algorithm a JWK may verify, from its `alg` or else its key type; `None` for keys we do not accept.
 fn usable(jwk: &Jwk) -> Option<Key> {
     let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
-        (Some(KeyAlgorithm::RS256), AlgorithmParameters::RSA(_)) | (None, AlgorithmParameters::RSA(_)) => {
-            Algorithm::RS256
-        }
+        (Some(KeyAlgorithm::RS256), AlgorithmParameters::RSA(_))
+        | (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
         (Some(KeyAlgorithm::ES256), AlgorithmParameters::EllipticCurve(p))
         | (None, AlgorithmParameters::EllipticCurve(p))
             if p.curve == EllipticCurve::P256 =>

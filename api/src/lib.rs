@@ -73,7 +73,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -126,7 +131,8 @@ impl App {
                 }
             });
         }
-        let (events, listen_task) = events::Hub::start(config.database_url.clone(), shutdown.clone());
+        let (events, listen_task) =
+            events::Hub::start(config.database_url.clone(), shutdown.clone());
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| StartError::Bind(config.listen, e))?;
@@ -152,12 +158,17 @@ impl App {
 
     /// The bound address (the port when the config asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish (at most
     /// `AIQUOTA_SHUTDOWN_TIMEOUT_S`), ends SSE streams and the LISTEN task, and closes the pool.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let token = self.state.shutdown.clone();
         let signal = {
             let token = token.clone();

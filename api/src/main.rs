@@ -18,7 +18,10 @@ async fn main() -> ExitCode {
         None | Some("serve") => serve().await,
         Some("token") => token(&args[1..]),
         Some("openapi") => {
-            println!("{}", aiquota_api::openapi().to_pretty_json().unwrap_or_default());
+            println!(
+                "{}",
+                aiquota_api::openapi().to_pretty_json().unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Some(other) => {
@@ -32,7 +35,10 @@ async fn serve() -> ExitCode {
     let json = std::env::var("AIQUOTA_LOG_FORMAT").is_ok_and(|f| f == "json");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if json {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
@@ -117,7 +123,9 @@ fn token(args: &[String]) -> ExitCode {
         }
     };
     let Some(secret) = &config.jwt_secret else {
-        eprintln!("aiquota-api token: AIQUOTA_JWT_SECRET is not set (only HS256 tokens can be minted)");
+        eprintln!(
+            "aiquota-api token: AIQUOTA_JWT_SECRET is not set (only HS256 tokens can be minted)"
+        );
         return ExitCode::from(2);
     };
     match auth::mint_hs256(

@@ -19,7 +19,9 @@ use axum::{
 };
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -45,7 +47,10 @@ struct Route(String);
 
 /// Inner middleware (a route layer): remembers the matched route in the response.
 pub async fn route_label(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let mut res = next.run(req).await;
     if let Some(r) = route {
         res.extensions_mut().insert(Route(r));
@@ -67,7 +72,8 @@ impl Metrics {
 
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *r.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        *r.entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
         drop(r);
         let mut l = self.latency.lock().unwrap_or_else(|e| e.into_inner());
         let h = l.entry(route.to_string()).or_default();
@@ -85,16 +91,28 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP aiquota_http_requests_total HTTP requests by method, matched route and status.\n");
         out.push_str("# TYPE aiquota_http_requests_total counter\n");
-        for ((m, r, s), n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for ((m, r, s), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 out,
                 "aiquota_http_requests_total{{method=\"{m}\",route=\"{}\",status=\"{s}\"}} {n}",
                 escape(r)
             );
         }
-        out.push_str("# HELP aiquota_http_request_duration_seconds Time to produce the response head.\n");
+        out.push_str(
+            "# HELP aiquota_http_request_duration_seconds Time to produce the response head.\n",
+        );
         out.push_str("# TYPE aiquota_http_request_duration_seconds histogram\n");
-        for (r, h) in self.latency.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (r, h) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let r = escape(r);
             for (i, b) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -108,8 +126,16 @@ impl Metrics {
                 "aiquota_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "aiquota_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
-            let _ = writeln!(out, "aiquota_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "aiquota_http_request_duration_seconds_sum{{route=\"{r}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "aiquota_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
+                h.count
+            );
         }
         out.push_str("# HELP aiquota_decisions_total Consume and reservation decisions.\n");
         out.push_str("# TYPE aiquota_decisions_total counter\n");
@@ -125,13 +151,28 @@ impl Metrics {
         );
         out.push_str("# HELP aiquota_db_retries_total Database attempts repeated after a transient failure.\n");
         out.push_str("# TYPE aiquota_db_retries_total counter\n");
-        let _ = writeln!(out, "aiquota_db_retries_total {}", self.retries.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "aiquota_db_retries_total {}",
+            self.retries.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP aiquota_db_pool_connections Database pool connections by state.\n");
         out.push_str("# TYPE aiquota_db_pool_connections gauge\n");
         let in_use = pool.size.saturating_sub(pool.available);
-        let _ = writeln!(out, "aiquota_db_pool_connections{{state=\"in_use\"}} {in_use}");
-        let _ = writeln!(out, "aiquota_db_pool_connections{{state=\"idle\"}} {}", pool.available);
-        let _ = writeln!(out, "aiquota_db_pool_connections{{state=\"max\"}} {}", pool.max_size);
+        let _ = writeln!(
+            out,
+            "aiquota_db_pool_connections{{state=\"in_use\"}} {in_use}"
+        );
+        let _ = writeln!(
+            out,
+            "aiquota_db_pool_connections{{state=\"idle\"}} {}",
+            pool.available
+        );
+        let _ = writeln!(
+            out,
+            "aiquota_db_pool_connections{{state=\"max\"}} {}",
+            pool.max_size
+        );
         let _ = writeln!(out, "aiquota_db_pool_waiting {}", pool.waiting);
         out
     }
@@ -155,6 +196,11 @@ pub async fn track(
         .get::<Route>()
         .map(|r| r.0.as_str())
         .unwrap_or("unmatched");
-    metrics.observe(&method, route, res.status().as_u16(), start.elapsed().as_secs_f64());
+    metrics.observe(
+        &method,
+        route,
+        res.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     res
 }

@@ -6,7 +6,9 @@
 //! response without a body (axum's 404/405, a body over the limit) into problem+json too.
 
 use axum::{
-    extract::{rejection::JsonRejection, rejection::PathRejection, rejection::QueryRejection, Request},
+    extract::{
+        rejection::JsonRejection, rejection::PathRejection, rejection::QueryRejection, Request,
+    },
     http::{header, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -46,7 +48,10 @@ impl Problem {
     }
     /// Adds an extension member; the members RFC 9457 defines cannot be overwritten.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        if !matches!(key, "type" | "title" | "status" | "detail" | "instance" | "request_id") {
+        if !matches!(
+            key,
+            "type" | "title" | "status" | "detail" | "instance" | "request_id"
+        ) {
             self.extra.insert(key.into(), value.into());
         }
         self
@@ -128,22 +133,27 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Unauthorized(why) => {
                 tracing::info!(reason = %why, "unauthorized");
-                let mut res = Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
-                    .detail(why.to_string())
-                    .into_response();
+                let mut res =
+                    Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
+                        .detail(why.to_string())
+                        .into_response();
                 let challenge = match why {
                     AuthError::Missing => "Bearer",
                     _ => "Bearer error=\"invalid_token\"",
                 };
-                res.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
                 res
             }
             ApiError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
                 .detail("This route needs an admin role.")
                 .into_response(),
             ApiError::BadRequest(detail, status) => {
-                Problem::new(status, "bad-request", "Bad request").detail(detail).into_response()
+                Problem::new(status, "bad-request", "Bad request")
+                    .detail(detail)
+                    .into_response()
             }
             ApiError::Db(e) => db_problem(e),
             ApiError::Denied(decision, status) => {
@@ -155,7 +165,11 @@ impl IntoResponse for ApiError {
                     .unwrap_or_default()
                 {
                     // `status` is the problem's HTTP status (RFC 9457); the quota status goes beside it.
-                    let k = if k == "status" { "quota_status".to_string() } else { k };
+                    let k = if k == "status" {
+                        "quota_status".to_string()
+                    } else {
+                        k
+                    };
                     p = p.with(&k, v);
                 }
                 let mut res = p.into_response();
@@ -171,7 +185,9 @@ impl IntoResponse for ApiError {
 fn db_problem(e: DbError) -> Response {
     match e {
         DbError::InvalidInput(m) => {
-            Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input").detail(m).into_response()
+            Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input")
+                .detail(m)
+                .into_response()
         }
         DbError::IdempotencyMismatch(m) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -180,25 +196,40 @@ fn db_problem(e: DbError) -> Response {
         )
         .detail(m)
         .into_response(),
-        DbError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(m).into_response(),
-        DbError::Conflict(m) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict").detail(m).into_response(),
+        DbError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+            .detail(m)
+            .into_response(),
+        DbError::Conflict(m) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict")
+            .detail(m)
+            .into_response(),
         DbError::Transient(why) => {
             tracing::warn!(%why, "database unavailable");
             unavailable("The database is unavailable right now; try again.")
         }
         DbError::Internal(why) => {
             tracing::error!(%why, "database error");
-            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error").into_response()
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal server error",
+            )
+            .into_response()
         }
     }
 }
 
 fn unavailable(detail: &str) -> Response {
-    let mut res = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
-        .detail(detail)
-        .into_response();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE));
+    let mut res = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "Service unavailable",
+    )
+    .detail(detail)
+    .into_response();
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE),
+    );
     res
 }
 
@@ -234,9 +265,15 @@ pub async fn finish(req: Request, next: Next) -> Response {
 /// A problem for a bodiless error response that no handler produced (unknown route, wrong method, ...).
 fn generic(status: StatusCode) -> Problem {
     match status {
-        StatusCode::NOT_FOUND => Problem::new(status, "not-found", "Not found").detail("No such route."),
-        StatusCode::METHOD_NOT_ALLOWED => Problem::new(status, "method-not-allowed", "Method not allowed"),
-        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(status, "too-large", "Request body too large"),
+        StatusCode::NOT_FOUND => {
+            Problem::new(status, "not-found", "Not found").detail("No such route.")
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            Problem::new(status, "method-not-allowed", "Method not allowed")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(status, "too-large", "Request body too large")
+        }
         s if s.is_server_error() => Problem::new(status, "internal", "Internal server error"),
         _ => Problem::new(status, "bad-request", "Bad request"),
     }

@@ -9,7 +9,8 @@ async fn admin_routes_need_an_admin_role() {
     let user = user_token("henry");
     let checks = [
         app.get("/v1/admin/users/henry", &user),
-        app.put("/v1/admin/users/henry/plan", &user).json(&json!({"plan": "pro"})),
+        app.put("/v1/admin/users/henry/plan", &user)
+            .json(&json!({"plan": "pro"})),
         app.put("/v1/admin/users/henry/limits", &user)
             .json(&json!({"meter": "ai_requests", "period": "day", "limit": 1000})),
         app.post("/v1/admin/users/henry/reset", &user),
@@ -18,10 +19,19 @@ async fn admin_routes_need_an_admin_role() {
         problem(req.send().await.unwrap(), 403).await;
     }
     // No token at all is 401, not 403.
-    let res = app.client.get(app.url("/v1/admin/users/henry")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/v1/admin/users/henry"))
+        .send()
+        .await
+        .unwrap();
     problem(res, 401).await;
     let db = sql(&app.db).await;
-    let audited: i64 = db.query_one("SELECT count(*) FROM quota.audit_log", &[]).await.unwrap().get(0);
+    let audited: i64 = db
+        .query_one("SELECT count(*) FROM quota.audit_log", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(audited, 0, "nothing changed");
     app.stop().await;
 }
@@ -31,7 +41,14 @@ async fn admin_changes_are_audited_with_the_admin_as_actor() {
     let app = TestApp::start("http_admin").await;
     let admin = admin_token("admin-7");
     let ivy = user_token("ivy");
-    assert_eq!(app.post("/v1/quota/consume", &ivy).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.post("/v1/quota/consume", &ivy)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     let res = app
         .put("/v1/admin/users/ivy/plan", &admin)
@@ -90,7 +107,12 @@ async fn admin_changes_are_audited_with_the_admin_as_actor() {
     let res = app.get("/v1/admin/users/ivy", &admin).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let usage = body(res).await;
-    let req = usage.as_array().unwrap().iter().find(|r| r["meter"] == "ai_requests").unwrap();
+    let req = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["meter"] == "ai_requests")
+        .unwrap();
     assert_eq!(req["used"], 0);
     assert_eq!(req["all_time"], 1);
     assert_eq!(req["plan"], "pro");
@@ -105,7 +127,11 @@ async fn admin_changes_are_audited_with_the_admin_as_actor() {
         .unwrap();
     let got: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let actions: Vec<&str> = got.iter().map(|(_, a)| a.as_str()).collect();
-    assert_eq!(actions, ["assign_plan", "set_limit", "set_limit", "reset_usage"], "{got:?}");
+    assert_eq!(
+        actions,
+        ["assign_plan", "set_limit", "set_limit", "reset_usage"],
+        "{got:?}"
+    );
     assert!(got.iter().all(|(actor, _)| actor == "admin-7"), "{got:?}");
 
     // Admin rights do not stay on the pooled connection: an end-user route still cannot reach them.
@@ -117,6 +143,9 @@ async fn admin_changes_are_audited_with_the_admin_as_actor() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(db_role, "aiquota_api", "the API connects as aiquota_api only");
+    assert_eq!(
+        db_role, "aiquota_api",
+        "the API connects as aiquota_api only"
+    );
     app.stop().await;
 }

@@ -10,8 +10,12 @@ async fn fifty_concurrent_consumes_allow_exactly_ten() {
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(50));
     let tasks: Vec<_> = (0..50)
         .map(|i| {
-            let (client, url, token, barrier) =
-                (app.client.clone(), app.url("/v1/quota/consume"), token.clone(), barrier.clone());
+            let (client, url, token, barrier) = (
+                app.client.clone(),
+                app.url("/v1/quota/consume"),
+                token.clone(),
+                barrier.clone(),
+            );
             tokio::spawn(async move {
                 barrier.wait().await;
                 let res = client
@@ -34,15 +38,36 @@ async fn fifty_concurrent_consumes_allow_exactly_ten() {
     assert_eq!((allowed, denied), (10, 40), "{statuses:?}");
     let db = sql(&app.db).await;
     let rows: i64 = db
-        .query_one("SELECT count(*) FROM quota.ledger WHERE user_id = 'mike'", &[])
+        .query_one(
+            "SELECT count(*) FROM quota.ledger WHERE user_id = 'mike'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(rows, 10);
-    let bad: i64 = db.query_one("SELECT count(*) FROM quota.verify()", &[]).await.unwrap().get(0);
+    let bad: i64 = db
+        .query_one("SELECT count(*) FROM quota.verify()", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(bad, 0);
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("aiquota_decisions_total{outcome=\"allowed\"} 10"), "{metrics}");
-    assert!(metrics.contains("aiquota_decisions_total{outcome=\"denied\"} 40"), "{metrics}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("aiquota_decisions_total{outcome=\"allowed\"} 10"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("aiquota_decisions_total{outcome=\"denied\"} 40"),
+        "{metrics}"
+    );
     app.stop().await;
 }

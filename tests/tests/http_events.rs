@@ -48,25 +48,50 @@ impl Events {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn plan_upgrade_arrives_within_a_second() {
     let app = TestApp::start("http_events").await;
-    let res = app.get("/v1/quota/events", &user_token("jane")).send().await.unwrap();
+    let res = app
+        .get("/v1/quota/events", &user_token("jane"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let mut events = Events::new(res);
-    let first = events.next(Duration::from_secs(5)).await.expect("the quota at connect");
+    let first = events
+        .next(Duration::from_secs(5))
+        .await
+        .expect("the quota at connect");
     assert_eq!(first["user"], "jane");
     assert_eq!(first["plan"], "free");
 
     // Someone else's change is not sent to jane.
     let db = sql(&app.db).await;
-    db.execute("SELECT quota.assign_plan('kate', 'pro')", &[]).await.unwrap();
-    assert!(events.next(Duration::from_millis(500)).await.is_none(), "kate's event reached jane");
+    db.execute("SELECT quota.assign_plan('kate', 'pro')", &[])
+        .await
+        .unwrap();
+    assert!(
+        events.next(Duration::from_millis(500)).await.is_none(),
+        "kate's event reached jane"
+    );
 
     let start = Instant::now();
-    db.execute("SELECT quota.assign_plan('jane', 'pro')", &[]).await.unwrap();
-    let upgraded = events.next(Duration::from_secs(1)).await.expect("the upgrade within a second");
+    db.execute("SELECT quota.assign_plan('jane', 'pro')", &[])
+        .await
+        .unwrap();
+    let upgraded = events
+        .next(Duration::from_secs(1))
+        .await
+        .expect("the upgrade within a second");
     assert!(start.elapsed() < Duration::from_secs(1));
     assert_eq!(upgraded["plan"], "pro");
-    let req = upgraded["meters"].as_array().unwrap().iter().find(|m| m["meter"] == "ai_requests").unwrap();
+    let req = upgraded["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meter"] == "ai_requests")
+        .unwrap();
     assert_eq!(req["limit"], 50);
 
     // Crossing a threshold through the API is pushed too.
@@ -78,8 +103,16 @@ async fn plan_upgrade_arrives_within_a_second() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let warned = events.next(Duration::from_secs(1)).await.expect("threshold event");
-    let req = warned["meters"].as_array().unwrap().iter().find(|m| m["meter"] == "ai_requests").unwrap();
+    let warned = events
+        .next(Duration::from_secs(1))
+        .await
+        .expect("threshold event");
+    let req = warned["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meter"] == "ai_requests")
+        .unwrap();
     assert_eq!(req["status"], "warning");
     app.stop().await;
 }
@@ -87,9 +120,16 @@ async fn plan_upgrade_arrives_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn listener_reconnects_after_its_connection_is_killed() {
     let app = TestApp::start("http_events_reconnect").await;
-    let res = app.get("/v1/quota/events", &user_token("lena")).send().await.unwrap();
+    let res = app
+        .get("/v1/quota/events", &user_token("lena"))
+        .send()
+        .await
+        .unwrap();
     let mut events = Events::new(res);
-    events.next(Duration::from_secs(5)).await.expect("the quota at connect");
+    events
+        .next(Duration::from_secs(5))
+        .await
+        .expect("the quota at connect");
     let db = sql(&app.db).await;
     let killed: i64 = db
         .query_one(
@@ -118,7 +158,9 @@ async fn listener_reconnects_after_its_connection_is_killed() {
         assert!(Instant::now() < deadline, "the listener did not reconnect");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    db.execute("SELECT quota.assign_plan('lena', 'enterprise')", &[]).await.unwrap();
+    db.execute("SELECT quota.assign_plan('lena', 'enterprise')", &[])
+        .await
+        .unwrap();
     let mut got = None;
     while let Some(e) = events.next(Duration::from_secs(2)).await {
         if e["plan"] == "enterprise" {

@@ -33,7 +33,10 @@ async fn health_ready_metrics_openapi() {
     }
     app.get("/v1/admin/users/nina", &t).send().await.unwrap();
     let res = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let m = res.text().await.unwrap();
     for needle in [
         "aiquota_http_requests_total{method=\"POST\",route=\"/v1/quota/consume\",status=\"200\"} 3",
@@ -47,7 +50,14 @@ async fn health_ready_metrics_openapi() {
     }
     assert!(!m.contains("nina"), "raw paths must not be labels");
 
-    let doc = body(app.client.get(app.url("/openapi.json")).send().await.unwrap()).await;
+    let doc = body(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     for p in [
@@ -65,7 +75,10 @@ async fn health_ready_metrics_openapi() {
         "/readyz",
         "/metrics",
     ] {
-        assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI document"
+        );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     app.stop().await;
@@ -75,12 +88,17 @@ async fn health_ready_metrics_openapi() {
 async fn readyz_fails_without_the_extension() {
     let db = fresh_db("http_ops_noext").await;
     let su = sql(&db).await;
-    su.batch_execute("DROP EXTENSION aiquota CASCADE").await.unwrap();
+    su.batch_execute("DROP EXTENSION aiquota CASCADE")
+        .await
+        .unwrap();
     drop(su);
     let app = TestApp::start_on(db, test_config("t_http_ops_noext")).await;
     let res = app.client.get(app.url("/readyz")).send().await.unwrap();
     let p = problem(res, 503).await;
-    assert!(p["detail"].as_str().unwrap().contains("not installed"), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("not installed"),
+        "{p}"
+    );
     app.stop().await;
 }
 
@@ -88,14 +106,24 @@ async fn readyz_fails_without_the_extension() {
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut app = TestApp::start("http_shutdown").await;
     let t = user_token("oscar");
-    assert_eq!(app.post("/v1/quota/consume", &t).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.post("/v1/quota/consume", &t)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // Hold oscar's counter row so the next consume waits inside the database.
     let mut locker = sql(&app.db).await;
     let tx = locker.transaction().await.unwrap();
-    tx.execute("SELECT 1 FROM quota.counters WHERE user_id = 'oscar' FOR UPDATE", &[])
-        .await
-        .unwrap();
+    tx.execute(
+        "SELECT 1 FROM quota.counters WHERE user_id = 'oscar' FOR UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
     let in_flight = {
         let req = app.post("/v1/quota/consume", &t);
         tokio::spawn(async move { req.send().await })
@@ -119,13 +147,19 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let stopped = app.begin_shutdown();
     let stopped = tokio::spawn(stopped);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!stopped.is_finished(), "shutdown waits for the in-flight request");
+    assert!(
+        !stopped.is_finished(),
+        "shutdown waits for the in-flight request"
+    );
     // New connections are refused once shutdown has begun.
     let late = reqwest::Client::new().get(app.url("/healthz")).send().await;
     assert!(late.is_err(), "accepted a request after shutdown began");
 
     tx.rollback().await.unwrap();
-    let res = in_flight.await.unwrap().expect("the in-flight request got its response");
+    let res = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request got its response");
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["used"], 2);
     tokio::time::timeout(Duration::from_secs(5), stopped)

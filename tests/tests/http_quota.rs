@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 fn header(res: &reqwest::Response, name: &str) -> Option<String> {
-    res.headers().get(name).map(|v| v.to_str().unwrap().to_string())
+    res.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -16,9 +18,15 @@ async fn consume_until_denied() {
     for n in 1..=10 {
         let res = app.post("/v1/quota/consume", &alice).send().await.unwrap();
         assert_eq!(res.status(), 200, "request {n}");
-        assert_eq!(header(&res, "ratelimit-policy").as_deref(), Some("\"daily\";q=10;w=86400"));
+        assert_eq!(
+            header(&res, "ratelimit-policy").as_deref(),
+            Some("\"daily\";q=10;w=86400")
+        );
         let rl = header(&res, "ratelimit").unwrap();
-        assert!(rl.starts_with(&format!("\"daily\";r={};t=", 10 - n)), "{rl}");
+        assert!(
+            rl.starts_with(&format!("\"daily\";r={};t=", 10 - n)),
+            "{rl}"
+        );
         assert!(header(&res, "retry-after").is_none());
         let d = body(res).await;
         assert_eq!(d["allowed"], true);
@@ -26,10 +34,18 @@ async fn consume_until_denied() {
         assert_eq!(d["remaining"], 10 - n);
     }
     let res = app.post("/v1/quota/consume", &alice).send().await.unwrap();
-    let retry: i64 = header(&res, "retry-after").expect("Retry-After").parse().unwrap();
+    let retry: i64 = header(&res, "retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     assert!((1..=86_400).contains(&retry), "{retry}");
-    assert_eq!(header(&res, "ratelimit-policy").as_deref(), Some("\"daily\";q=10;w=86400"));
-    assert!(header(&res, "ratelimit").unwrap().starts_with("\"daily\";r=0;t="));
+    assert_eq!(
+        header(&res, "ratelimit-policy").as_deref(),
+        Some("\"daily\";q=10;w=86400")
+    );
+    assert!(header(&res, "ratelimit")
+        .unwrap()
+        .starts_with("\"daily\";r=0;t="));
     let p = problem(res, 429).await;
     assert_eq!(p["type"], "/problems/quota-exceeded");
     assert_eq!(p["remaining"], 0);
@@ -37,7 +53,13 @@ async fn consume_until_denied() {
     assert_eq!(p["quota_status"], "exceeded");
     assert!(p["resets_at"].is_string());
     assert_eq!(p["retry_after_s"], retry);
-    assert!(p["detail"].as_str().unwrap().contains("Daily limit of 10 ai_requests reached"), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Daily limit of 10 ai_requests reached"),
+        "{p}"
+    );
     assert_eq!(p["instance"], "/v1/quota/consume");
 
     // A request that can never pass has no Retry-After.
@@ -54,15 +76,29 @@ async fn consume_until_denied() {
     // GET /v1/quota shows the state; another user is untouched.
     let q = body(app.get("/v1/quota", &alice).send().await.unwrap()).await;
     assert_eq!(q["plan"], "free");
-    let req = q["meters"].as_array().unwrap().iter().find(|m| m["meter"] == "ai_requests").unwrap();
+    let req = q["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meter"] == "ai_requests")
+        .unwrap();
     assert_eq!(req["used"], 10);
     assert_eq!(req["status"], "exceeded");
-    let bob = body(app.get("/v1/quota", &user_token("bob")).send().await.unwrap()).await;
+    let bob = body(
+        app.get("/v1/quota", &user_token("bob"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(bob["meters"][0]["used"], 0);
 
     let db = sql(&app.db).await;
     let rows: i64 = db
-        .query_one("SELECT count(*) FROM quota.ledger WHERE user_id = 'alice'", &[])
+        .query_one(
+            "SELECT count(*) FROM quota.ledger WHERE user_id = 'alice'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -128,7 +164,10 @@ async fn idempotent_replay_and_422() {
 
     let db = sql(&app.db).await;
     let charged: i64 = db
-        .query_one("SELECT coalesce(sum(amount), 0)::bigint FROM quota.ledger WHERE user_id = 'dave'", &[])
+        .query_one(
+            "SELECT coalesce(sum(amount), 0)::bigint FROM quota.ledger WHERE user_id = 'dave'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -145,11 +184,19 @@ async fn bad_input_is_400_without_database_text() {
         (json!({"amount": 0}), "amount 0"),
         (json!({"metadata": [1, 2]}), "metadata not an object"),
     ] {
-        let res = app.post("/v1/quota/consume", &t).json(&body_json).send().await.unwrap();
+        let res = app
+            .post("/v1/quota/consume", &t)
+            .json(&body_json)
+            .send()
+            .await
+            .unwrap();
         let p = problem(res, 400).await;
         assert_eq!(p["type"], "/problems/invalid-input", "{what}");
         let detail = p["detail"].as_str().unwrap();
-        assert!(!detail.contains("SQLSTATE") && !detail.contains("ERROR"), "{what}: {detail}");
+        assert!(
+            !detail.contains("SQLSTATE") && !detail.contains("ERROR"),
+            "{what}: {detail}"
+        );
     }
     let res = app
         .post("/v1/quota/consume", &t)
@@ -270,16 +317,28 @@ async fn reservations() {
 
     // Unknown and malformed ids.
     let res = app
-        .post("/v1/quota/reservations/00000000-0000-0000-0000-000000000000/release", &grace)
+        .post(
+            "/v1/quota/reservations/00000000-0000-0000-0000-000000000000/release",
+            &grace,
+        )
         .send()
         .await
         .unwrap();
     problem(res, 404).await;
-    let res = app.post("/v1/quota/reservations/not-a-uuid/release", &grace).send().await.unwrap();
+    let res = app
+        .post("/v1/quota/reservations/not-a-uuid/release", &grace)
+        .send()
+        .await
+        .unwrap();
     problem(res, 400).await;
 
     let q = body(app.get("/v1/quota", &grace).send().await.unwrap()).await;
-    let tokens = q["meters"].as_array().unwrap().iter().find(|m| m["meter"] == "ai_tokens").unwrap();
+    let tokens = q["meters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["meter"] == "ai_tokens")
+        .unwrap();
     assert_eq!(tokens["used"], 3250);
     assert_eq!(tokens["held"], 0);
     app.stop().await;

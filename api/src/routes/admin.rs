@@ -63,9 +63,8 @@ async fn user_usage(
     ApiPath(user): ApiPath<String>,
 ) -> Result<Json<Vec<UsageRow>>, ApiError> {
     let user = &user;
-    let rows = s
-        .db
-        .run(Retry::Safe, |c| async move {
+    let rows =
+        s.db.run(Retry::Safe, |c| async move {
             let rows = admin_tx(c, "SELECT * FROM quota.user_usage($1::text)", &[user]).await?;
             rows.iter()
                 .map(|r| {
@@ -131,9 +130,8 @@ async fn assign_plan(
     JsonBody(body): JsonBody<PlanRequest>,
 ) -> Result<Json<Account>, ApiError> {
     let (user, actor, plan, expires) = (&user, &admin.id, &body.plan, &body.expires_at);
-    let account = s
-        .db
-        .run(Retry::Safe, |c| async move {
+    let account =
+        s.db.run(Retry::Safe, |c| async move {
             let rows = admin_tx(
                 c,
                 "SELECT * FROM quota.assign_plan($1::text, $2::text, $3::timestamptz, $4::text)",
@@ -194,10 +192,10 @@ async fn set_limit(
     ApiPath(user): ApiPath<String>,
     JsonBody(body): JsonBody<LimitRequest>,
 ) -> Result<Json<UserLimit>, ApiError> {
-    let (user, actor, meter, period, limit) = (&user, &admin.id, &body.meter, &body.period, &body.limit);
-    let row = s
-        .db
-        .run(Retry::Safe, |c| async move {
+    let (user, actor, meter, period, limit) =
+        (&user, &admin.id, &body.meter, &body.period, &body.limit);
+    let row =
+        s.db.run(Retry::Safe, |c| async move {
             let rows = admin_tx(
                 c,
                 "SELECT * FROM quota.set_limit($1::text, $2::text, $3::text, $4::bigint, $5::text)",
@@ -243,9 +241,8 @@ async fn reset_usage(
     JsonBody(body): JsonBody<ResetRequest>,
 ) -> Result<Json<ResetResult>, ApiError> {
     let (user, actor, meter) = (&user, &admin.id, &body.meter);
-    let windows = s
-        .db
-        .run(Retry::IfNotApplied, |c| async move {
+    let windows =
+        s.db.run(Retry::IfNotApplied, |c| async move {
             let rows = admin_tx(
                 c,
                 "SELECT quota.reset_usage($1::text, $2::text, $3::text)",

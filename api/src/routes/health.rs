@@ -47,13 +47,14 @@ async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = Health), (status = 503, description = "Not ready", content_type = "application/problem+json")))]
 async fn readyz(State(s): State<AppState>) -> Response {
-    let found = s
-        .db
-        .run(Retry::Safe, |c| async move {
+    let found =
+        s.db.run(Retry::Safe, |c| async move {
             let stmt = c
                 .prepare_cached("SELECT extversion FROM pg_extension WHERE extname = 'aiquota'")
                 .await?;
-            Ok(c.query_opt(&stmt, &[]).await?.map(|r| r.get::<_, String>(0)))
+            Ok(c.query_opt(&stmt, &[])
+                .await?
+                .map(|r| r.get::<_, String>(0)))
         })
         .await;
     let not_ready = |detail: String| {

@@ -123,7 +123,9 @@ pub struct Quota {
 pub async fn read_quota(db: &Db, user: &str) -> Result<Quota, DbError> {
     let rows = db
         .run(Retry::Safe, |c| async move {
-            let stmt = c.prepare_cached("SELECT * FROM quota.status($1::text)").await?;
+            let stmt = c
+                .prepare_cached("SELECT * FROM quota.status($1::text)")
+                .await?;
             c.query(&stmt, &[&user]).await
         })
         .await?;
@@ -219,7 +221,11 @@ async fn consume(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     // Without a key a repeat after a lost connection could charge twice.
-    let retry = if key.is_some() { Retry::Safe } else { Retry::IfNotApplied };
+    let retry = if key.is_some() {
+        Retry::Safe
+    } else {
+        Retry::IfNotApplied
+    };
     let (user, key) = (&user.id, &key);
     let (meter, amount, metadata) = (&body.meter, body.amount, &body.metadata);
     let decision = s
@@ -285,19 +291,24 @@ async fn reserve(
     JsonBody(body): JsonBody<ReserveRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let retry = if key.is_some() { Retry::Safe } else { Retry::IfNotApplied };
+    let retry = if key.is_some() {
+        Retry::Safe
+    } else {
+        Retry::IfNotApplied
+    };
     let (user, key) = (&user.id, &key);
     let (meter, amount, ttl) = (&body.meter, body.amount, f64::from(body.ttl_s));
-    let reservation = s
-        .db
-        .run(retry, |c| async move {
+    let reservation =
+        s.db.run(retry, |c| async move {
             let stmt = c
                 .prepare_cached(
                     "SELECT * FROM quota.reserve($1::text, $2::text, $3::bigint, \
                      make_interval(secs => $4::float8), $5::text)",
                 )
                 .await?;
-            let row = c.query_one(&stmt, &[user, meter, &amount, &ttl, key]).await?;
+            let row = c
+                .query_one(&stmt, &[user, meter, &amount, &ttl, key])
+                .await?;
             Ok(Reservation {
                 reservation_id: row.try_get("reservation_id")?,
                 expires_at: row.try_get("expires_at")?,
@@ -307,7 +318,10 @@ async fn reserve(
         .await?;
     s.metrics.decision(reservation.decision.allowed);
     if !reservation.decision.allowed {
-        return Err(ApiError::Denied(Box::new(reservation.decision), s.config.deny_status));
+        return Err(ApiError::Denied(
+            Box::new(reservation.decision),
+            s.config.deny_status,
+        ));
     }
     let mut res = (axum::http::StatusCode::CREATED, Json(&reservation)).into_response();
     headers::rate_limit(res.headers_mut(), &reservation.decision);
@@ -383,9 +397,8 @@ async fn commit(
     JsonBody(body): JsonBody<CommitRequest>,
 ) -> Result<Json<Settlement>, ApiError> {
     let (user, actual) = (&user.id, body.actual);
-    let settlement = s
-        .db
-        .run(Retry::IfNotApplied, |c| async move {
+    let settlement =
+        s.db.run(Retry::IfNotApplied, |c| async move {
             let stmt = c
                 .prepare_cached("SELECT * FROM quota.commit($1::uuid, $2::bigint, $3::text)")
                 .await?;
@@ -409,10 +422,11 @@ async fn release(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Settlement>, ApiError> {
     let user = &user.id;
-    let settlement = s
-        .db
-        .run(Retry::IfNotApplied, |c| async move {
-            let stmt = c.prepare_cached("SELECT * FROM quota.release($1::uuid, $2::text)").await?;
+    let settlement =
+        s.db.run(Retry::IfNotApplied, |c| async move {
+            let stmt = c
+                .prepare_cached("SELECT * FROM quota.release($1::uuid, $2::text)")
+                .await?;
             Settlement::from_row(&c.query_one(&stmt, &[&id, user]).await?)
         })
         .await?;
