@@ -149,3 +149,143 @@ async fn admin_changes_are_audited_with_the_admin_as_actor() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grants_analytics_top_users() {
+    let app = TestApp::start("http_admin_analytics").await;
+    let admin = admin_token("admin-9");
+    let user = user_token("olga");
+    for req in [
+        app.post("/v1/admin/users/olga/grants", &user)
+            .json(&json!({"meter": "ai_requests", "amount": 5})),
+        app.get("/v1/admin/analytics", &user),
+        app.get("/v1/admin/top-users", &user),
+    ] {
+        problem(req.send().await.unwrap(), 403).await;
+    }
+
+    // olga spends her 10 a day, gets 5 credits, and can consume 5 more, then is denied.
+    for _ in 0..10 {
+        assert_eq!(
+            app.post("/v1/quota/consume", &user)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    problem(
+        app.post("/v1/quota/consume", &user).send().await.unwrap(),
+        429,
+    )
+    .await;
+    let res = app
+        .post("/v1/admin/users/olga/grants", &admin)
+        .json(&json!({"meter": "ai_requests", "amount": 5, "source": "support"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let g = body(res).await;
+    assert_eq!(g["amount"], 5);
+    assert_eq!(g["remaining"], 5);
+    assert_eq!(g["source"], "support");
+    for n in 0..5 {
+        let res = app.post("/v1/quota/consume", &user).send().await.unwrap();
+        assert_eq!(res.status(), 200, "credit {n}");
+    }
+    problem(
+        app.post("/v1/quota/consume", &user).send().await.unwrap(),
+        429,
+    )
+    .await;
+    let res = app
+        .post("/v1/admin/users/olga/grants", &admin)
+        .json(&json!({"meter": "ai_requests", "amount": 0}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 400).await;
+
+    // A second user, lighter.
+    assert_eq!(
+        app.post("/v1/quota/consume", &user_token("pete"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let res = app
+        .get("/v1/admin/top-users?limit=10&by=today", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let top = body(res).await;
+    let top = top.as_array().unwrap();
+    assert_eq!(top.len(), 2, "{top:?}");
+    assert_eq!(top[0]["user_id"], "olga");
+    assert_eq!(top[0]["rank"], 1);
+    assert_eq!(top[0]["usage"], 15);
+    assert_eq!(top[1]["user_id"], "pete");
+    problem(
+        app.get("/v1/admin/top-users?by=decade", &admin)
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    problem(
+        app.get("/v1/admin/top-users?limit=many", &admin)
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+
+    let res = app.get("/v1/admin/analytics", &admin).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let a = body(res).await;
+    assert_eq!(a["meter"], "ai_requests");
+    assert_eq!(a["active_users"], 2);
+    assert_eq!(a["users_at_limit"], 1);
+    assert_eq!(a["usage"], 16);
+    let day = a["day"].as_str().unwrap().to_string();
+    let res = app
+        .get(&format!("/v1/admin/analytics?day={day}"), &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["usage"], 16);
+    let res = app
+        .get("/v1/admin/analytics?day=2020-01-01", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["usage"], 0);
+    problem(
+        app.get("/v1/admin/analytics?day=yesterday", &admin)
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+
+    let db = sql(&app.db).await;
+    let actor: String = db
+        .query_one(
+            "SELECT actor FROM quota.audit_log WHERE action = 'grant' AND target = 'olga'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(actor, "admin-9");
+    app.stop().await;
+}

@@ -3,7 +3,7 @@
 //! `p_actor`, so `quota.audit_log` records who did it.
 
 use axum::{extract::State, Json};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use utoipa::ToSchema;
@@ -12,7 +12,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     auth::Admin,
     db::{admin_tx, Retry},
-    extract::{ApiPath, JsonBody},
+    extract::{ApiPath, ApiQuery, JsonBody},
     problem::{ApiError, ProblemDoc},
     AppState,
 };
@@ -24,6 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(assign_plan))
         .routes(routes!(set_limit))
         .routes(routes!(reset_usage))
+        .routes(routes!(grant))
+        .routes(routes!(analytics))
+        .routes(routes!(top_users))
 }
 
 /// One window of a user, as an admin sees it (`quota.user_usage`).
@@ -253,4 +256,233 @@ async fn reset_usage(
         })
         .await?;
     Ok(Json(ResetResult { windows }))
+}
+
+/// Body of `POST /v1/admin/users/{id}/grants`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// Meter key.
+    pub meter: String,
+    /// Credits to give.
+    pub amount: i64,
+    /// When the credits expire (RFC 3339); null or absent: never.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Where they come from (default `admin`), 1 to 100 characters.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// A grant of credits (`quota.grants`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Grant {
+    /// Grant id.
+    pub id: i64,
+    /// User id.
+    pub user_id: String,
+    /// Meter key.
+    pub meter: String,
+    /// Credits given.
+    pub amount: i64,
+    /// Credits left.
+    pub remaining: i64,
+    /// Expiry; null: never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Source.
+    pub source: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Gives the user credits, spent after the plan's window allowance is used up (`quota.grant`).
+#[utoipa::path(post, path = "/v1/admin/users/{id}/grants", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    request_body = GrantRequest,
+    responses((status = 201, body = Grant), (status = 400, body = ProblemDoc, content_type = "application/problem+json")))]
+async fn grant(
+    State(s): State<AppState>,
+    admin: Admin,
+    ApiPath(user): ApiPath<String>,
+    JsonBody(body): JsonBody<GrantRequest>,
+) -> Result<(axum::http::StatusCode, Json<Grant>), ApiError> {
+    let source = body.source.clone().unwrap_or_else(|| "admin".into());
+    let (user, actor, meter, amount, expires, source) = (
+        &user,
+        &admin.id,
+        &body.meter,
+        body.amount,
+        &body.expires_at,
+        &source,
+    );
+    // Not idempotent: a grant is repeated only when it certainly did not happen.
+    let grant = s
+        .db
+        .run(Retry::IfNotApplied, |c| async move {
+            let rows = admin_tx(
+                c,
+                "SELECT * FROM quota.grant($1::text, $2::text, $3::bigint, $4::timestamptz, $5::text, $6::text)",
+                &[user, meter, &amount, expires, source, actor],
+            )
+            .await?;
+            let r = &rows[0];
+            Ok(Grant {
+                id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                meter: r.try_get("meter")?,
+                amount: r.try_get("amount")?,
+                remaining: r.try_get("remaining")?,
+                expires_at: r.try_get("expires_at")?,
+                source: r.try_get("source")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(grant)))
+}
+
+/// Query of `GET /v1/admin/analytics`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AnalyticsQuery {
+    /// UTC day `YYYY-MM-DD` (default today).
+    pub day: Option<NaiveDate>,
+    /// Meter (default `ai_requests`).
+    pub meter: Option<String>,
+}
+
+/// One UTC day of one meter across all users (`quota.analytics`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Analytics {
+    /// The day.
+    pub day: NaiveDate,
+    /// The meter.
+    pub meter: String,
+    /// Accounts in total.
+    pub total_users: i64,
+    /// Users with at least one call that day.
+    pub active_users: i64,
+    /// Users denied at least once that day.
+    pub users_at_limit: i64,
+    /// Usage that day.
+    pub usage: i64,
+    /// Allowed calls that day.
+    pub requests: i64,
+    /// Usage of all time.
+    pub usage_all_time: i64,
+    /// Average usage per active user (null when nobody was active).
+    pub avg_usage_per_active_user: Option<f64>,
+    /// Denials that day.
+    pub denials: i64,
+}
+
+/// Usage of one UTC day: users, active users, users at their limit, usage, denials.
+#[utoipa::path(get, path = "/v1/admin/analytics", tag = "admin", security(("bearer" = [])),
+    params(AnalyticsQuery),
+    responses((status = 200, body = Analytics), (status = 400, body = ProblemDoc, content_type = "application/problem+json")))]
+async fn analytics(
+    State(s): State<AppState>,
+    _admin: Admin,
+    ApiQuery(q): ApiQuery<AnalyticsQuery>,
+) -> Result<Json<Analytics>, ApiError> {
+    let meter = q.meter.unwrap_or_else(|| "ai_requests".into());
+    let (day, meter) = (&q.day, &meter);
+    // analytics() also totals finished days once (an idempotent write), so a repeat is harmless.
+    let row = s
+        .db
+        .run(Retry::Safe, |c| async move {
+            let rows = admin_tx(
+                c,
+                "SELECT day, meter, total_users, active_users, users_at_limit, usage, requests, usage_all_time, \
+                 avg_usage_per_active_user::float8 AS avg_usage_per_active_user, denials \
+                 FROM quota.analytics($1::date, $2::text)",
+                &[day, meter],
+            )
+            .await?;
+            let r = &rows[0];
+            Ok(Analytics {
+                day: r.try_get("day")?,
+                meter: r.try_get("meter")?,
+                total_users: r.try_get("total_users")?,
+                active_users: r.try_get("active_users")?,
+                users_at_limit: r.try_get("users_at_limit")?,
+                usage: r.try_get("usage")?,
+                requests: r.try_get("requests")?,
+                usage_all_time: r.try_get("usage_all_time")?,
+                avg_usage_per_active_user: r.try_get("avg_usage_per_active_user")?,
+                denials: r.try_get("denials")?,
+            })
+        })
+        .await?;
+    Ok(Json(row))
+}
+
+/// Query of `GET /v1/admin/top-users`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TopUsersQuery {
+    /// How many (1 to 1000, default 10).
+    pub limit: Option<i32>,
+    /// `today` (default), `week`, `month` or `all_time`.
+    pub by: Option<String>,
+    /// Meter (default `ai_requests`).
+    pub meter: Option<String>,
+}
+
+/// One of the heaviest users (`quota.top_users`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopUser {
+    /// 1 for the heaviest.
+    pub rank: i64,
+    /// User id.
+    pub user_id: String,
+    /// Effective plan.
+    pub plan: Option<String>,
+    /// Usage over the range.
+    pub usage: i64,
+    /// Allowed calls.
+    pub requests: i64,
+    /// Denials.
+    pub denials: i64,
+    /// Last use.
+    pub last_at: Option<DateTime<Utc>>,
+}
+
+/// The heaviest users of a meter over a range.
+#[utoipa::path(get, path = "/v1/admin/top-users", tag = "admin", security(("bearer" = [])),
+    params(TopUsersQuery),
+    responses((status = 200, body = Vec<TopUser>), (status = 400, body = ProblemDoc, content_type = "application/problem+json")))]
+async fn top_users(
+    State(s): State<AppState>,
+    _admin: Admin,
+    ApiQuery(q): ApiQuery<TopUsersQuery>,
+) -> Result<Json<Vec<TopUser>>, ApiError> {
+    let limit = q.limit.unwrap_or(10);
+    let by = q.by.unwrap_or_else(|| "today".into());
+    let meter = q.meter.unwrap_or_else(|| "ai_requests".into());
+    let (by, meter) = (&by, &meter);
+    let rows =
+        s.db.run(Retry::Safe, |c| async move {
+            let rows = admin_tx(
+                c,
+                "SELECT * FROM quota.top_users($1::int, $2::text, $3::text)",
+                &[&limit, by, meter],
+            )
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(TopUser {
+                        rank: r.try_get("rank")?,
+                        user_id: r.try_get("user_id")?,
+                        plan: r.try_get("plan")?,
+                        usage: r.try_get("usage")?,
+                        requests: r.try_get("requests")?,
+                        denials: r.try_get("denials")?,
+                        last_at: r.try_get("last_at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+        })
+        .await?;
+    Ok(Json(rows))
 }

@@ -63,6 +63,9 @@ pub struct Decision {
     pub replayed: bool,
     /// Amount held by open reservations in the binding window.
     pub held: i64,
+    /// Credits (grants) this call spent, for extension versions that have credits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits_used: Option<i64>,
 }
 
 impl Decision {
@@ -81,6 +84,10 @@ impl Decision {
             period: r.try_get("period")?,
             replayed: r.try_get("replayed")?,
             held: r.try_get("held")?,
+            credits_used: match r.columns().iter().any(|c| c.name() == "credits_used") {
+                true => r.try_get("credits_used")?,
+                false => None,
+            },
         })
     }
 }
