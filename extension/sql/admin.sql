@@ -178,7 +178,7 @@ BEGIN
                          pg_catalog.jsonb_build_object('from', v_old, 'to', p_plan, 'expires_at', p_expires_at));
     PERFORM pg_catalog.pg_notify('quota_events', pg_catalog.json_build_object(
         'user', p_user, 'kind', 'plan_changed', 'plan', p_plan,
-        'expires_at', pg_catalog.to_char(p_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))::text);
+        'expires_at', pg_catalog.to_char(p_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))::jsonb::text);
     RETURN v_row;
 END
 $$;
@@ -281,7 +281,7 @@ BEGIN
     PERFORM quota._audit(p_actor, 'reset_usage', p_user,
         pg_catalog.jsonb_build_object('meter', p_meter, 'windows', v_count));
     PERFORM pg_catalog.pg_notify('quota_events', pg_catalog.json_build_object(
-        'user', p_user, 'meter', p_meter, 'kind', 'reset')::text);
+        'user', p_user, 'meter', p_meter, 'kind', 'reset')::jsonb::text);
     RETURN v_count;
 END
 $$;
@@ -293,30 +293,39 @@ COMMENT ON FUNCTION quota.reset_usage(text, text, text) IS
 CREATE FUNCTION quota.user_usage(p_user text)
 RETURNS TABLE (
     meter text, plan text, period text, used bigint, "limit" bigint, percent double precision, status text,
-    resets_at timestamptz, today bigint, all_time bigint, last_used_at timestamptz
+    resets_at timestamptz, today bigint, all_time bigint, last_used_at timestamptz, held bigint, credits bigint
 )
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     WITH tz AS (
         SELECT COALESCE((SELECT a.timezone FROM quota.accounts a WHERE a.user_id = quota._validate_user(p_user)),
                         quota.default_timezone()) AS name
-    ), totals AS (
-        SELECT g.meter,
-               COALESCE(sum(g.amount) FILTER (WHERE g.reset_period IS NULL
-                        AND g.created_at >= quota.window_start('day', quota.now(), tz.name)), 0)::bigint AS today,
-               COALESCE(sum(g.amount) FILTER (WHERE g.reset_period IS NULL), 0)::bigint AS all_time,
-               max(g.created_at) FILTER (WHERE g.reset_period IS NULL) AS last_used_at
+    ), today AS (
+        -- The account's own day, which the UTC rollup cannot give: one day of the user's ledger, by its key.
+        SELECT g.meter, sum(g.amount)::bigint AS amount
         FROM quota.ledger g, tz
-        WHERE g.user_id = p_user
+        WHERE g.user_id = p_user AND g.created_at >= quota.window_start('day', quota.now(), tz.name)
+          AND g.reset_period IS NULL
         GROUP BY g.meter
+    ), totals AS (
+        SELECT u.meter, sum(u.amount)::bigint AS all_time, max(u.last_at) AS last_used_at
+        FROM quota.usage_daily u
+        WHERE u.user_id = p_user
+        GROUP BY u.meter
     )
     SELECT s.meter, s.plan, s.period, s.used, s."limit", s.percent, s.status, s.resets_at,
-           COALESCE(t.today, 0), COALESCE(t.all_time, 0), t.last_used_at
-    FROM quota.status(p_user) s LEFT JOIN totals t ON t.meter = s.meter
+           COALESCE(d.amount, 0), COALESCE(t.all_time, 0), t.last_used_at, s.held, COALESCE(c.remaining, 0)
+    FROM quota.status(p_user) s
+    LEFT JOIN totals t ON t.meter = s.meter
+    LEFT JOIN today d ON d.meter = s.meter
+    LEFT JOIN (SELECT g.meter, sum(g.remaining)::bigint AS remaining FROM quota.grants g
+               WHERE g.user_id = p_user AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > quota.now())
+               GROUP BY g.meter) c ON c.meter = s.meter
     ORDER BY s.meter, array_position(ARRAY['hour', 'day', 'week', 'month'], s.period)
 $$;
 COMMENT ON FUNCTION quota.user_usage(text) IS
     'An admin''s view of one user: per meter and window, the plan, usage, limit, percent, status and reset time, '
-    'plus usage today (in the account''s timezone) and all time (resets do not erase it), and the last use.';
+    'plus usage today (in the account''s timezone) and all time (resets do not erase it), the last use, the '
+    'amount held by open reservations and the unexpired credits.';
 
 REVOKE ALL ON FUNCTION quota.set_limit(text, text, text, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.reset_usage(text, text, text) FROM PUBLIC;

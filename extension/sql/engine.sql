@@ -56,18 +56,20 @@ COMMENT ON FUNCTION quota.reserve(text, text, bigint, interval, text) IS
     'expires_at when allowed. Settle with quota.commit or quota.release; a hold past its expiry stops counting '
     'by itself. A repeat with the same p_idempotency_key returns the same reservation.';
 
-CREATE FUNCTION quota.commit(p_reservation uuid, p_actual bigint) RETURNS quota.settlement
+CREATE FUNCTION quota.commit(p_reservation uuid, p_actual bigint, p_user text DEFAULT NULL)
+RETURNS quota.settlement
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'commit_wrapper';
-COMMENT ON FUNCTION quota.commit(uuid, bigint) IS
+COMMENT ON FUNCTION quota.commit(uuid, bigint, text) IS
     'Settles a reservation at the actual amount: less than the hold frees the rest; more is charged up to what '
-    'the limits allow (capped = true says it was cut). The charge is one ledger row. Errors: P0002 unknown '
-    'reservation, 55000 already committed, released or expired, 22004/22023 bad p_actual.';
+    'the limits allow (capped = true says it was cut). The charge is one ledger row. With p_user, a reservation '
+    'of another user is treated as unknown (callers acting for an end user always pass it). Errors: P0002 '
+    'unknown reservation, 55000 already committed, released or expired, 22004/22023 bad p_actual or p_user.';
 
-CREATE FUNCTION quota.release(p_reservation uuid) RETURNS quota.settlement
+CREATE FUNCTION quota.release(p_reservation uuid, p_user text DEFAULT NULL) RETURNS quota.settlement
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'release_wrapper';
-COMMENT ON FUNCTION quota.release(uuid) IS
+COMMENT ON FUNCTION quota.release(uuid, text) IS
     'Frees a reservation''s hold entirely (the AI call failed: nothing is charged). Errors as for quota.commit.';
 
 CREATE FUNCTION quota._ensure_account(p_user text) RETURNS boolean
@@ -109,7 +111,8 @@ DECLARE
     v_column text := COALESCE(TG_ARGV[0], 'id');
     v_row jsonb;
 BEGIN
-    IF TG_OP <> 'INSERT' OR TG_LEVEL <> 'ROW' THEN
+    -- A BEFORE trigger returning NULL would silently drop the user's row, so only AFTER is accepted.
+    IF TG_OP <> 'INSERT' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' THEN
         RAISE EXCEPTION 'quota.assign_default_plan() must be an AFTER INSERT ... FOR EACH ROW trigger'
             USING ERRCODE = 'feature_not_supported';
     END IF;
@@ -134,16 +137,19 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT c.user_id, c.meter, c.period, c.window_start, c.used, COALESCE(l.total, 0)
     FROM quota.counters c
     JOIN quota.accounts a ON a.user_id = c.user_id
+    CROSS JOIN LATERAL (SELECT COALESCE(a.timezone, quota.default_timezone()) AS tz) z
     LEFT JOIN LATERAL (
         SELECT sum(g.amount)::bigint AS total
         FROM quota.ledger g
         WHERE g.user_id = c.user_id AND g.meter = c.meter
           AND (g.reset_period IS NULL OR g.reset_period = c.period)
           AND g.created_at >= c.window_start
-          AND g.created_at < quota.window_end(c.period, c.window_start,
-                                              COALESCE(a.timezone, quota.default_timezone()))
+          AND g.created_at < quota.window_end(c.period, c.window_start, z.tz)
     ) l ON true
-    WHERE c.used <> COALESCE(l.total, 0)
+    -- Only windows of the user's current timezone: a row left in a window of an earlier timezone no longer
+    -- counts (the engine recounts it from the ledger when it is next used).
+    WHERE c.window_start = quota.window_start(c.period, c.window_start, z.tz)
+      AND c.used <> COALESCE(l.total, 0)
     ORDER BY 1, 2, 3
 $$;
 COMMENT ON FUNCTION quota.verify() IS
@@ -154,7 +160,10 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_count bigint;
 BEGIN
-    IF p_older_than IS NULL OR p_older_than < interval '24 hours' THEN
+    IF p_older_than IS NULL THEN
+        RAISE EXCEPTION 'p_older_than must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_older_than < interval '24 hours' THEN
         RAISE EXCEPTION 'idempotency keys must be kept at least 24 hours, got %', p_older_than
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -171,8 +180,8 @@ REVOKE ALL ON FUNCTION quota.consume(text, text, bigint, text, jsonb) FROM PUBLI
 REVOKE ALL ON FUNCTION quota.check(text, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.status(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.reserve(text, text, bigint, interval, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION quota.commit(uuid, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION quota.release(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.commit(uuid, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.release(uuid, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota._ensure_account(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.assign_default_plan() FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.verify() FROM PUBLIC;

@@ -29,8 +29,8 @@ GRANT EXECUTE ON FUNCTION quota.consume(text, text, bigint, text, jsonb) TO quot
 GRANT EXECUTE ON FUNCTION quota.check(text, text, bigint) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.status(text) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.reserve(text, text, bigint, interval, text) TO quota_api;
-GRANT EXECUTE ON FUNCTION quota.commit(uuid, bigint) TO quota_api;
-GRANT EXECUTE ON FUNCTION quota.release(uuid) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.commit(uuid, bigint, text) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.release(uuid, text) TO quota_api;
 
 GRANT EXECUTE ON FUNCTION quota.verify() TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.purge_idempotency_keys(interval) TO quota_admin;
@@ -43,6 +43,12 @@ GRANT EXECUTE ON FUNCTION quota.set_timezone(text, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.set_limit(text, text, text, bigint, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.reset_usage(text, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.user_usage(text) TO quota_admin;
+GRANT EXECUTE ON FUNCTION quota.grant(text, text, bigint, timestamptz, text, text) TO quota_admin;
+GRANT EXECUTE ON FUNCTION quota.credits(text) TO quota_api, quota_admin;
+GRANT EXECUTE ON FUNCTION quota.analytics(date, text) TO quota_admin;
+GRANT EXECUTE ON FUNCTION quota.top_users(int, text, text) TO quota_admin;
+GRANT EXECUTE ON FUNCTION quota.usage_history(text, int, text) TO quota_admin;
+GRANT EXECUTE ON FUNCTION quota.predict_exhaustion(text, text) TO quota_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA quota TO quota_admin;
 
 -- The id of the end user this session acts for, from the function quota.user_id_function names. The name is
@@ -70,7 +76,7 @@ DO $rls$
 DECLARE
     v_table text;
 BEGIN
-    FOREACH v_table IN ARRAY ARRAY['accounts', 'user_limits', 'counters', 'ledger'] LOOP
+    FOREACH v_table IN ARRAY ARRAY['accounts', 'user_limits', 'counters', 'ledger', 'grants', 'usage_daily'] LOOP
         EXECUTE pg_catalog.format('ALTER TABLE quota.%I ENABLE ROW LEVEL SECURITY', v_table);
         EXECUTE pg_catalog.format('ALTER TABLE quota.%I FORCE ROW LEVEL SECURITY', v_table);
         EXECUTE pg_catalog.format(

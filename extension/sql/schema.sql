@@ -84,10 +84,59 @@ CREATE TABLE quota.ledger (
     -- NULL for usage. For an admin's quota.reset_usage: the period of the window it zeroed, with the negative
     -- amount that zeroed it, so every counter keeps matching the ledger without any row being edited.
     reset_period    text CHECK (reset_period IN ('hour', 'day', 'week', 'month')),
+    -- The part of amount paid from credits (quota.grants) because the plan's allowance was used up.
+    credits         bigint NOT NULL DEFAULT 0 CHECK (credits >= 0),
     PRIMARY KEY (user_id, created_at, id)
 );
 CREATE INDEX ledger_created_at_brin ON quota.ledger USING brin (created_at);
 COMMENT ON TABLE quota.ledger IS 'Append-only usage ledger: one row per consumption. Counters must always agree with it (quota.verify()).';
+
+-- Per-user, per-UTC-day rollup of usage, maintained by the consume statement itself (and denials by the
+-- engine), so analytics never scan the ledger however long it grows.
+CREATE TABLE quota.usage_daily (
+    user_id  text NOT NULL,
+    day      date NOT NULL,
+    meter    text NOT NULL,
+    amount   bigint NOT NULL DEFAULT 0,
+    requests bigint NOT NULL DEFAULT 0,
+    denials  bigint NOT NULL DEFAULT 0,
+    last_at  timestamptz,
+    PRIMARY KEY (user_id, day, meter)
+) WITH (fillfactor = 80);
+CREATE INDEX usage_daily_day_idx ON quota.usage_daily (day, meter, user_id);
+COMMENT ON TABLE quota.usage_daily IS
+    'Usage per user, UTC day and meter: amount consumed, allowed calls (requests), denied calls, last use. '
+    'Maintained in the consume transaction; resets do not change it (it records what was used).';
+
+-- Totals of finished days, filled in by quota.analytics the first time it needs a day: a day that is over
+-- never changes, so "all time" costs one row per day instead of a scan of every user-day.
+CREATE TABLE quota.daily_totals (
+    day      date NOT NULL,
+    meter    text NOT NULL,
+    users    bigint NOT NULL,
+    amount   bigint NOT NULL,
+    requests bigint NOT NULL,
+    denials  bigint NOT NULL,
+    PRIMARY KEY (meter, day)
+);
+COMMENT ON TABLE quota.daily_totals IS 'Cache of usage_daily totals per finished UTC day (see quota.analytics).';
+
+-- One-off credits (top-ups, promotions): spent only once the plan's window allowance is used up, earliest
+-- expiry first. remaining only goes down; expired credits simply stop counting.
+CREATE TABLE quota.grants (
+    user_id    text NOT NULL REFERENCES quota.accounts (user_id) ON DELETE CASCADE,
+    id         bigint GENERATED ALWAYS AS IDENTITY,
+    meter      text NOT NULL REFERENCES quota.meters (key) ON UPDATE CASCADE ON DELETE CASCADE,
+    amount     bigint NOT NULL CHECK (amount > 0),
+    remaining  bigint NOT NULL CHECK (remaining >= 0 AND remaining <= amount),
+    expires_at timestamptz,
+    source     text NOT NULL CHECK (length(source) BETWEEN 1 AND 100),
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (user_id, id)
+);
+CREATE INDEX grants_open_idx ON quota.grants (user_id, meter, expires_at) WHERE remaining > 0;
+COMMENT ON TABLE quota.grants IS
+    'Credits granted with quota.grant: used after the plan''s allowance, earliest expiry first (no expiry last).';
 
 CREATE TABLE quota.reservations (
     user_id         text NOT NULL,
@@ -164,7 +213,8 @@ CREATE TYPE quota.decision AS (
     retry_after_s integer,
     period        text,
     replayed      boolean,
-    held          bigint
+    held          bigint,
+    credits_used  bigint
 );
 COMMENT ON TYPE quota.decision IS
     'A quota decision. used/limit/remaining/resets_at/period describe the binding window (least remaining; on '
@@ -186,7 +236,8 @@ CREATE TYPE quota.reservation AS (
     retry_after_s  integer,
     period         text,
     replayed       boolean,
-    held           bigint
+    held           bigint,
+    credits_used   bigint
 );
 COMMENT ON TYPE quota.reservation IS
     'What quota.reserve returns: the decision, and when allowed the reservation''s id and expiry.';

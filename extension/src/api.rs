@@ -57,27 +57,31 @@ fn reserve(
     })())
 }
 
-/// `quota.commit(p_reservation, p_actual)`.
+/// `quota.commit(p_reservation, p_actual, p_user)`.
 #[pg_extern(sql = false)]
 fn commit(
     p_reservation: Option<pgrx::Uuid>,
     p_actual: Option<i64>,
+    p_user: Option<&str>,
 ) -> pgrx::composite_type!('static, "quota.settlement") {
     or_raise((|| {
         let id = p_reservation.ok_or(crate::error::QuotaError::Null("reservation"))?;
         let actual = reservations::actual(p_actual)?;
-        reservations::settle(id, Some(actual))?.into_tuple()
+        let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
+        reservations::settle(id, owner, Some(actual))?.into_tuple()
     })())
 }
 
-/// `quota.release(p_reservation)`.
+/// `quota.release(p_reservation, p_user)`.
 #[pg_extern(sql = false)]
 fn release(
     p_reservation: Option<pgrx::Uuid>,
+    p_user: Option<&str>,
 ) -> pgrx::composite_type!('static, "quota.settlement") {
     or_raise((|| {
         let id = p_reservation.ok_or(crate::error::QuotaError::Null("reservation"))?;
-        reservations::settle(id, None)?.into_tuple()
+        let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
+        reservations::settle(id, owner, None)?.into_tuple()
     })())
 }
 

@@ -61,6 +61,9 @@ pub struct Decision {
     /// For quota.reserve: the reservation taken (when allowed) and when it expires.
     pub reservation_id: Option<pgrx::Uuid>,
     pub expires_at: Option<TimestampWithTimeZone>,
+    /// The part of the amount paid from credits (`quota.grant`) because the plan's allowance was used up; for
+    /// check, the part that would be.
+    pub credits_used: i64,
 }
 
 /// Ordering of periods from shortest to longest; also the tie-breaker when windows bind equally.
@@ -125,11 +128,19 @@ fn status_with(used: i64, limit: Option<i64>, warning: f64, critical: f64) -> &'
 impl Decision {
     /// Decides from the windows of one meter. `windows` must not be empty; a window with `denied` refused.
     pub fn from_windows(meter: &str, plan: &str, amount: i64, windows: &[Window]) -> Decision {
-        let denying = windows
+        // A window whose whole limit is below the amount denies forever, whatever the others say, so it is the
+        // one to report (a retry time from another window would send the client back for nothing).
+        let never = windows
             .iter()
-            .filter(|w| w.denied)
-            // The request passes only once every denying window has reset: report the one that resets last.
-            .max_by_key(|w| (w.seconds_left, period_rank(&w.period)));
+            .filter(|w| w.denied && w.limit.is_some_and(|l| amount > l))
+            .min_by_key(|w| (w.limit, period_rank(&w.period)));
+        let denying = never.or_else(|| {
+            windows
+                .iter()
+                .filter(|w| w.denied)
+                // The request passes only once every denying window has reset: report the one that resets last.
+                .max_by_key(|w| (w.seconds_left, period_rank(&w.period)))
+        });
         match denying {
             Some(w) => Self::denied_by(meter, plan, amount, w),
             None => Self::allowed_by(meter, plan, windows),
@@ -168,6 +179,7 @@ impl Decision {
             held: w.held,
             reservation_id: None,
             expires_at: None,
+            credits_used: 0,
         }
     }
 
@@ -225,6 +237,7 @@ impl Decision {
             held: 0,
             reservation_id: None,
             expires_at: None,
+            credits_used: 0,
         }
     }
 
@@ -258,6 +271,7 @@ impl Decision {
         set(&mut t, "period", self.period)?;
         set(&mut t, "replayed", self.replayed)?;
         set(&mut t, "held", self.held)?;
+        set(&mut t, "credits_used", self.credits_used)?;
         Ok(t)
     }
 
@@ -267,7 +281,7 @@ impl Decision {
             "allowed": self.allowed, "meter": self.meter, "plan": self.plan, "used": self.used,
             "limit": self.limit, "remaining": self.remaining, "resets_at": self.resets_at.and_then(crate::events::utc),
             "status": self.status, "reason": self.reason, "retry_after_s": self.retry_after_s,
-            "period": self.period, "held": self.held,
+            "period": self.period, "held": self.held, "credits_used": self.credits_used,
             "reservation_id": self.reservation_id.map(|u| u.to_string()),
             "expires_at": self.expires_at.and_then(crate::events::utc),
         })
@@ -314,6 +328,7 @@ impl Decision {
             held: int("held").unwrap_or(0),
             reservation_id,
             expires_at: time("expires_at")?,
+            credits_used: int("credits_used").unwrap_or(0),
         })
     }
 }

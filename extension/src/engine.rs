@@ -39,6 +39,7 @@ struct ConsumedRow {
     held: Option<i64>,
     stale_holds: bool,
     reservation_id: Option<pgrx::Uuid>,
+    credits: Option<i64>,
 }
 
 /// Consumes `amount` from every window of the meter, or from none.
@@ -47,11 +48,19 @@ pub fn consume(req: Request<'_>) -> Result<Decision> {
     Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
             if let Some(key) = req.key {
-                if let Some(replay) = claim_key(client, st, &req, key)? {
+                if let Some(replay) = claim_key(client, st, &req, key, now)? {
                     return Ok(replay);
                 }
             }
             let decision = consume_with(client, st, &req, now)?;
+            if !decision.allowed {
+                // Allowed calls are rolled up by the consume statement; a final denial is counted here.
+                client.update(
+                    &st.record_denial,
+                    None,
+                    &[req.user.into(), req.meter.into(), now.into()],
+                )?;
+            }
             if let Some(key) = req.key {
                 if decision.allowed {
                     let json = JsonB(decision.to_json());
@@ -75,6 +84,7 @@ fn claim_key(
     st: &Prepared,
     req: &Request<'_>,
     key: &str,
+    now: TimestampWithTimeZone,
 ) -> Result<Option<Decision>> {
     let claimed = client.update(
         &st.claim_key,
@@ -85,6 +95,7 @@ fn claim_key(
             req.meter.into(),
             req.amount.into(),
             req.metadata.clone().map(JsonB).into(),
+            now.into(),
         ],
     )?;
     if !claimed.is_empty() {
@@ -120,8 +131,12 @@ pub fn consume_with(
     let default_tz = gucs::default_timezone();
     let hold = req.hold_until.is_some();
     let mut holds_expired = false;
-    // A first call may create the account, then the counter rows; a denial may recompute expired holds once.
-    for _ in 0..4 {
+    // Credits are looked at only once the plan's allowance denies (so the common path never reads them), then
+    // offered to a second attempt under the counter locks this transaction already holds.
+    let mut credits_offered: Option<i64> = None;
+    // A first call may create the account, then the counter rows; a denial may recompute expired holds once and
+    // retry once with credits.
+    for _ in 0..6 {
         let table = client.update(
             &st.consume,
             None,
@@ -136,6 +151,7 @@ pub fn consume_with(
                 default_tz.as_str().into(),
                 hold.into(),
                 req.hold_until.into(),
+                credits_offered.unwrap_or(0).into(),
             ],
         )?;
         let (plan, rows) = consumed_rows(table)?;
@@ -158,7 +174,17 @@ pub fn consume_with(
         // Expired holds still counted until recomputed: a denial is only final once they are gone.
         let retry_without_expired =
             any_denied && !holds_expired && rows.iter().any(|r| r.stale_holds);
-        let take_back_denials = if retry_without_expired {
+        let retry_with_credits = any_denied
+            && !retry_without_expired
+            && !hold
+            && missing.is_empty()
+            && credits_offered.is_none()
+            && {
+                let balance = credit_balance(client, st, req.user, req.meter, now)?;
+                credits_offered = Some(balance);
+                balance > 0
+            };
+        let take_back_denials = if retry_without_expired || retry_with_credits {
             periods(&|r| r.denied)
         } else {
             Vec::new()
@@ -180,6 +206,9 @@ pub fn consume_with(
                 ],
             )?;
         }
+        if retry_with_credits {
+            continue;
+        }
         if retry_without_expired {
             holds_expired = true;
             client.update(
@@ -193,11 +222,29 @@ pub fn consume_with(
             client.update(
                 &st.add_counters,
                 None,
-                &[req.user.into(), req.meter.into(), missing.into()],
+                &[
+                    req.user.into(),
+                    req.meter.into(),
+                    missing.into(),
+                    now.into(),
+                ],
             )?;
             continue;
         }
         let reservation_id = rows.iter().find_map(|r| r.reservation_id);
+        let credits_used = rows.iter().find_map(|r| r.credits).unwrap_or(0);
+        if credits_used > 0 {
+            client.update(
+                &st.spend_credits,
+                None,
+                &[
+                    req.user.into(),
+                    req.meter.into(),
+                    now.into(),
+                    credits_used.into(),
+                ],
+            )?;
+        }
         let windows = rows
             .into_iter()
             .filter_map(|r| {
@@ -226,6 +273,7 @@ pub fn consume_with(
             events::crossings(req.user, req.meter, req.amount, &windows);
         }
         let mut decision = Decision::from_windows(req.meter, &plan, req.amount, &windows);
+        decision.credits_used = credits_used;
         if decision.allowed && hold {
             decision.reservation_id = reservation_id;
             decision.expires_at = req.hold_until;
@@ -252,6 +300,7 @@ fn consumed_rows(table: SpiTupleTable<'_>) -> Result<(Option<String>, Vec<Consum
             held: row.get(8)?,
             stale_holds: row.get::<bool>(9)?.unwrap_or(false),
             reservation_id: row.get(10)?,
+            credits: row.get(11)?,
         });
     }
     Ok((plan, rows))
@@ -401,15 +450,58 @@ fn read_with(
     Ok((plan, out))
 }
 
+/// The user's unexpired credits for `meter`.
+fn credit_balance(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    user: &str,
+    meter: &str,
+    now: TimestampWithTimeZone,
+) -> Result<i64> {
+    let table = client.select(
+        &st.credit_balance,
+        None,
+        &[user.into(), meter.into(), now.into()],
+    )?;
+    Ok(table.first().get::<i64>(1)?.unwrap_or(0))
+}
+
+/// The part of `amount` beyond a window's allowance: what credits must pay for the window to take it.
+fn overflow(w: &Window, amount: i64) -> i64 {
+    w.limit.map_or(0, |l| {
+        (w.used.saturating_add(w.held).saturating_add(amount) - l).clamp(0, amount)
+    })
+}
+
 /// The decision `consume` would make now, without consuming or counting a denial.
 pub fn check(user: &str, meter: &str, amount: i64) -> Result<Decision> {
-    let (plan, windows) = read_windows(user, Some(meter), amount)?;
-    let plan = plan.unwrap_or_else(gucs::default_plan);
-    if windows.is_empty() {
-        return Ok(Decision::not_in_plan(meter, &plan));
-    }
-    let windows: Vec<Window> = windows.into_iter().map(|w| w.window).collect();
-    Ok(Decision::from_windows(meter, &plan, amount, &windows))
+    let now = clock::now()?;
+    Spi::connect_mut(|client| {
+        statements::with(client, |client, st| {
+            let (plan, windows) = read_with(client, st, user, Some(meter), amount, now)?;
+            let plan = plan.unwrap_or_else(gucs::default_plan);
+            if windows.is_empty() {
+                return Ok(Decision::not_in_plan(meter, &plan));
+            }
+            let mut windows: Vec<Window> = windows.into_iter().map(|w| w.window).collect();
+            let mut credits_used = 0;
+            if windows.iter().any(|w| w.denied) {
+                let balance = credit_balance(client, st, user, meter, now)?;
+                let needed = windows
+                    .iter()
+                    .map(|w| overflow(w, amount))
+                    .max()
+                    .unwrap_or(0);
+                if balance > 0 && needed <= balance {
+                    windows.iter_mut().for_each(|w| w.denied = false);
+                    credits_used = needed;
+                }
+            }
+            let mut decision = Decision::from_windows(meter, &plan, amount, &windows);
+            decision.credits_used = credits_used;
+            Ok(decision)
+        })
+    })
 }
 
 /// Every window of every meter on the user's plan, shortest period first within a meter.

@@ -1,8 +1,12 @@
 //! `NOTIFY quota_events`: small JSON payloads announcing changes, queued inside the transaction so PostgreSQL
 //! delivers them only if it commits (work that rolls back announces nothing).
 //!
-//! Consume announces a window's status crossing (normal → warning → critical → exceeded) once per window: usage
-//! only grows within a window, so each boundary is crossed at most once until the window resets.
+//! Consume announces a window's status change (normal → warning → critical → exceeded) once per window: usage
+//! only grows within a window, so each status is entered at most once until the window resets. One request that
+//! jumps several boundaries announces only the status it lands in (`exhausted` for exceeded).
+//!
+//! Every payload is compact JSON with `user` and `kind`; timestamps are RFC 3339 in UTC ending in `Z`, the same
+//! format the SQL functions in `admin.sql` send.
 
 use pgrx::datetime::ToIsoString;
 use pgrx::prelude::*;
@@ -25,9 +29,13 @@ fn notify(payload: serde_json::Value) {
     }
 }
 
-/// ISO 8601 in UTC, whatever the session's TimeZone, so listeners parse one format.
+/// RFC 3339 in UTC ending in `Z`, whatever the session's TimeZone, so listeners parse one format.
 pub fn utc(ts: TimestampWithTimeZone) -> Option<String> {
-    ts.to_iso_string_with_timezone("UTC").ok()
+    let iso = ts.to_iso_string_with_timezone("UTC").ok()?;
+    Some(match iso.strip_suffix("+00:00") {
+        Some(base) => format!("{base}Z"),
+        None => iso,
+    })
 }
 
 /// Announces every status boundary the windows crossed by consuming `amount`.

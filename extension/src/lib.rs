@@ -24,7 +24,17 @@ mod tests;
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/engine.sql", name = "engine");
 extension_sql_file!("../sql/admin.sql", name = "admin", requires = ["engine"]);
-extension_sql_file!("../sql/roles.sql", name = "roles", requires = ["admin"]);
+extension_sql_file!("../sql/credits.sql", name = "credits", requires = ["admin"]);
+extension_sql_file!(
+    "../sql/analytics.sql",
+    name = "analytics",
+    requires = ["admin"]
+);
+extension_sql_file!(
+    "../sql/roles.sql",
+    name = "roles",
+    requires = ["admin", "credits", "analytics"]
+);
 extension_sql_file!("../sql/defaults.sql", name = "defaults", finalize);
 
 /// Registers the GUCs when the library loads.

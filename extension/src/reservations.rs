@@ -60,9 +60,10 @@ fn lock(
     client: &mut SpiClient<'_>,
     st: &Prepared,
     id: Uuid,
+    owner: Option<&str>,
     now: TimestampWithTimeZone,
 ) -> Result<Held> {
-    let table = client.update(&st.lock_reservation, None, &[id.into()])?;
+    let table = client.update(&st.lock_reservation, None, &[id.into(), owner.into()])?;
     if table.is_empty() {
         return Err(QuotaError::UnknownReservation(id.to_string()));
     }
@@ -86,12 +87,13 @@ fn lock(
     })
 }
 
-/// Commits at `actual` (Some) or releases (None) the reservation `id`.
-pub fn settle(id: Uuid, actual: Option<i64>) -> Result<Settlement> {
+/// Commits at `actual` (Some) or releases (None) the reservation `id`. With `owner`, a reservation of another
+/// user is reported as unknown, so an end user cannot settle (or learn of) someone else's hold.
+pub fn settle(id: Uuid, owner: Option<&str>, actual: Option<i64>) -> Result<Settlement> {
     let now = clock::now()?;
     Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
-            let held = lock(client, st, id, now)?;
+            let held = lock(client, st, id, owner, now)?;
             client.update(
                 &st.release_hold,
                 None,

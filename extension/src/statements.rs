@@ -26,47 +26,79 @@ macro_rules! account_and_limits {
           WHERE pl.plan = acct.plan AND pl.meter = $2) p
     FULL JOIN (SELECT ul.period, ul."limit" FROM quota.user_limits ul
                WHERE ul.user_id = $1 AND ul.meter = $2) o ON o.period = p.period
-), win AS (
+), ws AS (
     SELECT lim.period, lim.lim, quota.window_start(lim.period, $6, acct.tz) AS ws FROM lim, acct
+), win AS (
+    SELECT ws.period, ws.lim, ws.ws, quota.window_end(ws.period, ws.ws, acct.tz) AS we FROM ws, acct
 )"#
     };
 }
 
+/// A counter row's usage in the current window `win`: its own count when it is already in that window,
+/// otherwise what the ledger says the user spent in the window so far. That second branch runs only when a row
+/// moves to a new window (once per window) and makes the count right whenever the row missed usage: a limit
+/// added mid-window, a plan that did not limit this period for a while, a timezone change. Uses $1 user, $2 meter.
+macro_rules! window_used {
+    () => {
+        r#"(CASE WHEN c.window_start = win.ws THEN c.used ELSE (
+        SELECT COALESCE(sum(g.amount), 0)::bigint FROM quota.ledger g
+        WHERE g.user_id = $1 AND g.created_at >= win.ws AND g.created_at < win.we AND g.meter = $2
+          AND (g.reset_period IS NULL OR g.reset_period = win.period)) END)"#
+    };
+}
+
+/// Whether the amount fits the window: usage plus held plus the amount within the limit (or no limit).
+/// With $11 the credits the user may spend (0 when none are offered), the part of the amount beyond the
+/// window's allowance must be payable from them; a window already past its limit (credits paid before) needs the
+/// whole amount from credits.
+macro_rules! fits {
+    () => {
+        concat!(
+            "(win.lim IS NULL OR LEAST($3, GREATEST(0, ",
+            window_used!(),
+            " + c.held + $3 - win.lim)) <= $11)"
+        )
+    };
+}
+
 /// The hot path, one statement: read the account and limits, lock the counter rows (in period order when a meter
-/// has several limits), move each row to the current window, add the amount where it fits (usage plus held plus
-/// the amount within the limit) or count a denial where it does not, and append the ledger row only when every
-/// window took the amount. In hold mode ($9, for quota.reserve) the amount goes to `held` instead of `used` and a
-/// reservation row expiring at $10 replaces the ledger row.
+/// has several), move each row to the current window, add the amount where it fits or count a denial where it
+/// does not, and append the ledger row only when every window took the amount. Counter rows of periods the
+/// plan does not limit (left from another plan or an override) are kept in step too, so they are right the
+/// moment a limit applies to them again. In hold mode ($9, for quota.reserve) the amount goes to `held` instead
+/// of `used` and a reservation row expiring at $10 replaces the ledger row.
 ///
 /// Params: $1 user, $2 meter, $3 amount, $4 idempotency key, $5 metadata, $6 now, $7 default plan, $8 default tz,
-/// $9 hold mode, $10 hold expiry. Returns no row when the account does not exist; one row with NULL period when
+/// $9 hold mode, $10 hold expiry, $11 credits on offer. Returns no row when the account does not exist; one row with NULL period when
 /// the plan lacks the meter; otherwise one row per limit, with NULL used where the counter row does not exist yet.
 pub const CONSUME: &str = concat!(
     "WITH ",
     account_and_limits!(),
     r#", lk AS (
     SELECT c.period FROM quota.counters c
-    WHERE c.user_id = $1 AND c.meter = $2 AND (SELECT count(*) FROM win) > 1
+    WHERE c.user_id = $1 AND c.meter = $2
+      AND ((SELECT count(*) FROM win) > 1 OR c.period NOT IN (SELECT win.period FROM win))
     ORDER BY c.period
     FOR UPDATE
 ), upd AS (
     UPDATE quota.counters c SET
         window_start = win.ws,
-        used = CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END
-             + CASE WHEN NOT $9 AND (win.lim IS NULL
-                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + c.held + $3 <= win.lim)
-                    THEN $3 ELSE 0 END,
-        held = c.held
-             + CASE WHEN $9 AND (win.lim IS NULL
-                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + c.held + $3 <= win.lim)
-                    THEN $3 ELSE 0 END,
+        used = "#,
+    window_used!(),
+    r#" + CASE WHEN NOT $9 AND "#,
+    fits!(),
+    r#" THEN $3 ELSE 0 END,
+        held = c.held + CASE WHEN $9 AND "#,
+    fits!(),
+    r#" THEN $3 ELSE 0 END,
         held_until = CASE WHEN $9 THEN LEAST(c.held_until, $10) ELSE c.held_until END,
         denied = CASE WHEN c.window_start = win.ws THEN c.denied ELSE 0 END
-             + CASE WHEN win.lim IS NULL
-                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + c.held + $3 <= win.lim
-                    THEN 0 ELSE 1 END,
-        last_denied = NOT (win.lim IS NULL
-                      OR CASE WHEN c.window_start = win.ws THEN c.used ELSE 0 END + c.held + $3 <= win.lim)
+             + CASE WHEN "#,
+    fits!(),
+    r#" THEN 0 ELSE 1 END,
+        last_denied = NOT "#,
+    fits!(),
+    r#"
     FROM win
     WHERE c.user_id = $1 AND c.meter = $2 AND c.period = win.period
       AND (SELECT count(*) FROM lk) >= 0
@@ -75,18 +107,36 @@ pub const CONSUME: &str = concat!(
     SELECT EXISTS (SELECT 1 FROM win)
        AND (SELECT count(*) FROM upd WHERE NOT upd.last_denied) = (SELECT count(*) FROM win) AS all_fit
 ), led AS (
-    INSERT INTO quota.ledger (user_id, meter, amount, idempotency_key, metadata, created_at)
-    SELECT $1, $2, $3, $4, $5, $6 FROM ok WHERE ok.all_fit AND NOT $9
-    RETURNING 1
+    INSERT INTO quota.ledger (user_id, meter, amount, idempotency_key, metadata, created_at, credits)
+    SELECT $1, $2, $3, $4, $5, $6,
+           COALESCE((SELECT max(LEAST($3, GREATEST(0, u.used + u.held - w.lim)))
+                     FROM upd u JOIN win w ON w.period = u.period WHERE $11 > 0), 0)
+    FROM ok WHERE ok.all_fit AND NOT $9
+    RETURNING credits
+), roll AS (
+    INSERT INTO quota.usage_daily AS d (user_id, day, meter, amount, requests, last_at)
+    SELECT $1, ($6 AT TIME ZONE 'UTC')::date, $2, $3, 1, $6 FROM led
+    ON CONFLICT (user_id, day, meter) DO UPDATE
+    SET amount = d.amount + EXCLUDED.amount, requests = d.requests + 1,
+        last_at = GREATEST(d.last_at, EXCLUDED.last_at)
 ), res AS (
     INSERT INTO quota.reservations (user_id, meter, amount, expires_at, created_at)
     SELECT $1, $2, $3, $10, $6 FROM ok WHERE ok.all_fit AND $9
     RETURNING id
+), unlimited AS (
+    UPDATE quota.counters c SET
+        used = c.used + CASE WHEN NOT $9 AND c.window_start = quota.window_start(c.period, $6, acct.tz)
+                             THEN $3 ELSE 0 END,
+        held = c.held + CASE WHEN $9 THEN $3 ELSE 0 END,
+        held_until = CASE WHEN $9 THEN LEAST(c.held_until, $10) ELSE c.held_until END
+    FROM acct
+    WHERE c.user_id = $1 AND c.meter = $2 AND c.period NOT IN (SELECT win.period FROM win)
+      AND (SELECT count(*) FROM led) + (SELECT count(*) FROM res) > 0
 )
-SELECT acct.plan, win.period, win.lim, upd.used, upd.last_denied,
-       quota.window_end(win.period, win.ws, acct.tz) AS resets_at,
+SELECT acct.plan, win.period, win.lim, upd.used, upd.last_denied, win.we AS resets_at,
        (SELECT count(*) FROM led)::int4 AS logged,
-       upd.held, upd.stale_holds, (SELECT id FROM res) AS reservation_id
+       upd.held, upd.stale_holds, (SELECT id FROM res) AS reservation_id,
+       (SELECT credits FROM led) AS credits
 FROM acct LEFT JOIN win ON true LEFT JOIN upd ON upd.period = win.period"#
 );
 
@@ -106,10 +156,15 @@ pub const EXPIRE_HOLDS: &str = "UPDATE quota.counters c SET held = h.total, held
            WHERE r.user_id = $1 AND r.meter = $2 AND r.state = 'held' AND r.expires_at > $3) h \
      WHERE c.user_id = $1 AND c.meter = $2";
 
-/// Creates missing counter rows; '-infinity' is never a current window, so they start at zero.
-/// Params: $1 user, $2 meter, $3 periods.
-pub const ADD_COUNTERS: &str = "INSERT INTO quota.counters (user_id, meter, period, window_start) \
-     SELECT $1, $2, p, '-infinity' FROM unnest($3::text[]) AS p \
+/// Creates missing counter rows. '-infinity' is never a current window, so the consume statement takes their
+/// usage from the ledger; the holds of open reservations count from the start. Params: $1 user, $2 meter,
+/// $3 periods, $4 now.
+pub const ADD_COUNTERS: &str =
+    "INSERT INTO quota.counters (user_id, meter, period, window_start, held, held_until) \
+     SELECT $1, $2, p, '-infinity', h.total, h.next FROM unnest($3::text[]) AS p, \
+       (SELECT COALESCE(sum(r.amount), 0)::bigint AS total, min(r.expires_at) AS next \
+        FROM quota.reservations r \
+        WHERE r.user_id = $1 AND r.meter = $2 AND r.state = 'held' AND r.expires_at > $4) h \
      ON CONFLICT (user_id, meter, period) DO NOTHING";
 
 /// Gives a user without an account the default plan, exactly once however many sessions race.
@@ -139,13 +194,18 @@ pub const READ: &str = r#"WITH acct AS (
     FULL JOIN (SELECT ul.meter, ul.period, ul."limit" FROM quota.user_limits ul
                WHERE ul.user_id = $1 AND ($2::text IS NULL OR ul.meter = $2)) o
       ON o.meter = p.meter AND o.period = p.period
-), win AS (
+), ws AS (
     SELECT lim.meter, lim.period, lim.lim, quota.window_start(lim.period, $3, acct.tz) AS ws FROM lim, acct
+), win AS (
+    SELECT ws.*, quota.window_end(ws.period, ws.ws, acct.tz) AS we FROM ws, acct
 )
 SELECT acct.plan, win.meter, win.period, win.lim,
-       COALESCE(CASE WHEN c.window_start = win.ws THEN c.used END, 0) AS used,
-       quota.window_end(win.period, win.ws, acct.tz) AS resets_at,
-       CASE WHEN c.held > 0 AND c.held_until <= $3
+       CASE WHEN c.window_start = win.ws THEN c.used ELSE (
+           SELECT COALESCE(sum(g.amount), 0)::bigint FROM quota.ledger g
+           WHERE g.user_id = $1 AND g.created_at >= win.ws AND g.created_at < win.we AND g.meter = win.meter
+             AND (g.reset_period IS NULL OR g.reset_period = win.period)) END AS used,
+       win.we AS resets_at,
+       CASE WHEN c.user_id IS NULL OR (c.held > 0 AND c.held_until <= $3)
             THEN (SELECT COALESCE(sum(r.amount), 0)::bigint FROM quota.reservations r
                   WHERE r.user_id = $1 AND r.meter = win.meter AND r.state = 'held' AND r.expires_at > $3)
             ELSE COALESCE(c.held, 0) END AS held
@@ -155,10 +215,11 @@ ORDER BY win.meter, win.period"#;
 
 /// Claims an idempotency key before consuming. A concurrent claim of the same key waits here for the first to
 /// finish, so the second sees its outcome instead of charging again. Params: $1 user, $2 key, $3 meter,
-/// $4 amount, $5 metadata. Returns a row when the key was claimed.
+/// $4 amount, $5 metadata, $6 now (aiquota's clock, which quota.purge_idempotency_keys compares with).
+/// Returns a row when the key was claimed.
 pub const CLAIM_KEY: &str =
-    "INSERT INTO quota.idempotency_keys (user_id, key, meter, amount, metadata) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING RETURNING 1";
+    "INSERT INTO quota.idempotency_keys (user_id, key, meter, amount, metadata, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, key) DO NOTHING RETURNING 1";
 
 /// The request and decision stored under a key. Params: $1 user, $2 key.
 pub const LOAD_KEY: &str = "SELECT meter, amount, metadata, decision FROM quota.idempotency_keys \
@@ -175,7 +236,7 @@ pub const DROP_KEY: &str = "DELETE FROM quota.idempotency_keys WHERE user_id = $
 /// Locks a reservation for settling. Params: $1 id. Returns user_id, meter, amount, state, expires_at.
 pub const LOCK_RESERVATION: &str =
     "SELECT user_id, meter, amount, state, expires_at FROM quota.reservations \
-     WHERE id = $1 FOR UPDATE";
+     WHERE id = $1 AND ($2::text IS NULL OR user_id = $2) FOR UPDATE";
 
 /// Frees a hold on every window of the meter, locking the rows in the engine's order first. GREATEST: a window
 /// added after the hold was taken never counted it. Params: $1 user, $2 meter, $3 amount.
@@ -187,6 +248,27 @@ pub const RELEASE_HOLD: &str = "WITH lk AS ( \
 /// Records how a reservation was settled. Params: $1 user, $2 id, $3 state, $4 actual, $5 charged, $6 now.
 pub const SETTLE_RESERVATION: &str = "UPDATE quota.reservations \
      SET state = $3, actual = $4, charged = $5, settled_at = $6 WHERE user_id = $1 AND id = $2";
+
+/// Counts a final denial in the daily rollup. Params: $1 user, $2 meter, $3 now.
+pub const RECORD_DENIAL: &str =
+    "INSERT INTO quota.usage_daily AS d (user_id, day, meter, denials, last_at) \
+     VALUES ($1, ($3 AT TIME ZONE 'UTC')::date, $2, 1, $3) \
+     ON CONFLICT (user_id, day, meter) DO UPDATE SET denials = d.denials + 1";
+
+/// The user's unexpired credits for a meter. No row lock is needed: consume reads this only while it holds the
+/// meter's counter rows, which every spender of these credits must lock first. Params: $1 user, $2 meter, $3 now.
+pub const CREDIT_BALANCE: &str = "SELECT COALESCE(sum(g.remaining), 0)::bigint FROM quota.grants g \
+     WHERE g.user_id = $1 AND g.meter = $2 AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $3)";
+
+/// Spends $4 from the credits CREDIT_BALANCE summed, earliest expiry first (no expiry last), oldest first
+/// among equals. Params: $1 user, $2 meter, $3 now, $4 amount.
+pub const SPEND_CREDITS: &str = "WITH g AS ( \
+     SELECT g.id, g.remaining, \
+            sum(g.remaining) OVER (ORDER BY g.expires_at NULLS LAST, g.id) - g.remaining AS before \
+     FROM quota.grants g \
+     WHERE g.user_id = $1 AND g.meter = $2 AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > $3)) \
+     UPDATE quota.grants q SET remaining = q.remaining - LEAST(g.remaining, $4 - g.before) \
+     FROM g WHERE q.user_id = $1 AND q.id = g.id AND g.before < $4";
 
 /// Every statement, prepared.
 pub struct Prepared {
@@ -204,6 +286,9 @@ pub struct Prepared {
     pub lock_reservation: OwnedPreparedStatement,
     pub release_hold: OwnedPreparedStatement,
     pub settle_reservation: OwnedPreparedStatement,
+    pub record_denial: OwnedPreparedStatement,
+    pub credit_balance: OwnedPreparedStatement,
+    pub spend_credits: OwnedPreparedStatement,
 }
 
 thread_local! {
@@ -234,22 +319,25 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         consume: keep(
             CONSUME,
             &[
-                text, text, int8, text, jsonb, tstz, text, text, boolean, tstz,
+                text, text, int8, text, jsonb, tstz, text, text, boolean, tstz, int8,
             ],
         )?,
         undo: keep(UNDO, &[text, text, int8, texts, texts, boolean])?,
         expire_holds: keep(EXPIRE_HOLDS, &[text, text, tstz])?,
-        add_counters: keep(ADD_COUNTERS, &[text, text, texts])?,
+        add_counters: keep(ADD_COUNTERS, &[text, text, texts, tstz])?,
         ensure_account: keep(ENSURE_ACCOUNT, &[text, text])?,
         meter_and_plan_exist: keep_read_only(METER_AND_PLAN_EXIST, &[text, text])?,
         read: keep_read_only(READ, &[text, text, tstz, text, text])?,
-        claim_key: keep(CLAIM_KEY, &[text, text, text, int8, jsonb])?,
+        claim_key: keep(CLAIM_KEY, &[text, text, text, int8, jsonb, tstz])?,
         load_key: keep(LOAD_KEY, &[text, text])?,
         store_decision: keep(STORE_DECISION, &[text, text, jsonb])?,
         drop_key: keep(DROP_KEY, &[text, text])?,
-        lock_reservation: keep(LOCK_RESERVATION, &[uuid])?,
+        lock_reservation: keep(LOCK_RESERVATION, &[uuid, text])?,
         release_hold: keep(RELEASE_HOLD, &[text, text, int8])?,
         settle_reservation: keep(SETTLE_RESERVATION, &[text, uuid, text, int8, int8, tstz])?,
+        record_denial: keep(RECORD_DENIAL, &[text, text, tstz])?,
+        credit_balance: keep(CREDIT_BALANCE, &[text, text, tstz])?,
+        spend_credits: keep(SPEND_CREDITS, &[text, text, tstz, int8])?,
     })
 }
 

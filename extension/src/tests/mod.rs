@@ -9,8 +9,10 @@ mod tests {
     use pgrx::prelude::*;
 
     include!("tests/admin.rs");
+    include!("tests/analytics.rs");
     include!("tests/bad_input.rs");
     include!("tests/consume.rs");
+    include!("tests/credits.rs");
     include!("tests/plans.rs");
     include!("tests/reservations.rs");
     include!("tests/windows.rs");

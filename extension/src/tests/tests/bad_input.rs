@@ -49,3 +49,15 @@ fn the_ledger_is_append_only() {
     expect_sqlstate("TRUNCATE quota.ledger", "55000");
     assert_eq!(one::<i64>("SELECT sum(amount)::bigint FROM quota.ledger"), Some(1));
 }
+
+#[pg_test]
+fn purging_idempotency_keys_checks_its_argument_and_uses_the_quota_clock() {
+    expect_sqlstate("PERFORM quota.purge_idempotency_keys(NULL)", "22004");
+    expect_sqlstate("PERFORM quota.purge_idempotency_keys('1 hour')", "22023");
+    at("2026-03-10 12:00:00+00");
+    consume("'ik1', 'ai_requests', 1, 'k-1'");
+    at("2026-03-12 12:00:00+00");
+    consume("'ik1', 'ai_requests', 1, 'k-2'");
+    assert_eq!(one::<i64>("SELECT quota.purge_idempotency_keys('24 hours')"), Some(1));
+    assert_eq!(one::<String>("SELECT string_agg(key, ',') FROM quota.idempotency_keys").as_deref(), Some("k-2"));
+}

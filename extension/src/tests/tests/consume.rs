@@ -156,7 +156,9 @@ fn check_decides_without_consuming_or_creating_an_account() {
 #[pg_test]
 fn per_user_overrides_replace_and_extend_the_plan() {
     consume("'u10'");
-    run("INSERT INTO quota.user_limits VALUES ('u10', 'ai_requests', 'day', 2), ('u10', 'ai_requests', 'hour', 1)");
+    // The day override replaces the plan's 10; the hour one adds a limit the plan lacks (and counts the request
+    // already made in this hour).
+    run("INSERT INTO quota.user_limits VALUES ('u10', 'ai_requests', 'day', 2), ('u10', 'ai_requests', 'hour', 5)");
     let (allowed, _, _, _, _, period) = consume("'u10'");
     assert!(allowed);
     assert_eq!(period.as_deref(), Some("day"));
@@ -165,4 +167,19 @@ fn per_user_overrides_replace_and_extend_the_plan() {
     assert_eq!(period.as_deref(), Some("day"));
     let rows = one::<i64>("SELECT count(*) FROM quota.status('u10') WHERE meter = 'ai_requests'");
     assert_eq!(rows, Some(2));
+}
+
+#[pg_test]
+fn a_request_above_any_limit_is_refused_for_good_even_when_another_window_also_denies() {
+    run("SELECT quota.create_plan('small', 'Small')");
+    run("SELECT quota.set_plan_limit('small', 'ai_requests', 'hour', 3)");
+    run("SELECT quota.set_plan_limit('small', 'ai_requests', 'day', 4)");
+    run("SELECT quota.assign_plan('nv1', 'small')");
+    at("2026-03-10 12:00:00+00");
+    consume("'nv1'");
+    // The day would also deny (1 + 4 > 4) and resets later, but the hour can never take 4.
+    let (allowed, _, _, reason, retry, period) = consume("'nv1', 'ai_requests', 4");
+    assert!(!allowed);
+    assert_eq!((retry, period.as_deref()), (None, Some("hour")));
+    assert!(reason.unwrap().contains("can never be allowed"));
 }

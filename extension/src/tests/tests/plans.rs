@@ -104,3 +104,63 @@ fn a_plain_role_can_neither_call_nor_read_anything() {
     expect_sqlstate("SET quota.default_plan = 'admin'", "42501");
     run("RESET ROLE");
 }
+
+#[pg_test]
+fn a_before_trigger_is_refused_instead_of_dropping_the_row() {
+    run("CREATE TABLE public.early_users (id text PRIMARY KEY)");
+    run("CREATE TRIGGER give_quota BEFORE INSERT ON public.early_users \
+         FOR EACH ROW EXECUTE FUNCTION quota.assign_default_plan('id')");
+    expect_sqlstate("INSERT INTO public.early_users VALUES ('e1')", "0A000");
+    assert_eq!(one::<i64>("SELECT count(*) FROM public.early_users"), Some(0));
+}
+
+#[pg_test]
+fn a_period_the_plan_stops_limiting_is_still_counted_for_when_it_returns() {
+    run("SELECT quota.create_plan('hourly', 'Hourly')");
+    run("SELECT quota.set_plan_limit('hourly', 'ai_requests', 'hour', 5)");
+    run("SELECT quota.set_plan_limit('hourly', 'ai_requests', 'day', 100)");
+    run("SELECT quota.create_plan('daily', 'Daily')");
+    run("SELECT quota.set_plan_limit('daily', 'ai_requests', 'day', 100)");
+    at("2026-03-10 12:00:00+00");
+    run("SELECT quota.assign_plan('sw1', 'hourly')");
+    for _ in 0..3 {
+        assert!(consume("'sw1'").0);
+    }
+    run("SELECT quota.assign_plan('sw1', 'daily')");
+    assert!(consume("'sw1'").0);
+    run("SELECT quota.assign_plan('sw1', 'hourly')");
+    // 3 + 1 + this one: the hour has seen 5 requests, whatever plan each was made under.
+    let (allowed, used, _, _, _, period) = consume("'sw1'");
+    assert!(allowed);
+    assert_eq!((used, period.as_deref()), (5, Some("hour")));
+    assert!(!consume("'sw1'").0);
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+}
+
+#[pg_test]
+fn a_limit_added_mid_window_counts_the_usage_already_in_it() {
+    at("2026-03-10 12:00:00+00");
+    for _ in 0..4 {
+        consume("'mid1'");
+    }
+    run("SELECT quota.set_limit('mid1', 'ai_requests', 'hour', 5)");
+    assert_eq!(one::<i64>("SELECT used FROM quota.check('mid1') AS d WHERE period = 'hour'"), Some(4));
+    let (allowed, used, _, _, _, period) = consume("'mid1'");
+    assert!(allowed);
+    assert_eq!((used, period.as_deref()), (5, Some("hour")));
+    assert!(!consume("'mid1'").0);
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+}
+
+#[pg_test]
+fn a_timezone_change_recounts_the_new_window_from_the_ledger() {
+    at("2026-03-10 12:00:00+00");
+    for _ in 0..3 {
+        consume("'tz1'");
+    }
+    // 17:30 in Kolkata: its day began at 18:30 UTC on the 9th, so the three requests are in it.
+    run("SELECT quota.set_timezone('tz1', 'Asia/Kolkata')");
+    let (_, used, ..) = consume("'tz1'");
+    assert_eq!(used, 4);
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+}

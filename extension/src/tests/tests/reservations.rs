@@ -111,3 +111,18 @@ fn reservations_reject_bad_arguments() {
     expect_sqlstate(&format!("PERFORM quota.commit('{}', -1)", id.unwrap()), "22023");
     assert_eq!(one::<i64>("SELECT count(*) FROM quota.ledger"), Some(0));
 }
+
+#[pg_test]
+fn a_reservation_settles_only_for_its_own_user_when_one_is_named() {
+    at("2026-03-10 12:00:00+00");
+    let (_, id) = reserve("'h7', 'ai_requests', 2");
+    let id = id.unwrap();
+    // Another user's id looks exactly like an unknown one: nothing to learn, nothing settled.
+    expect_sqlstate(&format!("PERFORM quota.commit('{id}', 1, 'h8')"), "P0002");
+    expect_sqlstate(&format!("PERFORM quota.release('{id}', 'h8')"), "P0002");
+    expect_sqlstate(&format!("PERFORM quota.release('{id}', '')"), "22023");
+    assert_eq!(one::<i64>("SELECT held FROM quota.check('h7')"), Some(2));
+    let (state, charged, ..) =
+        settle(&format!("SELECT state, charged, capped, used FROM quota.commit('{id}', 1, 'h7')"));
+    assert_eq!((state.as_str(), charged), ("committed", 1));
+}
