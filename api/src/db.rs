@@ -30,7 +30,8 @@ pub enum DbError {
     /// 55000: the object is not in a state that allows the operation (reservation already settled).
     #[error("{0}")]
     Conflict(String),
-    /// Serialization failure, deadlock, lost connection, no connection to be had: worth retrying later.
+    /// Serialization failure, deadlock, statement timeout, lost connection, no connection to be had: worth
+    /// retrying later.
     #[error("transient database failure: {0}")]
     Transient(String),
     /// Anything else, including 42501 (a privilege the API's role lacks: a deployment bug).
@@ -56,7 +57,7 @@ impl From<tokio_postgres::Error> for DbError {
             }
             c if *c == SqlState::NO_DATA_FOUND => DbError::NotFound(message),
             c if *c == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE => DbError::Conflict(message),
-            c if rolled_back(c) || *c == SqlState::ADMIN_SHUTDOWN => {
+            c if rolled_back(c) || *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::QUERY_CANCELED => {
                 DbError::Transient(format!("{}: {message}", c.code()))
             }
             c => DbError::Internal(format!("{}: {message}", c.code())),
@@ -97,18 +98,21 @@ pub fn pool(config: &Config) -> Result<Pool, String> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
+    // The server gives up on a statement a little before the request deadline, so a statement never
+    // outlives the request that sent it (57014, rolled back: nothing charged) and its connection is free
+    // again when it returns to the pool; the HTTP timeout stays as the backstop.
+    let statement_timeout_ms = (config.request_timeout.as_millis() * 9 / 10).max(100);
+    let session_setup = format!("SET ROLE quota_api; SET statement_timeout = {statement_timeout_ms}");
     Pool::builder(manager)
         .max_size(config.pool_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(5)))
         .create_timeout(Some(Duration::from_secs(5)))
-        .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+        .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
+            let setup = session_setup.clone();
             Box::pin(async move {
                 // Least privilege for every request; admin transactions raise it with SET LOCAL ROLE.
-                client
-                    .batch_execute("SET ROLE quota_api")
-                    .await
-                    .map_err(HookError::Backend)
+                client.batch_execute(&setup).await.map_err(HookError::Backend)
             })
         }))
         .build()

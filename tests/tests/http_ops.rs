@@ -171,3 +171,145 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         .unwrap()
         .expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unreachable_database_is_503_with_retry_after() {
+    let db = fresh_db("http_ops_unreachable").await;
+    let mut config = test_config(&db);
+    // Nothing listens on port 1.
+    config.database_url = aiquota_api::config::Secret::new("postgres://aiquota_api@127.0.0.1:1/x");
+    let app = TestApp::start_on(db, config).await;
+    let res = app
+        .get("/v1/quota", &user_token("quinn"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["retry-after"], "1");
+    let p = problem(res, 503).await;
+    assert_eq!(p["type"], "/problems/unavailable");
+    assert!(
+        !p["detail"].as_str().unwrap().contains("127.0.0.1"),
+        "no connection details: {p}"
+    );
+    let res = app
+        .post("/v1/quota/consume", &user_token("quinn"))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 503).await;
+    problem(
+        app.client.get(app.url("/readyz")).send().await.unwrap(),
+        503,
+    )
+    .await;
+    let m = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !m.contains("aiquota_db_retries_total 0"),
+        "failed connects are retried:\n{m}"
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_over_the_timeout_is_503_and_charges_nothing() {
+    let app = TestApp::start_with("http_ops_timeout", |c| {
+        c.request_timeout = Duration::from_secs(1)
+    })
+    .await;
+    let t = user_token("rita");
+    assert_eq!(
+        app.post("/v1/quota/consume", &t)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let mut locker = sql(&app.db).await;
+    let tx = locker.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM quota.counters WHERE user_id = 'rita' FOR UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let res = app.post("/v1/quota/consume", &t).send().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(res.headers().contains_key("retry-after"));
+    problem(res, 503).await;
+    tx.rollback().await.unwrap();
+    // The abandoned statement was cancelled by the server, not charged later.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let db = sql(&app.db).await;
+    let rows: i64 = db
+        .query_one(
+            "SELECT count(*) FROM quota.ledger WHERE user_id = 'rita'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+    // The pool is healthy afterwards.
+    let res = app.post("/v1/quota/consume", &t).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["used"], 2);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_privilege_is_a_logged_500_without_details() {
+    let db = fresh_db("http_ops_noadmin").await;
+    let su = sql(&db).await;
+    // A login role that may use quota_api but not quota_admin: a deployment mistake.
+    su.batch_execute(
+        "DO $$ BEGIN CREATE ROLE aiquota_api_noadmin LOGIN NOINHERIT; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; \
+         GRANT quota_api TO aiquota_api_noadmin",
+    )
+    .await
+    .unwrap();
+    let mut config = test_config(&db);
+    config.database_url = aiquota_api::config::Secret::new(format!(
+        "{} user=aiquota_api_noadmin",
+        aiquota_tests::url(&db)
+    ));
+    let app = TestApp::start_on(db, config).await;
+    // End-user routes work...
+    assert_eq!(
+        app.post("/v1/quota/consume", &user_token("sam"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // ...admin routes fail with 42501, answered as a generic 500.
+    let res = app
+        .get("/v1/admin/users/sam", &admin_token("admin"))
+        .send()
+        .await
+        .unwrap();
+    let p = problem(res, 500).await;
+    assert_eq!(p["type"], "/problems/internal");
+    assert!(p.get("detail").is_none(), "no database text: {p}");
+    app.stop().await;
+}
