@@ -57,7 +57,10 @@ impl From<tokio_postgres::Error> for DbError {
             }
             c if *c == SqlState::NO_DATA_FOUND => DbError::NotFound(message),
             c if *c == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE => DbError::Conflict(message),
-            c if rolled_back(c) || *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::QUERY_CANCELED => {
+            c if rolled_back(c)
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::QUERY_CANCELED =>
+            {
                 DbError::Transient(format!("{}: {message}", c.code()))
             }
             c => DbError::Internal(format!("{}: {message}", c.code())),
@@ -102,7 +105,8 @@ pub fn pool(config: &Config) -> Result<Pool, String> {
     // outlives the request that sent it (57014, rolled back: nothing charged) and its connection is free
     // again when it returns to the pool; the HTTP timeout stays as the backstop.
     let statement_timeout_ms = (config.request_timeout.as_millis() * 9 / 10).max(100);
-    let session_setup = format!("SET ROLE quota_api; SET statement_timeout = {statement_timeout_ms}");
+    let session_setup =
+        format!("SET ROLE quota_api; SET statement_timeout = {statement_timeout_ms}");
     Pool::builder(manager)
         .max_size(config.pool_size)
         .runtime(Runtime::Tokio1)
@@ -112,7 +116,10 @@ pub fn pool(config: &Config) -> Result<Pool, String> {
             let setup = session_setup.clone();
             Box::pin(async move {
                 // Least privilege for every request; admin transactions raise it with SET LOCAL ROLE.
-                client.batch_execute(&setup).await.map_err(HookError::Backend)
+                client
+                    .batch_execute(&setup)
+                    .await
+                    .map_err(HookError::Backend)
             })
         }))
         .build()

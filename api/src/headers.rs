@@ -35,7 +35,9 @@ pub fn rate_limit(headers: &mut HeaderMap, decision: &Decision) {
     };
     let remaining = decision.remaining.unwrap_or(0);
     // Rounded up like the extension's retry_after_s, so `t` and `Retry-After` agree.
-    let reset = ((resets_at - Utc::now()).num_milliseconds() + 999).div_euclid(1000).max(0);
+    let reset = ((resets_at - Utc::now()).num_milliseconds() + 999)
+        .div_euclid(1000)
+        .max(0);
     if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={limit};w={window}")) {
         headers.insert("ratelimit-policy", v);
     }
