@@ -135,6 +135,52 @@ COMMENT ON FUNCTION quota.set_plan_limit(text, text, text, bigint, text) IS
     'Sets the plan''s limit for a meter and period (hour, day, week, month); p_limit NULL means unlimited. '
     'Takes effect on the very next consume.';
 
+CREATE FUNCTION quota.set_plan_burst(p_plan text, p_meter text, p_rate bigint, p_per interval DEFAULT '1 second',
+                                     p_burst bigint DEFAULT 1, p_actor text DEFAULT NULL)
+RETURNS quota.plan_bursts
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row quota.plan_bursts;
+    v_us numeric;
+BEGIN
+    PERFORM quota._require_plan(p_plan);
+    PERFORM quota._require_meter(p_meter);
+    IF p_rate IS NULL THEN
+        DELETE FROM quota.plan_bursts WHERE plan = p_plan AND meter = p_meter;
+        PERFORM quota._audit(p_actor, 'set_plan_burst', p_plan,
+                             pg_catalog.jsonb_build_object('meter', p_meter, 'rate', NULL));
+        RETURN NULL;
+    END IF;
+    IF p_per IS NULL OR p_burst IS NULL THEN
+        RAISE EXCEPTION 'p_per and p_burst must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_rate <= 0 OR p_burst <= 0 OR p_burst > 1000000000000 THEN
+        RAISE EXCEPTION 'rate and burst must be more than 0, got rate % and burst %', p_rate, p_burst
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_per <= interval '0' OR p_per > interval '1 day' THEN
+        RAISE EXCEPTION 'per must be more than 0 and at most 1 day, got %', p_per
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_us := EXTRACT(epoch FROM p_per) * 1000000 / p_rate;
+    IF v_us < 1 THEN
+        RAISE EXCEPTION 'a rate of % per % is more than one per microsecond', p_rate, p_per
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO quota.plan_bursts AS b (plan, meter, rate, per, burst, emission_us)
+    VALUES (p_plan, p_meter, p_rate, p_per, p_burst, round(v_us)::bigint)
+    ON CONFLICT (plan, meter) DO UPDATE
+    SET rate = EXCLUDED.rate, per = EXCLUDED.per, burst = EXCLUDED.burst, emission_us = EXCLUDED.emission_us
+    RETURNING * INTO v_row;
+    PERFORM quota._audit(p_actor, 'set_plan_burst', p_plan, pg_catalog.to_jsonb(v_row));
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION quota.set_plan_burst(text, text, bigint, interval, bigint, text) IS
+    'Sets the plan''s burst limit for a meter (a GCRA): p_rate per p_per on average, up to p_burst at once, e.g. '
+    '(''free'', ''ai_requests'', 1, ''10 seconds'', 3). p_rate NULL removes it. Checked in the same decision as '
+    'the calendar limits; a denial''s retry_after_s is when the next call passes. Audited.';
+
 CREATE FUNCTION quota.remove_plan_limit(p_plan text, p_meter text, p_period text, p_actor text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -328,5 +374,6 @@ COMMENT ON FUNCTION quota.user_usage(text) IS
     'amount held by open reservations and the unexpired credits.';
 
 REVOKE ALL ON FUNCTION quota.set_limit(text, text, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.set_plan_burst(text, text, bigint, interval, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.reset_usage(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.user_usage(text) FROM PUBLIC;

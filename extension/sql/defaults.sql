@@ -28,6 +28,8 @@ SELECT pg_catalog.pg_extension_config_dump('quota.reservations', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.usage_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.daily_totals', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.grants', '');
+SELECT pg_catalog.pg_extension_config_dump('quota.bursts', '');
+SELECT pg_catalog.pg_extension_config_dump('quota.plan_bursts', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.grants_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.audit_log_id_seq', '');

@@ -43,6 +43,7 @@ GRANT EXECUTE ON FUNCTION quota.set_timezone(text, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.set_limit(text, text, text, bigint, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.reset_usage(text, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.user_usage(text) TO quota_admin;
+GRANT EXECUTE ON FUNCTION quota.set_plan_burst(text, text, bigint, interval, bigint, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.grant(text, text, bigint, timestamptz, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.credits(text) TO quota_api, quota_admin;
 GRANT EXECUTE ON FUNCTION quota.analytics(date, text) TO quota_admin;
@@ -76,7 +77,7 @@ DO $rls$
 DECLARE
     v_table text;
 BEGIN
-    FOREACH v_table IN ARRAY ARRAY['accounts', 'user_limits', 'counters', 'ledger', 'grants', 'usage_daily'] LOOP
+    FOREACH v_table IN ARRAY ARRAY['accounts', 'user_limits', 'counters', 'ledger', 'grants', 'usage_daily', 'bursts'] LOOP
         EXECUTE pg_catalog.format('ALTER TABLE quota.%I ENABLE ROW LEVEL SECURITY', v_table);
         EXECUTE pg_catalog.format('ALTER TABLE quota.%I FORCE ROW LEVEL SECURITY', v_table);
         EXECUTE pg_catalog.format(

@@ -31,6 +31,20 @@ CREATE TABLE quota.plan_limits (
 );
 COMMENT ON TABLE quota.plan_limits IS 'Limits per plan, meter and calendar period; "limit" NULL means unlimited.';
 
+-- Burst limits (GCRA): at most `rate` per `per` on average, with up to `burst` at once. Checked in the same
+-- all-or-nothing decision as the calendar limits. emission_us = per / rate is what the engine computes with.
+CREATE TABLE quota.plan_bursts (
+    plan        text NOT NULL REFERENCES quota.plans (key) ON UPDATE CASCADE ON DELETE CASCADE,
+    meter       text NOT NULL REFERENCES quota.meters (key) ON UPDATE CASCADE ON DELETE CASCADE,
+    rate        bigint NOT NULL CHECK (rate > 0),
+    per         interval NOT NULL CHECK (per > interval '0' AND per <= interval '1 day'),
+    burst       bigint NOT NULL CHECK (burst > 0),
+    emission_us bigint NOT NULL CHECK (emission_us > 0),
+    PRIMARY KEY (plan, meter)
+);
+COMMENT ON TABLE quota.plan_bursts IS
+    'Burst limit per plan and meter, a GCRA: rate per per on average, up to burst at once (e.g. 1 per 10 s, burst 3).';
+
 CREATE TABLE quota.accounts (
     user_id         text PRIMARY KEY CHECK (length(user_id) BETWEEN 1 AND 255),
     plan            text NOT NULL REFERENCES quota.plans (key) ON UPDATE CASCADE,
@@ -90,6 +104,16 @@ CREATE TABLE quota.ledger (
 );
 CREATE INDEX ledger_created_at_brin ON quota.ledger USING brin (created_at);
 COMMENT ON TABLE quota.ledger IS 'Append-only usage ledger: one row per consumption. Counters must always agree with it (quota.verify()).';
+
+-- GCRA state per user and meter: the theoretical arrival time. A call of n passes when
+-- max(tat, now) + n * emission - burst * emission <= now, and moves tat to max(tat, now) + n * emission.
+CREATE TABLE quota.bursts (
+    user_id text NOT NULL REFERENCES quota.accounts (user_id) ON DELETE CASCADE,
+    meter   text NOT NULL REFERENCES quota.meters (key) ON UPDATE CASCADE ON DELETE CASCADE,
+    tat     timestamptz NOT NULL,
+    PRIMARY KEY (user_id, meter)
+) WITH (fillfactor = 80);
+COMMENT ON TABLE quota.bursts IS 'Burst (GCRA) state per user and meter; see quota.plan_bursts.';
 
 -- Per-user, per-UTC-day rollup of usage, maintained by the consume statement itself (and denials by the
 -- engine), so analytics never scan the ledger however long it grows.

@@ -28,6 +28,7 @@ fn consume(
             key: validate::idempotency_key(p_idempotency_key)?,
             metadata: p_metadata.map(|JsonB(v)| v),
             hold_until: None,
+            burst: true,
         };
         engine::consume(req)?.into_tuple()
     })())
@@ -52,6 +53,7 @@ fn reserve(
             key: key.as_deref(),
             metadata: None,
             hold_until: Some(reservations::expiry(p_ttl)?),
+            burst: true,
         };
         engine::consume(req)?.into_reservation_tuple()
     })())

@@ -14,7 +14,7 @@ use crate::gucs;
 /// One calendar window of one meter, as read (check) or just written (consume).
 #[derive(Debug, Clone)]
 pub struct Window {
-    /// `hour`, `day`, `week` or `month`.
+    /// `hour`, `day`, `week` or `month`, or `burst` for a burst limit (see `burst.rs`).
     pub period: String,
     /// NULL: unlimited.
     pub limit: Option<i64>,
@@ -69,10 +69,11 @@ pub struct Decision {
 /// Ordering of periods from shortest to longest; also the tie-breaker when windows bind equally.
 pub fn period_rank(period: &str) -> u8 {
     match period {
-        "hour" => 0,
-        "day" => 1,
-        "week" => 2,
-        _ => 3,
+        "burst" => 0,
+        "hour" => 1,
+        "day" => 2,
+        "week" => 3,
+        _ => 4,
     }
 }
 
@@ -81,6 +82,7 @@ fn adjective(period: &str) -> &'static str {
         "hour" => "Hourly",
         "day" => "Daily",
         "week" => "Weekly",
+        "burst" => "Burst",
         _ => "Monthly",
     }
 }

@@ -10,7 +10,7 @@ use pgrx::JsonB;
 use crate::decision::{period_rank, Decision, Window};
 use crate::error::{QuotaError, Result};
 use crate::statements::{self, Prepared};
-use crate::{clock, events, gucs};
+use crate::{burst, clock, events, gucs};
 
 /// What one call asks for, already validated.
 pub struct Request<'a> {
@@ -21,6 +21,8 @@ pub struct Request<'a> {
     pub metadata: Option<serde_json::Value>,
     /// Some: reserve (hold the amount until then) instead of consuming it.
     pub hold_until: Option<TimestampWithTimeZone>,
+    /// Whether the burst limit applies: not to the charge of a commit, whose call was admitted at reserve.
+    pub burst: bool,
 }
 
 /// Seconds from `now` until `at`, rounded up so "retry after" never lands a moment too early.
@@ -40,6 +42,9 @@ struct ConsumedRow {
     stale_holds: bool,
     reservation_id: Option<pgrx::Uuid>,
     credits: Option<i64>,
+    burst_limited: bool,
+    burst_missing: bool,
+    burst_ok: bool,
 }
 
 /// Consumes `amount` from every window of the meter, or from none.
@@ -152,6 +157,7 @@ pub fn consume_with(
                 hold.into(),
                 req.hold_until.into(),
                 credits_offered.unwrap_or(0).into(),
+                req.burst.into(),
             ],
         )?;
         let (plan, rows) = consumed_rows(table)?;
@@ -159,7 +165,9 @@ pub fn consume_with(
             ensure_account(client, st, req.user, &default_plan)?;
             continue;
         };
-        if rows.iter().all(|r| r.period.is_none()) {
+        let flag = |f: fn(&ConsumedRow) -> bool| rows.first().is_some_and(f);
+        let (burst_limited, burst_missing) = (flag(|r| r.burst_limited), flag(|r| r.burst_missing));
+        if rows.iter().all(|r| r.period.is_none()) && !burst_limited {
             return not_in_plan(client, st, req.meter, &plan);
         }
         let periods = |keep: &dyn Fn(&ConsumedRow) -> bool| -> Vec<String> {
@@ -170,11 +178,19 @@ pub fn consume_with(
         };
         let incremented = periods(&|r| r.used.is_some() && !r.denied);
         let missing = periods(&|r| r.used.is_none());
-        let any_denied = rows.iter().any(|r| r.denied);
+        let calendar_denied = rows.iter().any(|r| r.denied);
+        // The burst limit is tried only once every calendar window took the amount.
+        let burst_denied = burst_limited
+            && !burst_missing
+            && !flag(|r| r.burst_ok)
+            && !calendar_denied
+            && missing.is_empty();
+        let any_denied = calendar_denied || burst_denied;
+        let setup_needed = !missing.is_empty() || (burst_missing && !calendar_denied);
         // Expired holds still counted until recomputed: a denial is only final once they are gone.
         let retry_without_expired =
-            any_denied && !holds_expired && rows.iter().any(|r| r.stale_holds);
-        let retry_with_credits = any_denied
+            calendar_denied && !holds_expired && rows.iter().any(|r| r.stale_holds);
+        let retry_with_credits = calendar_denied
             && !retry_without_expired
             && !hold
             && missing.is_empty()
@@ -189,8 +205,7 @@ pub fn consume_with(
         } else {
             Vec::new()
         };
-        if (any_denied || !missing.is_empty())
-            && !(incremented.is_empty() && take_back_denials.is_empty())
+        if (any_denied || setup_needed) && !(incremented.is_empty() && take_back_denials.is_empty())
         {
             // All or nothing: take back what the windows that fitted took.
             client.update(
@@ -218,17 +233,22 @@ pub fn consume_with(
             )?;
             continue;
         }
-        if !any_denied && !missing.is_empty() {
-            client.update(
-                &st.add_counters,
-                None,
-                &[
-                    req.user.into(),
-                    req.meter.into(),
-                    missing.into(),
-                    now.into(),
-                ],
-            )?;
+        if !calendar_denied && setup_needed {
+            if !missing.is_empty() {
+                client.update(
+                    &st.add_counters,
+                    None,
+                    &[
+                        req.user.into(),
+                        req.meter.into(),
+                        missing.into(),
+                        now.into(),
+                    ],
+                )?;
+            }
+            if burst_missing {
+                client.update(&st.add_burst, None, &[req.user.into(), req.meter.into()])?;
+            }
             continue;
         }
         let reservation_id = rows.iter().find_map(|r| r.reservation_id);
@@ -272,6 +292,13 @@ pub fn consume_with(
         if !any_denied && !hold {
             events::crossings(req.user, req.meter, req.amount, &windows);
         }
+        // The burst limit explains a decision when it denied, or when it is the meter's only limit.
+        let mut windows = windows;
+        if burst_denied || (burst_limited && windows.is_empty()) {
+            if let Some(b) = burst::read(client, st, req.user, req.meter, &plan)? {
+                windows.push(b.window(now, req.amount, burst_denied)?);
+            }
+        }
         let mut decision = Decision::from_windows(req.meter, &plan, req.amount, &windows);
         decision.credits_used = credits_used;
         if decision.allowed && hold {
@@ -301,6 +328,9 @@ fn consumed_rows(table: SpiTupleTable<'_>) -> Result<(Option<String>, Vec<Consum
             stale_holds: row.get::<bool>(9)?.unwrap_or(false),
             reservation_id: row.get(10)?,
             credits: row.get(11)?,
+            burst_limited: row.get::<bool>(12)?.unwrap_or(false),
+            burst_missing: row.get::<bool>(13)?.unwrap_or(false),
+            burst_ok: row.get::<bool>(14)?.unwrap_or(false),
         });
     }
     Ok((plan, rows))
@@ -480,10 +510,18 @@ pub fn check(user: &str, meter: &str, amount: i64) -> Result<Decision> {
         statements::with(client, |client, st| {
             let (plan, windows) = read_with(client, st, user, Some(meter), amount, now)?;
             let plan = plan.unwrap_or_else(gucs::default_plan);
-            if windows.is_empty() {
+            let burst = burst::read(client, st, user, meter, &plan)?;
+            if windows.is_empty() && burst.is_none() {
                 return Ok(Decision::not_in_plan(meter, &plan));
             }
             let mut windows: Vec<Window> = windows.into_iter().map(|w| w.window).collect();
+            if let Some(b) = burst {
+                let denied = b.wait_us(pg_sys::TimestampTz::from(now), amount) != Some(0);
+                // As in consume: the burst explains the answer when it alone refuses, or is the only limit.
+                if (denied && !windows.iter().any(|w| w.denied)) || windows.is_empty() {
+                    windows.push(b.window(now, amount, denied)?);
+                }
+            }
             let mut credits_used = 0;
             if windows.iter().any(|w| w.denied) {
                 let balance = credit_balance(client, st, user, meter, now)?;

@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 mod api;
+mod burst;
 mod clock;
 mod decision;
 mod engine;

@@ -119,6 +119,7 @@ pub fn settle(id: Uuid, owner: Option<&str>, actual: Option<i64>) -> Result<Sett
                             key: None,
                             metadata: Some(json!({ "reservation_id": id.to_string() })),
                             hold_until: None,
+                            burst: false,
                         };
                         let d = engine::consume_with(client, st, &req, now)?;
                         (if d.allowed { charge } else { 0 }, Some(d))

@@ -69,7 +69,8 @@ macro_rules! fits {
 /// of `used` and a reservation row expiring at $10 replaces the ledger row.
 ///
 /// Params: $1 user, $2 meter, $3 amount, $4 idempotency key, $5 metadata, $6 now, $7 default plan, $8 default tz,
-/// $9 hold mode, $10 hold expiry, $11 credits on offer. Returns no row when the account does not exist; one row with NULL period when
+/// $9 hold mode, $10 hold expiry, $11 credits on offer, $12 whether the burst limit applies (not to the charge
+/// of a commit, whose call was admitted at reserve). Returns no row when the account does not exist; one row with NULL period when
 /// the plan lacks the meter; otherwise one row per limit, with NULL used where the counter row does not exist yet.
 pub const CONSUME: &str = concat!(
     "WITH ",
@@ -103,9 +104,22 @@ pub const CONSUME: &str = concat!(
     WHERE c.user_id = $1 AND c.meter = $2 AND c.period = win.period
       AND (SELECT count(*) FROM lk) >= 0
     RETURNING c.period, c.used, c.last_denied, c.held, c.held > 0 AND c.held_until <= $6 AS stale_holds
+), bcfg AS (
+    SELECT b.emission_us AS t, b.burst FROM quota.plan_bursts b, acct
+    WHERE b.plan = acct.plan AND b.meter = $2 AND $12
+), bcur AS (
+    SELECT s.tat FROM quota.bursts s WHERE s.user_id = $1 AND s.meter = $2 AND EXISTS (SELECT 1 FROM bcfg)
+), bst AS (
+    UPDATE quota.bursts s SET tat = GREATEST(s.tat, $6) + ($3 * bcfg.t) * interval '1 microsecond'
+    FROM bcfg
+    WHERE s.user_id = $1 AND s.meter = $2
+      AND GREATEST(s.tat, $6) + (($3 - bcfg.burst) * bcfg.t) * interval '1 microsecond' <= $6
+      AND (SELECT count(*) FROM upd WHERE NOT upd.last_denied) = (SELECT count(*) FROM win)
+    RETURNING s.tat
 ), ok AS (
-    SELECT EXISTS (SELECT 1 FROM win)
-       AND (SELECT count(*) FROM upd WHERE NOT upd.last_denied) = (SELECT count(*) FROM win) AS all_fit
+    SELECT (EXISTS (SELECT 1 FROM win) OR EXISTS (SELECT 1 FROM bcfg))
+       AND (SELECT count(*) FROM upd WHERE NOT upd.last_denied) = (SELECT count(*) FROM win)
+       AND (NOT EXISTS (SELECT 1 FROM bcfg) OR EXISTS (SELECT 1 FROM bst)) AS all_fit
 ), led AS (
     INSERT INTO quota.ledger (user_id, meter, amount, idempotency_key, metadata, created_at, credits)
     SELECT $1, $2, $3, $4, $5, $6,
@@ -136,7 +150,10 @@ pub const CONSUME: &str = concat!(
 SELECT acct.plan, win.period, win.lim, upd.used, upd.last_denied, win.we AS resets_at,
        (SELECT count(*) FROM led)::int4 AS logged,
        upd.held, upd.stale_holds, (SELECT id FROM res) AS reservation_id,
-       (SELECT credits FROM led) AS credits
+       (SELECT credits FROM led) AS credits,
+       EXISTS (SELECT 1 FROM bcfg) AS burst_limited,
+       EXISTS (SELECT 1 FROM bcfg) AND NOT EXISTS (SELECT 1 FROM bcur) AS burst_missing,
+       EXISTS (SELECT 1 FROM bst) AS burst_ok
 FROM acct LEFT JOIN win ON true LEFT JOIN upd ON upd.period = win.period"#
 );
 
@@ -270,6 +287,17 @@ pub const SPEND_CREDITS: &str = "WITH g AS ( \
      UPDATE quota.grants q SET remaining = q.remaining - LEAST(g.remaining, $4 - g.before) \
      FROM g WHERE q.user_id = $1 AND q.id = g.id AND g.before < $4";
 
+/// A plan's burst limit for a meter and the user's GCRA state. Params: $1 user, $2 meter, $3 plan.
+/// Returns emission_us, burst, rate, per, tat (NULL before the first call).
+pub const READ_BURST: &str = "SELECT b.emission_us, b.burst, b.rate, b.per::text, s.tat \
+     FROM quota.plan_bursts b LEFT JOIN quota.bursts s ON s.user_id = $1 AND s.meter = b.meter \
+     WHERE b.plan = $3 AND b.meter = $2";
+
+/// Creates the GCRA state row; '-infinity' means a full bucket. Params: $1 user, $2 meter.
+pub const ADD_BURST: &str =
+    "INSERT INTO quota.bursts (user_id, meter, tat) VALUES ($1, $2, '-infinity') \
+     ON CONFLICT (user_id, meter) DO NOTHING";
+
 /// Every statement, prepared.
 pub struct Prepared {
     pub consume: OwnedPreparedStatement,
@@ -289,6 +317,8 @@ pub struct Prepared {
     pub record_denial: OwnedPreparedStatement,
     pub credit_balance: OwnedPreparedStatement,
     pub spend_credits: OwnedPreparedStatement,
+    pub read_burst: OwnedPreparedStatement,
+    pub add_burst: OwnedPreparedStatement,
 }
 
 thread_local! {
@@ -319,7 +349,7 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         consume: keep(
             CONSUME,
             &[
-                text, text, int8, text, jsonb, tstz, text, text, boolean, tstz, int8,
+                text, text, int8, text, jsonb, tstz, text, text, boolean, tstz, int8, boolean,
             ],
         )?,
         undo: keep(UNDO, &[text, text, int8, texts, texts, boolean])?,
@@ -338,6 +368,8 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         record_denial: keep(RECORD_DENIAL, &[text, text, tstz])?,
         credit_balance: keep(CREDIT_BALANCE, &[text, text, tstz])?,
         spend_credits: keep(SPEND_CREDITS, &[text, text, tstz, int8])?,
+        read_burst: keep(READ_BURST, &[text, text, text])?,
+        add_burst: keep(ADD_BURST, &[text, text])?,
     })
 }
 

@@ -183,3 +183,53 @@ fn a_request_above_any_limit_is_refused_for_good_even_when_another_window_also_d
     assert_eq!((retry, period.as_deref()), (None, Some("hour")));
     assert!(reason.unwrap().contains("can never be allowed"));
 }
+
+#[pg_test]
+fn a_burst_limit_spaces_calls_and_says_exactly_when_the_next_passes() {
+    run("SELECT quota.set_plan_burst('free', 'ai_requests', 1, '10 seconds', 3)");
+    at("2026-03-10 12:00:00+00");
+    for _ in 0..3 {
+        assert!(consume("'b1'").0);
+    }
+    let (allowed, used, _, reason, retry, period) = consume("'b1'");
+    assert!(!allowed);
+    assert_eq!((used, retry, period.as_deref()), (3, Some(10), Some("burst")));
+    assert_eq!(reason.as_deref(), Some("Burst limit of 3 ai_requests reached. Resets in 10s."));
+    // The denial charged nothing anywhere: the day still shows 3, the ledger 3 rows.
+    assert_eq!(one::<i64>("SELECT used FROM quota.status('b1') WHERE meter = 'ai_requests' AND period = 'day'"), Some(3));
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.ledger WHERE user_id = 'b1'"), Some(3));
+    at("2026-03-10 12:00:04+00");
+    assert_eq!(one::<i32>("SELECT retry_after_s FROM quota.check('b1')"), Some(6));
+    at("2026-03-10 12:00:10+00");
+    assert!(consume("'b1'").0);
+    assert!(!consume("'b1'").0);
+    // More than the burst can never pass; the calendar limit still applies with it.
+    let (allowed, _, _, reason, retry, _) = consume("'b1', 'ai_requests', 4");
+    assert!(!allowed);
+    assert_eq!(retry, None);
+    assert!(reason.unwrap().contains("can never be allowed"));
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+}
+
+#[pg_test]
+fn a_burst_limit_alone_admits_a_meter_and_a_commit_is_not_rate_limited() {
+    run("SELECT quota.create_plan('burst_only', 'Burst only')");
+    run("SELECT quota.set_plan_burst('burst_only', 'ai_tokens', 100, '1 second', 1000)");
+    run("SELECT quota.set_plan_limit('burst_only', 'ai_requests', 'day', 100)");
+    run("SELECT quota.set_plan_burst('burst_only', 'ai_requests', 1, '1 minute', 1)");
+    run("SELECT quota.assign_plan('b2', 'burst_only')");
+    at("2026-03-10 12:00:00+00");
+    let (allowed, used, _, _, _, period) = consume("'b2', 'ai_tokens', 600");
+    assert!(allowed);
+    assert_eq!((used, period.as_deref()), (600, Some("burst")));
+    let (allowed, _, _, _, retry, _) = consume("'b2', 'ai_tokens', 500");
+    assert!(!allowed);
+    assert_eq!(retry, Some(1));
+    // Reserve takes the one call the burst allows; its commit charges without asking the burst again.
+    let id = one::<String>("SELECT reservation_id::text FROM quota.reserve('b2', 'ai_requests', 1)").unwrap();
+    assert!(!consume("'b2'").0);
+    assert_eq!(one::<i64>(&format!("SELECT charged FROM quota.commit('{id}', 1)")), Some(1));
+    expect_sqlstate("PERFORM quota.set_plan_burst('burst_only', 'ai_tokens', 0)", "22023");
+    expect_sqlstate("PERFORM quota.set_plan_burst('burst_only', 'ai_tokens', 1, '2 days')", "22023");
+    expect_sqlstate("PERFORM quota.set_plan_burst('burst_only', 'ai_tokens', 1, NULL)", "22004");
+}
