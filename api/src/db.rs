@@ -42,8 +42,12 @@ pub enum DbError {
 impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
-            // No SQLSTATE: the connection broke or the protocol failed.
-            return DbError::Transient(e.to_string());
+            // No SQLSTATE: the connection broke (transient), or a row did not decode (a bug).
+            return if connection_dead(&e) {
+                DbError::Transient(e.to_string())
+            } else {
+                DbError::Internal(e.to_string())
+            };
         };
         let message = db.message().to_string();
         match db.code() {
@@ -71,6 +75,16 @@ impl From<tokio_postgres::Error> for DbError {
 impl From<PoolError> for DbError {
     fn from(e: PoolError) -> Self {
         DbError::Transient(format!("no database connection: {e}"))
+    }
+}
+
+/// Whether the error means the connection itself is gone (no SQLSTATE: socket closed or broken; 57P*: the
+/// server is terminating the session; 08*: connection exception).
+fn connection_dead(e: &tokio_postgres::Error) -> bool {
+    use std::error::Error as _;
+    match e.code() {
+        None => e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()),
+        Some(c) => c.code().starts_with("57P") || c.code().starts_with("08"),
     }
 }
 
@@ -171,10 +185,18 @@ where
         let outcome = match db.pool.get().await {
             // No statement was sent: always safe to try again.
             Err(e) => Err((DbError::from(e), true)),
-            Ok(client) => f(client).await.map_err(|e| {
-                let not_applied = e.code().is_some_and(rolled_back);
-                (DbError::from(e), not_applied || retry == Retry::Safe)
-            }),
+            Ok(client) => {
+                let created = Object::metrics(&client).created;
+                f(client).await.map_err(|e| {
+                    if connection_dead(&e) {
+                        // The connection is back in the pool by now and may still look alive (its task has
+                        // not seen the socket close yet); remove it so no request picks it up.
+                        db.pool.retain(|_, m| m.created != created);
+                    }
+                    let not_applied = e.code().is_some_and(rolled_back);
+                    (DbError::from(e), not_applied || retry == Retry::Safe)
+                })
+            }
         };
         match outcome {
             Ok(v) => return Ok(v),
