@@ -350,3 +350,60 @@ fn concurrent_reserves_and_consumes_never_overspend() {
     );
     assert_consistent(&mut c);
 }
+
+#[test]
+fn concurrent_consumes_spend_credits_exactly_once() {
+    let db = fresh_db("credit_race");
+    connect(&db)
+        .batch_execute(
+            "SELECT quota.grant('topped', 'ai_requests', 3, now() + interval '1 day', 'promo'); \
+             SELECT quota.grant('topped', 'ai_requests', 2)",
+        )
+        .unwrap();
+    // 10 from the free plan's day, then 5 from credits: 15 of 60, however the calls interleave.
+    let results = concurrently(&db, 60, |c, _| {
+        allowed(c, "SELECT allowed FROM quota.consume('topped')")
+    });
+    assert_eq!(results.iter().filter(|a| **a).count(), 15);
+    let mut c = connect(&db);
+    assert_eq!(
+        count(&mut c, "SELECT sum(remaining)::bigint FROM quota.grants"),
+        0
+    );
+    assert_eq!(
+        count(&mut c, "SELECT sum(credits)::bigint FROM quota.ledger"),
+        5
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT sum(requests)::bigint FROM quota.usage_daily WHERE user_id = 'topped'"
+        ),
+        15
+    );
+    assert_consistent(&mut c);
+}
+
+#[test]
+fn concurrent_calls_never_exceed_the_burst() {
+    let db = fresh_db("burst_race");
+    connect(&db)
+        .batch_execute(
+            "SELECT quota.assign_plan('bursty', 'pro'); \
+             SELECT quota.set_plan_burst('pro', 'ai_requests', 1, '1 hour', 4)",
+        )
+        .unwrap();
+    let results = concurrently(&db, 40, |c, _| {
+        allowed(c, "SELECT allowed FROM quota.consume('bursty')")
+    });
+    assert_eq!(results.iter().filter(|a| **a).count(), 4);
+    let mut c = connect(&db);
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM quota.ledger WHERE user_id = 'bursty'"
+        ),
+        4
+    );
+    assert_consistent(&mut c);
+}
