@@ -45,3 +45,55 @@ pub fn rate_limit(headers: &mut HeaderMap, decision: &Decision) {
         headers.insert("ratelimit", v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(allowed: bool, retry: Option<i32>, limit: Option<i64>) -> Decision {
+        Decision {
+            allowed,
+            meter: "ai_requests".into(),
+            plan: "free".into(),
+            used: 10,
+            limit,
+            remaining: Some(0),
+            resets_at: Some(Utc::now() + chrono::Duration::seconds(7200)),
+            status: "exceeded".into(),
+            reason: None,
+            retry_after_s: retry,
+            period: Some("day".into()),
+            replayed: false,
+            held: 0,
+            credits_used: None,
+        }
+    }
+
+    #[test]
+    fn denial_that_can_pass_later() {
+        let mut h = HeaderMap::new();
+        rate_limit(&mut h, &decision(false, Some(7200), Some(10)));
+        assert_eq!(h["retry-after"], "7200");
+        assert_eq!(h["ratelimit-policy"], "\"daily\";q=10;w=86400");
+        let rl = h["ratelimit"].to_str().unwrap();
+        assert!(
+            rl == "\"daily\";r=0;t=7200" || rl == "\"daily\";r=0;t=7199",
+            "{rl}"
+        );
+    }
+
+    #[test]
+    fn denial_that_never_passes_has_no_retry_after() {
+        let mut h = HeaderMap::new();
+        rate_limit(&mut h, &decision(false, None, Some(10)));
+        assert!(!h.contains_key("retry-after"));
+        assert!(h.contains_key("ratelimit"));
+    }
+
+    #[test]
+    fn unlimited_window_has_no_rate_limit_headers() {
+        let mut h = HeaderMap::new();
+        rate_limit(&mut h, &decision(true, None, None));
+        assert!(h.is_empty());
+    }
+}

@@ -235,7 +235,7 @@ pub struct ResetResult {
 /// Zeroes the user's current windows of one meter or all; the ledger gets correcting rows.
 #[utoipa::path(post, path = "/v1/admin/users/{id}/reset", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
-    request_body(content = ResetRequest, description = "Empty body: every meter"),
+    request_body(content = Option<ResetRequest>, description = "Empty body: every meter"),
     responses((status = 200, body = ResetResult), (status = 400, body = ProblemDoc, content_type = "application/problem+json")))]
 async fn reset_usage(
     State(s): State<AppState>,

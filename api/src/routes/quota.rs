@@ -210,7 +210,7 @@ fn decided(s: &AppState, decision: Decision) -> Response {
 /// With an `Idempotency-Key` a repeat returns the first decision (`replayed: true`) and charges nothing;
 /// the same key for a different request is a 422.
 #[utoipa::path(post, path = "/v1/quota/consume", tag = "quota", security(("bearer" = [])),
-    request_body(content = ConsumeRequest, description = "Empty body: one ai_requests"),
+    request_body(content = Option<ConsumeRequest>, description = "Empty body: one ai_requests"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: at most 255 characters, scoped to the caller")),
     responses(
         (status = 200, body = Decision, description = "Allowed; RateLimit-Policy and RateLimit headers"),
