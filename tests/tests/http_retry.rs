@@ -112,6 +112,9 @@ async fn lost_connection_retries_only_with_an_idempotency_key() {
         .text()
         .await
         .unwrap();
-    assert!(m.contains("aiquota_db_retries_total 1\n"), "one retry, on a live connection: {m}");
+    assert!(
+        m.contains("aiquota_db_retries_total 1\n"),
+        "one retry, on a live connection: {m}"
+    );
     app.stop().await;
 }
