@@ -10,6 +10,7 @@ use serde_json::json;
 const RSA_PRIVATE: &str = include_str!("../fixtures/rsa_private.pem");
 const RSA_PUBLIC: &str = include_str!("../fixtures/rsa_public.pem");
 const JWKS: &str = include_str!("../fixtures/jwks.json");
+const EC_PRIVATE: &str = include_str!("../fixtures/ec_private.pem");
 
 async fn assert_401(app: &TestApp, auth: Option<&str>, why: &str) {
     let mut req = app.client.get(app.url("/v1/quota"));
@@ -36,6 +37,17 @@ fn rs256(claims: &serde_json::Value, kid: &str) -> String {
         &h,
         claims,
         &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+fn es256(claims: &serde_json::Value, kid: &str) -> String {
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some(kid.into());
+    jsonwebtoken::encode(
+        &h,
+        claims,
+        &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
     )
     .unwrap()
 }
@@ -174,6 +186,28 @@ async fn jwks_rs256_and_no_algorithm_confusion() {
         .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(body(ok).await["user"], "rsa-user");
+
+    // ES256 with the P-256 key of the same JWKS.
+    let ok = app
+        .get(
+            "/v1/quota",
+            &es256(&claims("ec-user", "authenticated"), "test-ec-1"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(body(ok).await["user"], "ec-user");
+    // An ES256 token naming the RSA key's kid matches no key of its algorithm.
+    assert_401(
+        &app,
+        Some(&format!(
+            "Bearer {}",
+            es256(&claims("ec-user", "authenticated"), "test-rsa-1")
+        )),
+        "ES256 naming an RSA kid",
+    )
+    .await;
 
     // Unknown kid: refetched once, still unknown.
     assert_401(
