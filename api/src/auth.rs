@@ -37,7 +37,7 @@ pub enum AuthError {
     /// The signature does not verify with any configured key.
     #[error("invalid signature")]
     BadSignature,
-    /// The JWKS could not be fetched, so the token cannot be checked now.
+    /// The JWKS could not be fetched, so the token cannot be checked now (answered 503, not 401).
     #[error("signing keys unavailable")]
     KeysUnavailable,
 }

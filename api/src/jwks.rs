@@ -11,7 +11,7 @@ use std::{
 };
 
 use jsonwebtoken::{
-    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm},
+    jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse},
     Algorithm, DecodingKey,
 };
 use tokio::sync::{Mutex, RwLock};
@@ -132,6 +132,9 @@ impl Jwks {
 
 /// The algorithm a JWK may verify, from its `alg` or else its key type; `None` for keys we do not accept.
 fn usable(jwk: &Jwk) -> Option<Key> {
+    if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+        return None;
+    }
     let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
         (Some(KeyAlgorithm::RS256), AlgorithmParameters::RSA(_))
         | (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,

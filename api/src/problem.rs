@@ -89,7 +89,7 @@ impl IntoResponse for Problem {
 /// Every way a request can fail. The doc comment of each variant names its status.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 401 with `WWW-Authenticate: Bearer`: no usable token.
+    /// 401 with `WWW-Authenticate: Bearer`: no usable token (503 when the JWKS cannot be fetched).
     #[error("unauthorized: {0}")]
     Unauthorized(#[from] AuthError),
     /// 403: the token is valid but its role may not use admin routes.
@@ -131,6 +131,11 @@ const RETRY_AFTER_UNAVAILABLE: &str = "1";
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
+            // Not the client's fault: the token may be fine, the keys to check it are missing.
+            ApiError::Unauthorized(AuthError::KeysUnavailable) => {
+                tracing::warn!("no JWKS keys to verify a token");
+                unavailable("The keys to verify tokens cannot be fetched right now; try again.")
+            }
             ApiError::Unauthorized(why) => {
                 tracing::info!(reason = %why, "unauthorized");
                 let mut res =

@@ -279,3 +279,24 @@ async fn jwks_only_rejects_hs256() {
     assert_eq!(ok.status(), 200);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unreachable_jwks_is_503_not_401() {
+    // Nothing listens on port 1.
+    let app = TestApp::start_with("http_auth_jwks_down", |c| {
+        c.jwks_url = Some("http://127.0.0.1:1/jwks.json".into());
+        c.jwt_secret = None;
+    })
+    .await;
+    let res = app
+        .get(
+            "/v1/quota",
+            &rs256(&claims("alice", "authenticated"), "test-rsa-1"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    problem(res, 503).await;
+    app.stop().await;
+}
