@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::auth::AuthError;
 
-/// Shortest time between two fetches triggered by unknown `kid`s.
+/// Shortest time between two fetches (after an unknown `kid`, or while fetches fail).
 const MIN_REFETCH: Duration = Duration::from_secs(5);
 
 struct Key {
@@ -69,7 +69,8 @@ impl Jwks {
             c.fetched_at.is_none_or(|t| t.elapsed() > self.refresh)
         };
         if stale {
-            self.refresh_if_due(Duration::ZERO).await;
+            // Rate-limited too: while the JWKS is down, requests must not each wait for a failing fetch.
+            self.refresh_if_due(MIN_REFETCH).await;
         }
         if let Some(k) = self.find(kid, alg).await {
             return Ok(k);
