@@ -135,6 +135,36 @@ COMMENT ON FUNCTION quota.set_plan_limit(text, text, text, bigint, text) IS
     'Sets the plan''s limit for a meter and period (hour, day, week, month); p_limit NULL means unlimited. '
     'Takes effect on the very next consume.';
 
+CREATE FUNCTION quota.set_plan_rollover(p_plan text, p_meter text, p_period text, p_cap bigint,
+                                        p_actor text DEFAULT NULL)
+RETURNS quota.plan_limits
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_row quota.plan_limits;
+BEGIN
+    PERFORM quota._require_plan(p_plan);
+    PERFORM quota._require_meter(p_meter);
+    PERFORM quota._check_period(p_period);
+    IF p_cap < 0 THEN
+        RAISE EXCEPTION 'rollover cap must be zero or more (NULL: no rollover), got %', p_cap
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE quota.plan_limits SET rollover_cap = p_cap
+    WHERE plan = p_plan AND meter = p_meter AND period = p_period
+    RETURNING * INTO v_row;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'plan "%" has no % limit for meter "%"', p_plan, p_period, p_meter
+            USING ERRCODE = 'no_data_found', HINT = 'Set the limit first with quota.set_plan_limit().';
+    END IF;
+    PERFORM quota._audit(p_actor, 'set_plan_rollover', p_plan, pg_catalog.to_jsonb(v_row));
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION quota.set_plan_rollover(text, text, text, bigint, text) IS
+    'Lets up to p_cap of a window''s unused allowance carry into the next window of the same plan limit '
+    '(NULL: no rollover). The carried amount is added to the limit the user sees. Errors: P0002 when the plan '
+    'has no such limit; 22004/22023 as for set_plan_limit. Audited.';
+
 CREATE FUNCTION quota.set_plan_burst(p_plan text, p_meter text, p_rate bigint, p_per interval DEFAULT '1 second',
                                      p_burst bigint DEFAULT 1, p_actor text DEFAULT NULL)
 RETURNS quota.plan_bursts
@@ -374,6 +404,7 @@ COMMENT ON FUNCTION quota.user_usage(text) IS
     'amount held by open reservations and the unexpired credits.';
 
 REVOKE ALL ON FUNCTION quota.set_limit(text, text, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.set_plan_rollover(text, text, text, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.set_plan_burst(text, text, bigint, interval, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.reset_usage(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.user_usage(text) FROM PUBLIC;

@@ -43,6 +43,7 @@ GRANT EXECUTE ON FUNCTION quota.set_timezone(text, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.set_limit(text, text, text, bigint, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.reset_usage(text, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.user_usage(text) TO quota_admin;
+GRANT EXECUTE ON FUNCTION quota.set_plan_rollover(text, text, text, bigint, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.set_plan_burst(text, text, bigint, interval, bigint, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.grant(text, text, bigint, timestamptz, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.credits(text) TO quota_api, quota_admin;

@@ -27,6 +27,8 @@ CREATE TABLE quota.plan_limits (
     meter   text NOT NULL REFERENCES quota.meters (key) ON UPDATE CASCADE ON DELETE CASCADE,
     period  text NOT NULL CHECK (period IN ('hour', 'day', 'week', 'month')),
     "limit" bigint CHECK ("limit" >= 0),
+    -- Rollover: up to this much unused allowance carries into the next window (NULL: none).
+    rollover_cap bigint CHECK (rollover_cap >= 0),
     PRIMARY KEY (plan, meter, period)
 );
 COMMENT ON TABLE quota.plan_limits IS 'Limits per plan, meter and calendar period; "limit" NULL means unlimited.';
@@ -81,6 +83,8 @@ CREATE TABLE quota.counters (
     -- passed, held may include expired holds (which only makes decisions stricter) until it is recomputed.
     held         bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
     held_until   timestamptz,
+    -- Allowance carried into this window from the one before (see quota.plan_limits.rollover_cap).
+    carry        bigint NOT NULL DEFAULT 0 CHECK (carry >= 0),
     PRIMARY KEY (user_id, meter, period)
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE quota.counters IS

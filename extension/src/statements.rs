@@ -21,15 +21,16 @@ macro_rules! account_and_limits {
     WHERE a.user_id = $1
 ), lim AS (
     SELECT COALESCE(o.period, p.period) AS period,
-           CASE WHEN o.period IS NULL THEN p."limit" ELSE o."limit" END AS lim
-    FROM (SELECT pl.period, pl."limit" FROM quota.plan_limits pl, acct
+           CASE WHEN o.period IS NULL THEN p."limit" ELSE o."limit" END AS lim, p.rollover_cap AS cap
+    FROM (SELECT pl.period, pl."limit", pl.rollover_cap FROM quota.plan_limits pl, acct
           WHERE pl.plan = acct.plan AND pl.meter = $2) p
     FULL JOIN (SELECT ul.period, ul."limit" FROM quota.user_limits ul
                WHERE ul.user_id = $1 AND ul.meter = $2) o ON o.period = p.period
 ), ws AS (
-    SELECT lim.period, lim.lim, quota.window_start(lim.period, $6, acct.tz) AS ws FROM lim, acct
+    SELECT lim.period, lim.lim, lim.cap, quota.window_start(lim.period, $6, acct.tz) AS ws FROM lim, acct
 ), win AS (
-    SELECT ws.period, ws.lim, ws.ws, quota.window_end(ws.period, ws.ws, acct.tz) AS we FROM ws, acct
+    SELECT ws.period, ws.lim, ws.cap, ws.ws, quota.window_end(ws.period, ws.ws, acct.tz) AS we, acct.tz
+    FROM ws, acct
 )"#
     };
 }
@@ -39,11 +40,38 @@ macro_rules! account_and_limits {
 /// moves to a new window (once per window) and makes the count right whenever the row missed usage: a limit
 /// added mid-window, a plan that did not limit this period for a while, a timezone change. Uses $1 user, $2 meter.
 macro_rules! window_used {
-    () => {
-        r#"(CASE WHEN c.window_start = win.ws THEN c.used ELSE (
+    ($meter:literal) => {
+        concat!(
+            r#"(CASE WHEN c.window_start = win.ws THEN c.used ELSE (
         SELECT COALESCE(sum(g.amount), 0)::bigint FROM quota.ledger g
-        WHERE g.user_id = $1 AND g.created_at >= win.ws AND g.created_at < win.we AND g.meter = $2
+        WHERE g.user_id = $1 AND g.created_at >= win.ws AND g.created_at < win.we AND g.meter = "#,
+            $meter,
+            r#"
           AND (g.reset_period IS NULL OR g.reset_period = win.period)) END)"#
+        )
+    };
+}
+
+/// Rollover: the allowance carried into the current window `win` from the one before it, up to the plan
+/// limit's `rollover_cap` (`win.cap`; NULL: no rollover). A row still in the window before carries what that
+/// window left unused (its own carry included); a row further back is recounted from the ledger; a new row
+/// carries nothing. Computed only when a row moves to a new window, then kept on the row.
+macro_rules! carry {
+    ($meter:literal) => {
+        concat!(
+            r#"(CASE WHEN c.window_start = win.ws THEN c.carry
+      WHEN win.cap IS NULL OR win.lim IS NULL OR c.window_start = '-infinity' THEN 0
+      ELSE LEAST(win.cap, GREATEST(0, win.lim
+        + CASE WHEN c.window_start = quota.window_start(win.period, win.ws - interval '1 microsecond', win.tz)
+               THEN c.carry - c.used
+               ELSE -(SELECT COALESCE(sum(g.amount), 0)::bigint FROM quota.ledger g
+                      WHERE g.user_id = $1 AND g.meter = "#,
+            $meter,
+            r#"
+                        AND g.created_at >= quota.window_start(win.period, win.ws - interval '1 microsecond', win.tz)
+                        AND g.created_at < win.ws
+                        AND (g.reset_period IS NULL OR g.reset_period = win.period)) END)) END)"#
+        )
     };
 }
 
@@ -55,8 +83,10 @@ macro_rules! fits {
     () => {
         concat!(
             "(win.lim IS NULL OR LEAST($3, GREATEST(0, ",
-            window_used!(),
-            " + c.held + $3 - win.lim)) <= $11)"
+            window_used!("$2"),
+            " + c.held + $3 - win.lim - ",
+            carry!("$2"),
+            ")) <= $11)"
         )
     };
 }
@@ -85,7 +115,7 @@ pub const CONSUME: &str = concat!(
     UPDATE quota.counters c SET
         window_start = win.ws,
         used = "#,
-    window_used!(),
+    window_used!("$2"),
     r#" + CASE WHEN NOT $9 AND "#,
     fits!(),
     r#" THEN $3 ELSE 0 END,
@@ -93,6 +123,9 @@ pub const CONSUME: &str = concat!(
     fits!(),
     r#" THEN $3 ELSE 0 END,
         held_until = CASE WHEN $9 THEN LEAST(c.held_until, $10) ELSE c.held_until END,
+        carry = "#,
+    carry!("$2"),
+    r#",
         denied = CASE WHEN c.window_start = win.ws THEN c.denied ELSE 0 END
              + CASE WHEN "#,
     fits!(),
@@ -103,7 +136,7 @@ pub const CONSUME: &str = concat!(
     FROM win
     WHERE c.user_id = $1 AND c.meter = $2 AND c.period = win.period
       AND (SELECT count(*) FROM lk) >= 0
-    RETURNING c.period, c.used, c.last_denied, c.held, c.held > 0 AND c.held_until <= $6 AS stale_holds
+    RETURNING c.period, c.used, c.last_denied, c.held, c.held > 0 AND c.held_until <= $6 AS stale_holds, c.carry
 ), bcfg AS (
     SELECT b.emission_us AS t, b.burst FROM quota.plan_bursts b, acct
     WHERE b.plan = acct.plan AND b.meter = $2 AND $12
@@ -123,7 +156,7 @@ pub const CONSUME: &str = concat!(
 ), led AS (
     INSERT INTO quota.ledger (user_id, meter, amount, idempotency_key, metadata, created_at, credits)
     SELECT $1, $2, $3, $4, $5, $6,
-           COALESCE((SELECT max(LEAST($3, GREATEST(0, u.used + u.held - w.lim)))
+           COALESCE((SELECT max(LEAST($3, GREATEST(0, u.used + u.held - w.lim - u.carry)))
                      FROM upd u JOIN win w ON w.period = u.period WHERE $11 > 0), 0)
     FROM ok WHERE ok.all_fit AND NOT $9
     RETURNING credits
@@ -147,7 +180,7 @@ pub const CONSUME: &str = concat!(
     WHERE c.user_id = $1 AND c.meter = $2 AND c.period NOT IN (SELECT win.period FROM win)
       AND (SELECT count(*) FROM led) + (SELECT count(*) FROM res) > 0
 )
-SELECT acct.plan, win.period, win.lim, upd.used, upd.last_denied, win.we AS resets_at,
+SELECT acct.plan, win.period, win.lim + COALESCE(upd.carry, 0), upd.used, upd.last_denied, win.we AS resets_at,
        (SELECT count(*) FROM led)::int4 AS logged,
        upd.held, upd.stale_holds, (SELECT id FROM res) AS reservation_id,
        (SELECT credits FROM led) AS credits,
@@ -199,28 +232,31 @@ pub const METER_AND_PLAN_EXIST: &str =
 
 /// Read-only view of a user's windows, for one meter or (meter NULL) all of them: what check and status report.
 /// Params: $1 user, $2 meter or NULL, $3 now, $4 default plan, $5 default tz.
-pub const READ: &str = r#"WITH acct AS (
+pub const READ: &str = concat!(
+    r#"WITH acct AS (
     SELECT CASE WHEN a.user_id IS NULL OR a.plan_expires_at <= $3 THEN $4 ELSE a.plan END AS plan,
            COALESCE(a.timezone, $5) AS tz
     FROM (SELECT 1) AS one LEFT JOIN quota.accounts a ON a.user_id = $1
 ), lim AS (
     SELECT COALESCE(o.meter, p.meter) AS meter, COALESCE(o.period, p.period) AS period,
-           CASE WHEN o.period IS NULL THEN p."limit" ELSE o."limit" END AS lim
-    FROM (SELECT pl.meter, pl.period, pl."limit" FROM quota.plan_limits pl, acct
+           CASE WHEN o.period IS NULL THEN p."limit" ELSE o."limit" END AS lim, p.rollover_cap AS cap
+    FROM (SELECT pl.meter, pl.period, pl."limit", pl.rollover_cap FROM quota.plan_limits pl, acct
           WHERE pl.plan = acct.plan AND ($2::text IS NULL OR pl.meter = $2)) p
     FULL JOIN (SELECT ul.meter, ul.period, ul."limit" FROM quota.user_limits ul
                WHERE ul.user_id = $1 AND ($2::text IS NULL OR ul.meter = $2)) o
       ON o.meter = p.meter AND o.period = p.period
 ), ws AS (
-    SELECT lim.meter, lim.period, lim.lim, quota.window_start(lim.period, $3, acct.tz) AS ws FROM lim, acct
+    SELECT lim.meter, lim.period, lim.lim, lim.cap, quota.window_start(lim.period, $3, acct.tz) AS ws
+    FROM lim, acct
 ), win AS (
-    SELECT ws.*, quota.window_end(ws.period, ws.ws, acct.tz) AS we FROM ws, acct
+    SELECT ws.*, quota.window_end(ws.period, ws.ws, acct.tz) AS we, acct.tz FROM ws, acct
 )
-SELECT acct.plan, win.meter, win.period, win.lim,
-       CASE WHEN c.window_start = win.ws THEN c.used ELSE (
-           SELECT COALESCE(sum(g.amount), 0)::bigint FROM quota.ledger g
-           WHERE g.user_id = $1 AND g.created_at >= win.ws AND g.created_at < win.we AND g.meter = win.meter
-             AND (g.reset_period IS NULL OR g.reset_period = win.period)) END AS used,
+SELECT acct.plan, win.meter, win.period, win.lim + COALESCE("#,
+    carry!("win.meter"),
+    r#", 0),
+       "#,
+    window_used!("win.meter"),
+    r#" AS used,
        win.we AS resets_at,
        CASE WHEN c.user_id IS NULL OR (c.held > 0 AND c.held_until <= $3)
             THEN (SELECT COALESCE(sum(r.amount), 0)::bigint FROM quota.reservations r
@@ -228,7 +264,8 @@ SELECT acct.plan, win.meter, win.period, win.lim,
             ELSE COALESCE(c.held, 0) END AS held
 FROM acct LEFT JOIN win ON true
 LEFT JOIN quota.counters c ON c.user_id = $1 AND c.meter = win.meter AND c.period = win.period
-ORDER BY win.meter, win.period"#;
+ORDER BY win.meter, win.period"#
+);
 
 /// Claims an idempotency key before consuming. A concurrent claim of the same key waits here for the first to
 /// finish, so the second sees its outcome instead of charging again. Params: $1 user, $2 key, $3 meter,

@@ -103,3 +103,31 @@ fn default_timezone_guc_applies_to_accounts_without_one() {
         Some(30 * 60)
     );
 }
+
+#[pg_test]
+fn unused_allowance_rolls_over_up_to_the_cap() {
+    run("SELECT quota.create_plan('saver', 'Saver')");
+    run("SELECT quota.set_plan_limit('saver', 'ai_requests', 'day', 10)");
+    run("SELECT quota.set_plan_rollover('saver', 'ai_requests', 'day', 5)");
+    run("SELECT quota.assign_plan('r1', 'saver')");
+    let limit = || one::<i64>("SELECT \"limit\" FROM quota.status('r1') WHERE meter = 'ai_requests'");
+    at("2026-03-10 12:00:00+00");
+    run("SELECT quota.consume('r1', 'ai_requests', 4)");
+    assert_eq!(limit(), Some(10));
+    // 6 left unused, capped at 5: tomorrow allows 15, and says so before the first call of the day.
+    at("2026-03-11 08:00:00+00");
+    assert_eq!(limit(), Some(15));
+    assert!(consume("'r1', 'ai_requests', 15").0);
+    assert!(!consume("'r1'").0);
+    // Everything used: nothing carries.
+    at("2026-03-12 08:00:00+00");
+    assert_eq!(limit(), Some(10));
+    run("SELECT quota.consume('r1', 'ai_requests', 1)");
+    // The 13th passes without a call: the 14th carries the cap, recounted from the ledger.
+    at("2026-03-14 08:00:00+00");
+    assert_eq!(limit(), Some(15));
+    assert!(consume("'r1', 'ai_requests', 15").0);
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+    expect_sqlstate("PERFORM quota.set_plan_rollover('saver', 'ai_requests', 'hour', 5)", "P0002");
+    expect_sqlstate("PERFORM quota.set_plan_rollover('saver', 'ai_requests', 'day', -1)", "22023");
+}
