@@ -170,42 +170,35 @@ impl Db {
         F: Fn(Object) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
-        run(self, retry, f).await
-    }
-}
-
-async fn run<T, F, Fut>(db: &Db, retry: Retry, f: F) -> Result<T, DbError>
-where
-    F: Fn(Object) -> Fut,
-    Fut: Future<Output = Result<T, tokio_postgres::Error>>,
-{
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let outcome = match db.pool.get().await {
-            // No statement was sent: always safe to try again.
-            Err(e) => Err((DbError::from(e), true)),
-            Ok(client) => {
-                let created = Object::metrics(&client).created;
-                f(client).await.map_err(|e| {
-                    if connection_dead(&e) {
-                        // The connection is back in the pool by now and may still look alive (its task has
-                        // not seen the socket close yet); remove it so no request picks it up.
-                        db.pool.retain(|_, m| m.created != created);
-                    }
-                    let not_applied = e.code().is_some_and(rolled_back);
-                    (DbError::from(e), not_applied || retry == Retry::Safe)
-                })
+        let db = self;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = match db.pool.get().await {
+                // No statement was sent: always safe to try again.
+                Err(e) => Err((DbError::from(e), true)),
+                Ok(client) => {
+                    let created = Object::metrics(&client).created;
+                    f(client).await.map_err(|e| {
+                        if connection_dead(&e) {
+                            // The connection is back in the pool by now and may still look alive (its task has
+                            // not seen the socket close yet); remove it so no request picks it up.
+                            db.pool.retain(|_, m| m.created != created);
+                        }
+                        let not_applied = e.code().is_some_and(rolled_back);
+                        (DbError::from(e), not_applied || retry == Retry::Safe)
+                    })
+                }
+            };
+            match outcome {
+                Ok(v) => return Ok(v),
+                Err((DbError::Transient(why), repeatable)) if repeatable && attempt < ATTEMPTS => {
+                    tracing::warn!(attempt, %why, "transient database failure, retrying");
+                    db.metrics.db_retry();
+                    tokio::time::sleep(Duration::from_millis(50 * 3u64.pow(attempt - 1))).await;
+                }
+                Err((e, _)) => return Err(e),
             }
-        };
-        match outcome {
-            Ok(v) => return Ok(v),
-            Err((DbError::Transient(why), repeatable)) if repeatable && attempt < ATTEMPTS => {
-                tracing::warn!(attempt, %why, "transient database failure, retrying");
-                db.metrics.db_retry();
-                tokio::time::sleep(Duration::from_millis(50 * 3u64.pow(attempt - 1))).await;
-            }
-            Err((e, _)) => return Err(e),
         }
     }
 }
