@@ -16,6 +16,10 @@ INSERT INTO quota.plan_limits (plan, meter, period, "limit") VALUES
     ('admin', 'ai_requests', 'day', NULL),
     ('admin', 'ai_tokens', 'month', NULL);
 
+INSERT INTO quota.products (key, plan, duration, amount, currency) VALUES
+    ('pro_week', 'pro', interval '7 days', 49900, 'INR'),
+    ('pro_month', 'pro', interval '30 days', 1900, 'USD');
+
 -- pg_dump keeps the data of extension tables only when they are marked. Per-user tables are dumped whole; the
 -- catalogue tables are dumped except the rows installed above (CREATE EXTENSION recreates those on restore).
 SELECT pg_catalog.pg_extension_config_dump('quota.accounts', '');
@@ -28,6 +32,9 @@ SELECT pg_catalog.pg_extension_config_dump('quota.reservations', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.usage_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.daily_totals', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.grants', '');
+SELECT pg_catalog.pg_extension_config_dump('quota.orders', '');
+SELECT pg_catalog.pg_extension_config_dump('quota.payments', '');
+SELECT pg_catalog.pg_extension_config_dump('quota.products', $$WHERE key NOT IN ('pro_week', 'pro_month')$$);
 SELECT pg_catalog.pg_extension_config_dump('quota.bursts', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.plan_bursts', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.grants_id_seq', '');

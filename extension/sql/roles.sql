@@ -31,6 +31,10 @@ GRANT EXECUTE ON FUNCTION quota.status(text) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.reserve(text, text, bigint, interval, text) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.commit(uuid, bigint, text) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.release(uuid, text) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.create_order(text, text, text) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.attach_order(text, text) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.find_order(text, text, text) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.record_payment(text, text, text, text, bigint, text, jsonb, text) TO quota_api;
 
 GRANT EXECUTE ON FUNCTION quota.verify() TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.purge_idempotency_keys(interval) TO quota_admin;
@@ -45,6 +49,7 @@ GRANT EXECUTE ON FUNCTION quota.reset_usage(text, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.user_usage(text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.set_plan_rollover(text, text, text, bigint, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.set_plan_burst(text, text, bigint, interval, bigint, text) TO quota_admin;
+GRANT EXECUTE ON FUNCTION quota.define_product(text, text, interval, bigint, text, boolean, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.grant(text, text, bigint, timestamptz, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.credits(text) TO quota_api, quota_admin;
 GRANT EXECUTE ON FUNCTION quota.analytics(date, text) TO quota_admin;

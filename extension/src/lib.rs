@@ -32,9 +32,14 @@ extension_sql_file!(
     requires = ["admin"]
 );
 extension_sql_file!(
+    "../sql/payments.sql",
+    name = "payments",
+    requires = ["admin"]
+);
+extension_sql_file!(
     "../sql/roles.sql",
     name = "roles",
-    requires = ["admin", "credits", "analytics"]
+    requires = ["admin", "credits", "analytics", "payments"]
 );
 extension_sql_file!("../sql/defaults.sql", name = "defaults", finalize);
 

@@ -13,6 +13,7 @@ mod tests {
     include!("tests/bad_input.rs");
     include!("tests/consume.rs");
     include!("tests/credits.rs");
+    include!("tests/payments.rs");
     include!("tests/plans.rs");
     include!("tests/reservations.rs");
     include!("tests/windows.rs");
