@@ -31,16 +31,42 @@ pub fn connect(db: &str) -> Client {
 
 static TEMPLATE: Once = Once::new();
 
+/// The template database of this test binary: one per binary (named after it, without cargo's hash), so two
+/// test binaries running at the same time never drop each other's template.
+fn template() -> String {
+    let exe = std::env::current_exe().expect("test binary path");
+    let stem = exe
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("tests")
+        .to_string();
+    let name = stem.rsplit_once('-').map_or(stem.as_str(), |(n, _)| n);
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("aiquota_tmpl_{safe}")
+}
+
 /// A fresh database named `t_<name>` with the extension installed. The template is rebuilt once per test
 /// binary, so it always carries the extension build that is installed now.
 pub fn fresh_db(name: &str) -> String {
+    let tmpl = template();
     TEMPLATE.call_once(|| {
         let mut admin = connect("postgres");
         admin
-            .batch_execute("DROP DATABASE IF EXISTS aiquota_tmpl WITH (FORCE)")
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {tmpl} WITH (FORCE)"))
             .unwrap();
-        admin.batch_execute("CREATE DATABASE aiquota_tmpl").unwrap();
-        let mut t = connect("aiquota_tmpl");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {tmpl}"))
+            .unwrap();
+        let mut t = connect(&tmpl);
         t.batch_execute("CREATE EXTENSION aiquota").unwrap();
         t.batch_execute(API_ROLE_SQL).unwrap();
         drop(t);
@@ -51,7 +77,7 @@ pub fn fresh_db(name: &str) -> String {
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .unwrap();
     admin
-        .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE aiquota_tmpl"))
+        .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE {tmpl}"))
         .unwrap();
     db
 }
