@@ -12,7 +12,8 @@ COMMENT ON FUNCTION quota._today() IS 'Internal: the current UTC day on aiquota'
 CREATE FUNCTION quota.analytics(p_day date DEFAULT NULL, p_meter text DEFAULT 'ai_requests')
 RETURNS TABLE (
     day date, meter text, total_users bigint, active_users bigint, users_at_limit bigint, usage bigint,
-    requests bigint, usage_all_time bigint, avg_usage_per_active_user numeric, denials bigint
+    requests bigint, usage_all_time bigint, requests_all_time bigint, avg_usage_per_active_user numeric,
+    denials bigint
 )
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -39,22 +40,24 @@ BEGIN
                COALESCE(sum(u.denials), 0)::bigint AS denials
         FROM quota.usage_daily u
         WHERE u.day = v_day AND u.meter = p_meter
-    ), all_time AS (
-        SELECT (SELECT COALESCE(sum(t.amount), 0) FROM quota.daily_totals t WHERE t.meter = p_meter AND t.day < v_today)
-             + (SELECT COALESCE(sum(u.amount), 0) FROM quota.usage_daily u WHERE u.day >= v_today AND u.meter = p_meter)
-               AS usage
+    ), past AS (
+        SELECT COALESCE(sum(t.amount), 0) AS usage, COALESCE(sum(t.requests), 0) AS requests
+        FROM quota.daily_totals t WHERE t.meter = p_meter AND t.day < v_today
+    ), current AS (
+        SELECT COALESCE(sum(u.amount), 0) AS usage, COALESCE(sum(u.requests), 0) AS requests
+        FROM quota.usage_daily u WHERE u.day >= v_today AND u.meter = p_meter
     )
     SELECT v_day, p_meter, (SELECT count(*) FROM quota.accounts), d.active, d.at_limit, d.usage, d.requests,
-           all_time.usage::bigint,
+           (past.usage + current.usage)::bigint, (past.requests + current.requests)::bigint,
            CASE WHEN d.active > 0 THEN round(d.usage::numeric / d.active, 2) END,
            d.denials
-    FROM d, all_time;
+    FROM d, past, current;
 END
 $$;
 COMMENT ON FUNCTION quota.analytics(date, text) IS
     'One row for a UTC day (default today) and meter: accounts in total, users active that day (at least one '
     'call, allowed or denied), users who hit a limit that day (at least one denial), usage and allowed calls that '
-    'day, usage all time, average usage per active user, and denials. Reads the daily rollup only.';
+    'day and all time, average usage per active user, and denials. Reads the daily rollup only.';
 
 CREATE FUNCTION quota.top_users(p_limit int DEFAULT 10, p_by text DEFAULT 'today', p_meter text DEFAULT 'ai_requests')
 RETURNS TABLE (rank bigint, user_id text, plan text, usage bigint, requests bigint, denials bigint, last_at timestamptz)

@@ -370,6 +370,8 @@ pub struct Analytics {
     pub requests: i64,
     /// Usage of all time.
     pub usage_all_time: i64,
+    /// Allowed calls of all time.
+    pub requests_all_time: i64,
     /// Average usage per active user (null when nobody was active).
     pub avg_usage_per_active_user: Option<f64>,
     /// Denials that day.
@@ -394,7 +396,7 @@ async fn analytics(
             let rows = admin_tx(
                 c,
                 "SELECT day, meter, total_users, active_users, users_at_limit, usage, requests, usage_all_time, \
-                 avg_usage_per_active_user::float8 AS avg_usage_per_active_user, denials \
+                 requests_all_time, avg_usage_per_active_user::float8 AS avg_usage_per_active_user, denials \
                  FROM quota.analytics($1::date, $2::text)",
                 &[day, meter],
             )
@@ -409,6 +411,7 @@ async fn analytics(
                 usage: r.try_get("usage")?,
                 requests: r.try_get("requests")?,
                 usage_all_time: r.try_get("usage_all_time")?,
+                requests_all_time: r.try_get("requests_all_time")?,
                 avg_usage_per_active_user: r.try_get("avg_usage_per_active_user")?,
                 denials: r.try_get("denials")?,
             })

@@ -48,6 +48,7 @@ fn analytics_reports_the_day() {
     // The finished day was totalled once; asking again reads the cache and agrees.
     assert_eq!(one::<i64>("SELECT count(*) FROM quota.daily_totals"), Some(1));
     assert_eq!(one::<i64>("SELECT usage_all_time FROM quota.analytics()"), Some(18));
+    assert_eq!(one::<i64>("SELECT requests_all_time FROM quota.analytics()"), Some(5));
     assert_eq!(one::<i64>("SELECT usage FROM quota.analytics(p_meter => 'ai_tokens')"), Some(500));
 }
 
