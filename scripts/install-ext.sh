@@ -8,8 +8,9 @@ args=(--pg-config "$PG_CONFIG")
 [ "$(id -u)" = 0 ] || args+=(--sudo)
 log "installing the aiquota extension into $("$PG_CONFIG" --sharedir)"
 cd "$ROOT/extension" && cargo pgrx install "${args[@]}" >/dev/null
-# Upgrade scripts are plain SQL kept in sql/; they sit beside the script pgrx generates.
+# Upgrade scripts (aiquota--<from>--<to>.sql) and the frozen install scripts of earlier versions
+# (aiquota--<version>.sql) are plain SQL kept in sql/; they sit beside the script pgrx generates.
 shopt -s nullglob
-for upgrade in "$ROOT"/sql/aiquota--*--*.sql; do
-  as_root install -m 644 "$upgrade" "$("$PG_CONFIG" --sharedir)/extension/"
+for script in "$ROOT"/sql/aiquota--*.sql; do
+  as_root install -m 644 "$script" "$("$PG_CONFIG" --sharedir)/extension/"
 done
