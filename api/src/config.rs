@@ -67,6 +67,38 @@ pub struct Config {
     pub body_limit: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Payment providers; each part is optional and its routes answer 503 without it.
+    pub payments: PaymentsConfig,
+}
+
+/// Secrets and URLs of the payment providers (see docs/payments.md).
+#[derive(Clone, Debug)]
+pub struct PaymentsConfig {
+    /// Razorpay API key id (`rzp_live_...` / `rzp_test_...`): the user name of HTTP Basic.
+    pub razorpay_key_id: Option<String>,
+    /// Razorpay API key secret: HTTP Basic password and the key of the callback signature.
+    pub razorpay_key_secret: Option<Secret>,
+    /// Razorpay API base URL, without a trailing slash (tests point it at a local server).
+    pub razorpay_api_base: String,
+    /// Razorpay webhook secret (set per webhook in the dashboard; not the key secret).
+    pub razorpay_webhook_secret: Option<Secret>,
+    /// Public URL of the frontend, without a trailing slash; the payment link's callback goes there.
+    pub public_url: Option<String>,
+    /// Stripe webhook signing secrets (`whsec_...`); several while one is being rotated.
+    pub stripe_webhook_secrets: Vec<Secret>,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            razorpay_key_id: None,
+            razorpay_key_secret: None,
+            razorpay_api_base: "https://api.razorpay.com".into(),
+            razorpay_webhook_secret: None,
+            public_url: None,
+            stripe_webhook_secrets: Vec::new(),
+        }
+    }
 }
 
 impl Config {
@@ -87,6 +119,7 @@ impl Config {
             request_timeout: Duration::from_secs(10),
             body_limit: 64 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            payments: PaymentsConfig::default(),
         }
     }
 
@@ -177,6 +210,7 @@ impl Config {
             c.shutdown_timeout =
                 Duration::from_secs(whole("AIQUOTA_SHUTDOWN_TIMEOUT_S", &s, 0, 3600)?);
         }
+        c.payments = payments_from_lookup(&get)?;
         Ok(c)
     }
 
@@ -201,6 +235,74 @@ impl Config {
             }
             Err(_) => "(unparsable)".into(),
         }
+    }
+}
+
+/// The payment variables: all optional, but a key id without its secret (or the reverse) is a mistake.
+fn payments_from_lookup(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<PaymentsConfig, ConfigError> {
+    let mut p = PaymentsConfig {
+        razorpay_key_id: get("AIQUOTA_RAZORPAY_KEY_ID").map(|v| v.trim().to_string()),
+        razorpay_key_secret: get("AIQUOTA_RAZORPAY_KEY_SECRET").map(Secret::new),
+        razorpay_webhook_secret: get("AIQUOTA_RAZORPAY_WEBHOOK_SECRET").map(Secret::new),
+        ..PaymentsConfig::default()
+    };
+    match (&p.razorpay_key_id, &p.razorpay_key_secret) {
+        (Some(_), None) => {
+            return Err(invalid(
+                "AIQUOTA_RAZORPAY_KEY_SECRET",
+                "must be set when AIQUOTA_RAZORPAY_KEY_ID is".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "AIQUOTA_RAZORPAY_KEY_ID",
+                "must be set when AIQUOTA_RAZORPAY_KEY_SECRET is".into(),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(id) = &p.razorpay_key_id {
+        if id.contains(':') || id.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "AIQUOTA_RAZORPAY_KEY_ID",
+                "must not contain ':' or spaces (it is an id like rzp_test_...)".into(),
+            ));
+        }
+    }
+    if let Some(base) = get("AIQUOTA_RAZORPAY_API_BASE") {
+        p.razorpay_api_base = http_url("AIQUOTA_RAZORPAY_API_BASE", &base)?;
+    }
+    if let Some(url) = get("AIQUOTA_PUBLIC_URL") {
+        p.public_url = Some(http_url("AIQUOTA_PUBLIC_URL", &url)?);
+    }
+    if let Some(list) = get("AIQUOTA_STRIPE_WEBHOOK_SECRETS") {
+        p.stripe_webhook_secrets = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .collect();
+        if p.stripe_webhook_secrets.is_empty() {
+            return Err(invalid(
+                "AIQUOTA_STRIPE_WEBHOOK_SECRETS",
+                "names no secret".into(),
+            ));
+        }
+    }
+    Ok(p)
+}
+
+/// An http(s) URL without a trailing slash (the value is not a secret, so it may appear in the message).
+fn http_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim().trim_end_matches('/');
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(v.to_string()),
+        _ => Err(invalid(name, format!("{value:?} is not an http(s) URL"))),
     }
 }
 
@@ -254,6 +356,51 @@ mod tests {
         assert!(err.to_string().contains("AIQUOTA_LISTEN"));
         let err = Config::from_lookup(lookup(&[("AIQUOTA_JWT_SECRET", "short")])).unwrap_err();
         assert!(err.to_string().contains("32 bytes"));
+    }
+
+    #[test]
+    fn payments_are_optional_but_consistent() {
+        let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let c = Config::from_lookup(lookup(&[secret])).unwrap();
+        assert!(c.payments.razorpay_key_id.is_none());
+        assert_eq!(c.payments.razorpay_api_base, "https://api.razorpay.com");
+        let err = Config::from_lookup(lookup(&[secret, ("AIQUOTA_RAZORPAY_KEY_ID", "rzp_test_1")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("AIQUOTA_RAZORPAY_KEY_SECRET"));
+        let err = Config::from_lookup(lookup(&[secret, ("AIQUOTA_PUBLIC_URL", "example.com")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("AIQUOTA_PUBLIC_URL"));
+        let c = Config::from_lookup(lookup(&[
+            secret,
+            ("AIQUOTA_RAZORPAY_KEY_ID", "rzp_test_1"),
+            ("AIQUOTA_RAZORPAY_KEY_SECRET", "rzp-key-secret-value"),
+            (
+                "AIQUOTA_RAZORPAY_WEBHOOK_SECRET",
+                "rzp-webhook-secret-value",
+            ),
+            ("AIQUOTA_RAZORPAY_API_BASE", "http://127.0.0.1:9/"),
+            ("AIQUOTA_PUBLIC_URL", "https://app.example.com/"),
+            (
+                "AIQUOTA_STRIPE_WEBHOOK_SECRETS",
+                "whsec_old-value, whsec_new-value",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(c.payments.razorpay_api_base, "http://127.0.0.1:9");
+        assert_eq!(
+            c.payments.public_url.as_deref(),
+            Some("https://app.example.com")
+        );
+        assert_eq!(c.payments.stripe_webhook_secrets.len(), 2);
+        let printed = format!("{c:?}");
+        for s in [
+            "rzp-key-secret-value",
+            "rzp-webhook-secret-value",
+            "whsec_old-value",
+            "whsec_new-value",
+        ] {
+            assert!(!printed.contains(s), "{s} printed");
+        }
     }
 
     #[test]

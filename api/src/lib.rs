@@ -10,6 +10,7 @@ pub mod extract;
 pub mod headers;
 pub mod jwks;
 pub mod metrics;
+pub mod payments;
 pub mod problem;
 pub mod routes;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub events: events::Hub,
     /// The configuration.
     pub config: Arc<Config>,
+    /// Payment provider client and webhook event dedupe.
+    pub payments: Arc<payments::Payments>,
     /// Cancelled when shutdown starts: ends SSE streams and the LISTEN task.
     pub shutdown: CancellationToken,
 }
@@ -61,6 +64,7 @@ pub struct AppState {
     tags(
         (name = "quota", description = "The caller's own quota (user = JWT sub)"),
         (name = "admin", description = "Admin routes (JWT role in AIQUOTA_ADMIN_ROLES)"),
+        (name = "payments", description = "Buying a plan: Razorpay payment links and callback, Razorpay and Stripe webhooks"),
         (name = "health", description = "Probes and metrics"),
     )
 )]
@@ -89,6 +93,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::quota::router())
         .merge(events::router())
         .merge(routes::admin::router())
+        .merge(payments::router())
         .merge(routes::health::router())
 }
 
@@ -144,6 +149,7 @@ impl App {
             verifier,
             metrics: metrics.clone(),
             events,
+            payments: Arc::new(payments::Payments::new(config.request_timeout)),
             config: Arc::new(config),
             shutdown,
         };

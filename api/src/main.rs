@@ -56,6 +56,9 @@ async fn serve() -> ExitCode {
         jwks = config.jwks_url.as_deref().unwrap_or("-"),
         audience = %config.jwt_audience,
         deny_status = config.deny_status.as_u16(),
+        razorpay = config.payments.razorpay_key_secret.is_some(),
+        razorpay_webhooks = config.payments.razorpay_webhook_secret.is_some(),
+        stripe_webhooks = config.payments.stripe_webhook_secrets.len(),
         "starting aiquota-api"
     );
     let app = match App::build(config).await {

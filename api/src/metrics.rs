@@ -38,6 +38,8 @@ pub struct Metrics {
     allowed: AtomicU64,
     denied: AtomicU64,
     retries: AtomicU64,
+    payments: Mutex<BTreeMap<(String, String), u64>>,
+    webhooks: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 /// The route a response was produced by, copied from the request by [`route_label`] so the outer
@@ -68,6 +70,21 @@ impl Metrics {
     /// Counts one retried database attempt.
     pub fn db_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one recorded payment by provider and outcome (`applied`, `duplicate`, `mismatch`).
+    pub fn payment(&self, provider: &str, outcome: &str) {
+        let mut p = self.payments.lock().unwrap_or_else(|e| e.into_inner());
+        *p.entry((provider.to_string(), outcome.to_string()))
+            .or_default() += 1;
+    }
+
+    /// Counts one webhook delivery by provider and result (`applied`, `duplicate`, `mismatch`,
+    /// `duplicate_event`, `ignored`, `invalid_signature`, `error`).
+    pub fn webhook(&self, provider: &str, result: &str) {
+        let mut w = self.webhooks.lock().unwrap_or_else(|e| e.into_inner());
+        *w.entry((provider.to_string(), result.to_string()))
+            .or_default() += 1;
     }
 
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -156,6 +173,38 @@ impl Metrics {
             "aiquota_db_retries_total {}",
             self.retries.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP aiquota_payments_total Payments recorded, by provider and outcome.\n");
+        out.push_str("# TYPE aiquota_payments_total counter\n");
+        for ((p, o), n) in self
+            .payments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "aiquota_payments_total{{provider=\"{}\",outcome=\"{}\"}} {n}",
+                escape(p),
+                escape(o)
+            );
+        }
+        out.push_str(
+            "# HELP aiquota_payment_webhooks_total Webhook deliveries, by provider and result.\n",
+        );
+        out.push_str("# TYPE aiquota_payment_webhooks_total counter\n");
+        for ((p, r), n) in self
+            .webhooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "aiquota_payment_webhooks_total{{provider=\"{}\",result=\"{}\"}} {n}",
+                escape(p),
+                escape(r)
+            );
+        }
         out.push_str("# HELP aiquota_db_pool_connections Database pool connections by state.\n");
         out.push_str("# TYPE aiquota_db_pool_connections gauge\n");
         let in_use = pool.size.saturating_sub(pool.available);

@@ -15,7 +15,13 @@ use axum::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::{auth::AuthError, db::DbError, headers, routes::quota::Decision};
+use crate::{
+    auth::AuthError,
+    db::DbError,
+    headers,
+    payments::{self, PaymentError},
+    routes::quota::Decision,
+};
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -107,6 +113,9 @@ pub enum ApiError {
     /// 503 with `Retry-After`: the request took longer than the configured timeout.
     #[error("request timed out")]
     Timeout,
+    /// 400, 404, 409, 502 or 503: see [`PaymentError`].
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
 }
 
 impl From<JsonRejection> for ApiError {
@@ -182,7 +191,49 @@ impl IntoResponse for ApiError {
                 res
             }
             ApiError::Timeout => unavailable("The request took too long; try again."),
+            ApiError::Payment(e) => payment_problem(e),
         }
+    }
+}
+
+/// Payment errors; the log line carries the cause, the body never carries provider text or secrets.
+fn payment_problem(e: PaymentError) -> Response {
+    let status = payments::status_of(&e);
+    match e {
+        PaymentError::NotConfigured(vars) => {
+            tracing::warn!(needs = vars, "payment route called but payments not configured");
+            Problem::new(status, "payments-not-configured", "Payments not configured")
+                .detail(format!("payments not configured: set {vars}"))
+                .into_response()
+        }
+        PaymentError::Upstream(why) => {
+            tracing::error!(%why, "payment provider failed");
+            Problem::new(status, "payment-provider-failed", "Payment provider failed")
+                .detail("The payment provider did not answer as expected; try again.")
+                .into_response()
+        }
+        PaymentError::InvalidSignature(why) => {
+            tracing::warn!(reason = why, "payment signature rejected");
+            Problem::new(status, "invalid-signature", "Invalid signature")
+                .detail(why)
+                .into_response()
+        }
+        PaymentError::NotPaid(why) => {
+            tracing::info!(reason = %why, "payment not complete");
+            Problem::new(status, "payment-incomplete", "Payment not complete")
+                .detail(why)
+                .into_response()
+        }
+        PaymentError::Mismatch(rec) => Problem::new(status, "payment-mismatch", "Payment does not match the product")
+            .detail("The payment was recorded, but its amount or currency differs from the product's price; the plan was not changed.")
+            .with("outcome", rec.outcome.clone())
+            .with("payment_status", rec.status.clone())
+            .with("provider", rec.provider.clone())
+            .with("payment_id", rec.payment_id.clone())
+            .into_response(),
+        PaymentError::UnknownOrder => Problem::new(status, "not-found", "Not found")
+            .detail("No such order.")
+            .into_response(),
     }
 }
 
@@ -290,7 +341,8 @@ fn generic(status: StatusCode) -> Problem {
 #[allow(dead_code)]
 pub struct ProblemDoc {
     /// `/problems/<slug>`: quota-exceeded, unauthorized, forbidden, bad-request, invalid-input,
-    /// idempotency-key-reused, not-found, conflict, unavailable, internal, method-not-allowed, too-large.
+    /// idempotency-key-reused, not-found, conflict, unavailable, internal, method-not-allowed, too-large,
+    /// payments-not-configured, payment-provider-failed, invalid-signature, payment-incomplete, payment-mismatch.
     #[schema(rename = "type")]
     kind: String,
     /// Short summary of the type.

@@ -1,0 +1,85 @@
+//! HMAC-SHA256 with hex signatures, the primitive both providers use. Comparison is constant-time
+//! (`Mac::verify_slice`): the provided hex is decoded first, and an undecodable value never matches.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Lowercase hex of HMAC-SHA256(`key`, `message`).
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(message);
+    to_hex(&mac.finalize().into_bytes())
+}
+
+/// Whether `signature_hex` (either case) is HMAC-SHA256(`key`, parts concatenated). The comparison of the
+/// bytes is constant-time; a value that is not 64 hex digits is rejected.
+pub fn verify_hex(key: &[u8], message: &[&[u8]], signature_hex: &str) -> bool {
+    let Some(expected) = from_hex(signature_hex.trim()) else {
+        return false;
+    };
+    if expected.len() != 32 {
+        return false;
+    }
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for part in message {
+        mac.update(part);
+    }
+    mac.verify_slice(&expected).is_ok()
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+/// Hex to bytes; `None` for an odd length or a non-hex character.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        return None;
+    }
+    b.chunks(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc4231_case_2() {
+        // RFC 4231 test case 2: key "Jefe".
+        assert_eq!(
+            hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn verify_accepts_either_case_and_rejects_junk() {
+        let sig = hmac_sha256_hex(b"k", b"ab");
+        assert!(verify_hex(b"k", &[b"a", b"b"], &sig));
+        assert!(verify_hex(b"k", &[b"ab"], &sig.to_uppercase()));
+        assert!(!verify_hex(b"k", &[b"ab"], &sig[..62]));
+        assert!(!verify_hex(b"k", &[b"ab"], &format!("{sig}00")));
+        assert!(!verify_hex(b"k", &[b"ab"], "zz"));
+        assert!(!verify_hex(b"k", &[b"ab"], ""));
+        assert!(!verify_hex(b"other", &[b"ab"], &sig));
+    }
+}
