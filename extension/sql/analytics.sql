@@ -20,16 +20,25 @@ DECLARE
     v_day date := COALESCE(p_day, quota._today());
     v_today date := quota._today();
     v_from date;
+    v_cached_until date;
 BEGIN
     PERFORM quota._require_meter(p_meter);
-    -- Finished days never change: total each one once, then "all time" is a sum over one row per day.
-    SELECT COALESCE(max(t.day) + 1, '-infinity') INTO v_from FROM quota.daily_totals t WHERE t.meter = p_meter;
-    INSERT INTO quota.daily_totals (day, meter, users, amount, requests, denials)
-    SELECT u.day, u.meter, count(*), sum(u.amount), sum(u.requests), sum(u.denials)
-    FROM quota.usage_daily u
-    WHERE u.meter = p_meter AND u.day >= v_from AND u.day < v_today
-    GROUP BY u.day, u.meter
-    ON CONFLICT DO NOTHING;
+    -- Finished days never change: total each one once, then "all time" is a sum over one row per day. A day
+    -- is only cached once the next one is over too, so a transaction that began before midnight and committed
+    -- after it is still counted. On a standby (or in a read-only transaction) nothing is cached: the same
+    -- answer comes from the rollup directly.
+    v_cached_until := v_today - 1;
+    IF pg_catalog.pg_is_in_recovery() OR pg_catalog.current_setting('transaction_read_only') = 'on' THEN
+        v_cached_until := '-infinity';
+    ELSE
+        SELECT COALESCE(max(t.day) + 1, '-infinity') INTO v_from FROM quota.daily_totals t WHERE t.meter = p_meter;
+        INSERT INTO quota.daily_totals (day, meter, users, amount, requests, denials)
+        SELECT u.day, u.meter, count(*), sum(u.amount), sum(u.requests), sum(u.denials)
+        FROM quota.usage_daily u
+        WHERE u.meter = p_meter AND u.day >= v_from AND u.day < v_cached_until
+        GROUP BY u.day, u.meter
+        ON CONFLICT DO NOTHING;
+    END IF;
 
     RETURN QUERY
     WITH d AS (
@@ -42,10 +51,10 @@ BEGIN
         WHERE u.day = v_day AND u.meter = p_meter
     ), past AS (
         SELECT COALESCE(sum(t.amount), 0) AS usage, COALESCE(sum(t.requests), 0) AS requests
-        FROM quota.daily_totals t WHERE t.meter = p_meter AND t.day < v_today
+        FROM quota.daily_totals t WHERE t.meter = p_meter AND t.day < v_cached_until
     ), current AS (
         SELECT COALESCE(sum(u.amount), 0) AS usage, COALESCE(sum(u.requests), 0) AS requests
-        FROM quota.usage_daily u WHERE u.day >= v_today AND u.meter = p_meter
+        FROM quota.usage_daily u WHERE u.day >= v_cached_until AND u.meter = p_meter
     )
     SELECT v_day, p_meter, (SELECT count(*) FROM quota.accounts), d.active, d.at_limit, d.usage, d.requests,
            (past.usage + current.usage)::bigint, (past.requests + current.requests)::bigint,

@@ -303,10 +303,11 @@ pub const RELEASE_HOLD: &str = "WITH lk AS ( \
 pub const SETTLE_RESERVATION: &str = "UPDATE quota.reservations \
      SET state = $3, actual = $4, charged = $5, settled_at = $6 WHERE user_id = $1 AND id = $2";
 
-/// Counts a final denial in the daily rollup. Params: $1 user, $2 meter, $3 now.
+/// Counts a final denial in the daily rollup (last_at stays the last use: a denial used nothing).
+/// Params: $1 user, $2 meter, $3 now.
 pub const RECORD_DENIAL: &str =
-    "INSERT INTO quota.usage_daily AS d (user_id, day, meter, denials, last_at) \
-     VALUES ($1, ($3 AT TIME ZONE 'UTC')::date, $2, 1, $3) \
+    "INSERT INTO quota.usage_daily AS d (user_id, day, meter, denials) \
+     VALUES ($1, ($3 AT TIME ZONE 'UTC')::date, $2, 1) \
      ON CONFLICT (user_id, day, meter) DO UPDATE SET denials = d.denials + 1";
 
 /// The user's unexpired credits for a meter. No row lock is needed: consume reads this only while it holds the

@@ -45,8 +45,12 @@ fn analytics_reports_the_day() {
         assert_eq!(row.get::<i64>(8).unwrap(), Some(1));
     });
     assert_eq!(one::<i64>("SELECT usage FROM quota.analytics('2026-03-09')"), Some(5));
-    // The finished day was totalled once; asking again reads the cache and agrees.
+    // Yesterday may still receive late commits, so nothing is cached yet; two days on, it is, and agrees.
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.daily_totals"), Some(0));
+    at("2026-03-11 12:00:00+00");
+    assert_eq!(one::<i64>("SELECT usage_all_time FROM quota.analytics()"), Some(18));
     assert_eq!(one::<i64>("SELECT count(*) FROM quota.daily_totals"), Some(1));
+    at("2026-03-10 12:00:00+00");
     assert_eq!(one::<i64>("SELECT usage_all_time FROM quota.analytics()"), Some(18));
     assert_eq!(one::<i64>("SELECT requests_all_time FROM quota.analytics()"), Some(5));
     assert_eq!(one::<i64>("SELECT usage FROM quota.analytics(p_meter => 'ai_tokens')"), Some(500));
@@ -103,6 +107,17 @@ fn analytics_never_read_the_ledger() {
     let after = one::<i64>("SELECT COALESCE(seq_scan, 0) + COALESCE(idx_scan, 0) FROM pg_stat_xact_user_tables \
                             WHERE relid = 'quota.ledger'::regclass");
     assert_eq!(before, after);
+}
+
+#[pg_test]
+fn analytics_work_read_only_and_a_denial_is_not_a_use() {
+    analytics_setup();
+    run("SELECT quota.consume('an4', 'ai_requests', 11)");
+    assert_eq!(one::<bool>("SELECT last_at IS NULL FROM quota.usage_daily WHERE user_id = 'an4'"), Some(true));
+    at("2026-03-12 12:00:00+00");
+    run("SET LOCAL transaction_read_only = on");
+    assert_eq!(one::<i64>("SELECT usage_all_time FROM quota.analytics()"), Some(18));
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.daily_totals"), Some(0));
 }
 
 #[pg_test]
