@@ -127,14 +127,33 @@ fn status_with(used: i64, limit: Option<i64>, warning: f64, critical: f64) -> &'
     }
 }
 
+/// Whether `amount` can never pass window `w`: more than its whole limit, and more than credits could make up
+/// (credits never pay for a burst limit).
+fn never_passes(w: &Window, amount: i64, credits: i64) -> bool {
+    let credits = if w.period == crate::burst::PERIOD {
+        0
+    } else {
+        credits
+    };
+    w.limit.is_some_and(|l| amount - l > credits)
+}
+
 impl Decision {
     /// Decides from the windows of one meter. `windows` must not be empty; a window with `denied` refused.
-    pub fn from_windows(meter: &str, plan: &str, amount: i64, windows: &[Window]) -> Decision {
+    /// `credits` is the user's credit balance for the meter (0 when unknown or not applicable): a request above
+    /// a window's whole limit can still pass in a fresh window when credits cover the excess.
+    pub fn from_windows(
+        meter: &str,
+        plan: &str,
+        amount: i64,
+        credits: i64,
+        windows: &[Window],
+    ) -> Decision {
         // A window whose whole limit is below the amount denies forever, whatever the others say, so it is the
         // one to report (a retry time from another window would send the client back for nothing).
         let never = windows
             .iter()
-            .filter(|w| w.denied && w.limit.is_some_and(|l| amount > l))
+            .filter(|w| w.denied && never_passes(w, amount, credits))
             .min_by_key(|w| (w.limit, period_rank(&w.period)));
         let denying = never.or_else(|| {
             windows
@@ -144,7 +163,7 @@ impl Decision {
                 .max_by_key(|w| (w.seconds_left, period_rank(&w.period)))
         });
         match denying {
-            Some(w) => Self::denied_by(meter, plan, amount, w),
+            Some(w) => Self::denied_by(meter, plan, amount, never.is_some(), w),
             None => Self::allowed_by(meter, plan, windows),
         }
     }
@@ -185,10 +204,9 @@ impl Decision {
         }
     }
 
-    fn denied_by(meter: &str, plan: &str, amount: i64, w: &Window) -> Decision {
+    fn denied_by(meter: &str, plan: &str, amount: i64, never: bool, w: &Window) -> Decision {
         let limit = w.limit.unwrap_or(0);
         let resets = human_duration(w.seconds_left);
-        let never = amount > limit;
         let reason = if never {
             format!(
                 "Request of {amount} {meter} exceeds the {} limit of {limit}; it can never be allowed on plan '{plan}'.",

@@ -299,7 +299,8 @@ pub fn consume_with(
                 windows.push(b.window(now, req.amount, burst_denied)?);
             }
         }
-        let mut decision = Decision::from_windows(req.meter, &plan, req.amount, &windows);
+        let credits = credits_offered.unwrap_or(0);
+        let mut decision = Decision::from_windows(req.meter, &plan, req.amount, credits, &windows);
         decision.credits_used = credits_used;
         if decision.allowed && hold {
             decision.reservation_id = reservation_id;
@@ -517,25 +518,33 @@ pub fn check(user: &str, meter: &str, amount: i64) -> Result<Decision> {
             let mut windows: Vec<Window> = windows.into_iter().map(|w| w.window).collect();
             if let Some(b) = burst {
                 let denied = b.wait_us(pg_sys::TimestampTz::from(now), amount) != Some(0);
-                // As in consume: the burst explains the answer when it alone refuses, or is the only limit.
-                if (denied && !windows.iter().any(|w| w.denied)) || windows.is_empty() {
+                // The burst explains the answer when it refuses (credits never lift it), or is the only limit.
+                if denied || windows.is_empty() {
                     windows.push(b.window(now, amount, denied)?);
                 }
             }
-            let mut credits_used = 0;
-            if windows.iter().any(|w| w.denied) {
-                let balance = credit_balance(client, st, user, meter, now)?;
+            let calendar = |w: &Window| w.period != burst::PERIOD;
+            let (mut credits_used, mut balance) = (0, 0);
+            if windows.iter().any(|w| w.denied && calendar(w)) {
+                balance = credit_balance(client, st, user, meter, now)?;
                 let needed = windows
                     .iter()
+                    .filter(|w| calendar(w))
                     .map(|w| overflow(w, amount))
                     .max()
                     .unwrap_or(0);
                 if balance > 0 && needed <= balance {
-                    windows.iter_mut().for_each(|w| w.denied = false);
+                    windows
+                        .iter_mut()
+                        .filter(|w| calendar(w))
+                        .for_each(|w| w.denied = false);
                     credits_used = needed;
                 }
             }
-            let mut decision = Decision::from_windows(meter, &plan, amount, &windows);
+            if windows.iter().any(|w| w.denied) {
+                credits_used = 0;
+            }
+            let mut decision = Decision::from_windows(meter, &plan, amount, balance, &windows);
             decision.credits_used = credits_used;
             Ok(decision)
         })

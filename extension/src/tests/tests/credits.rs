@@ -98,3 +98,33 @@ fn grant_rejects_bad_arguments_and_changes_nothing() {
     assert_eq!(one::<i64>("SELECT count(*) FROM quota.grants"), Some(0));
     assert_eq!(one::<i64>("SELECT count(*) FROM quota.accounts WHERE user_id = 'c5'"), Some(0));
 }
+
+#[pg_test]
+fn a_request_above_the_limit_is_never_refused_for_good_while_credits_could_cover_it() {
+    at("2026-03-10 12:00:00+00");
+    run("SELECT quota.consume('c6', 'ai_requests', 10)");
+    run("SELECT quota.grant('c6', 'ai_requests', 15)");
+    // Now 25 would need 25 credits; tomorrow only 15: come back at midnight.
+    let (allowed, _, _, reason, retry, _) = consume("'c6', 'ai_requests', 25");
+    assert!(!allowed);
+    assert_eq!(retry, Some(12 * 3600));
+    assert!(!reason.unwrap().contains("never"));
+    // 30 needs 20 even in a fresh window: never, on these credits.
+    let (allowed, _, _, reason, retry, _) = consume("'c6', 'ai_requests', 30");
+    assert!(!allowed);
+    assert_eq!(retry, None);
+    assert!(reason.unwrap().contains("can never be allowed"));
+    at("2026-03-11 00:00:00+00");
+    assert_eq!(credits_used("'c6', 'ai_requests', 25"), (true, 15));
+}
+
+#[pg_test]
+fn credits_never_lift_a_burst_limit() {
+    run("SELECT quota.set_plan_burst('free', 'ai_requests', 1, '1 minute', 2)");
+    at("2026-03-10 12:00:00+00");
+    run("SELECT quota.grant('c7', 'ai_requests', 100)");
+    run("SELECT quota.consume('c7', 'ai_requests', 2)");
+    assert_eq!(one::<String>("SELECT period FROM quota.check('c7') WHERE NOT allowed").as_deref(), Some("burst"));
+    assert_eq!(credits_used("'c7'"), (false, 0));
+    assert_eq!(credits_left("c7"), Some(100));
+}
