@@ -6,6 +6,7 @@ use std::sync::Once;
 pub use postgres::{Client, NoTls};
 
 pub mod http;
+pub mod payments;
 
 /// The HTTP API's login role, created once per cluster (the same script `scripts/db.sh start` runs).
 const API_ROLE_SQL: &str = include_str!("../../scripts/api-role.sql");

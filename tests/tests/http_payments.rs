@@ -1,0 +1,838 @@
+//! Payments end to end: Razorpay payment links against a local server that speaks the Razorpay API,
+//! the browser callback and webhooks delivered twice and concurrently, partial and wrong payments,
+//! forged webhooks, and Stripe webhooks with rotated secrets and stale timestamps.
+
+use aiquota_tests::{http::*, payments::*};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+
+/// Starts the API with Razorpay pointed at a fresh mock.
+async fn razorpay_app(name: &str) -> (TestApp, MockRazorpay) {
+    let mock = MockRazorpay::start().await;
+    let m = mock.clone();
+    let app = TestApp::start_with(name, move |c| with_razorpay(c, &m)).await;
+    (app, mock)
+}
+
+/// Creates a link for `product` as `user`; returns the answer.
+async fn create_link(app: &TestApp, token: &str, product: &str) -> Value {
+    let res = app
+        .post("/v1/payments/razorpay/links", token)
+        .json(&json!({ "product": product }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "create link");
+    body(res).await
+}
+
+async fn scalar(db: &str, sql_text: &str) -> i64 {
+    sql(db).await.query_one(sql_text, &[]).await.unwrap().get(0)
+}
+
+async fn plan_of(db: &str, user: &str) -> (Option<String>, Option<DateTime<Utc>>) {
+    let c = sql(db).await;
+    match c
+        .query_opt(
+            "SELECT plan, plan_expires_at FROM quota.accounts WHERE user_id = $1",
+            &[&user],
+        )
+        .await
+        .unwrap()
+    {
+        Some(r) => (Some(r.get(0)), r.get(1)),
+        None => (None, None),
+    }
+}
+
+fn parse_time(v: &Value) -> DateTime<Utc> {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+        .parse()
+        .unwrap()
+}
+
+fn about(t: DateTime<Utc>, expected: DateTime<Utc>) -> bool {
+    (t - expected).num_seconds().abs() < 120
+}
+
+async fn webhook(
+    app: &TestApp,
+    body: &str,
+    signature: Option<&str>,
+    event_id: &str,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url("/v1/webhooks/razorpay"))
+        .header("content-type", "application/json")
+        .header("x-razorpay-event-id", event_id)
+        .body(body.to_string());
+    if let Some(s) = signature {
+        req = req.header("x-razorpay-signature", s);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
+    let (app, mock) = razorpay_app("pay_link_verify").await;
+    let alice = user_token("alice");
+
+    let link = create_link(&app, &alice, "pro_week").await;
+    let plink = link["payment_link_id"].as_str().unwrap().to_string();
+    let reference = link["reference_id"].as_str().unwrap().to_string();
+    assert!(
+        plink.starts_with("plink_") && reference.starts_with("aq_"),
+        "{link}"
+    );
+    assert!(link["short_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://rzp.io/"));
+    assert_eq!(
+        (link["amount"].clone(), link["currency"].clone()),
+        (json!(49900), json!("INR"))
+    );
+
+    // What Razorpay was asked for: the order's price and reference, a GET callback to the frontend.
+    let sent = &mock.created()[0];
+    assert_eq!(sent["amount"], 49900);
+    assert_eq!(sent["currency"], "INR");
+    assert_eq!(sent["reference_id"], reference.as_str());
+    assert_eq!(
+        sent["callback_url"],
+        format!("{PUBLIC_URL}/billing/razorpay/callback")
+    );
+    assert_eq!(sent["callback_method"], "get");
+    assert_eq!(sent["notes"]["user_id"], "alice");
+    assert_eq!(sent["notes"]["product"], "pro_week");
+    let attached: String = sql(&app.db)
+        .await
+        .query_one(
+            "SELECT provider_ref FROM quota.orders WHERE reference_id = $1",
+            &[&reference],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(attached, plink);
+
+    // Before paying: the link is `created`, so even a correctly signed "paid" callback is refused.
+    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Alice0001");
+    let res = app
+        .post("/v1/payments/razorpay/verify", &alice)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 409).await;
+    assert_eq!(
+        scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
+        0
+    );
+
+    mock.pay(&plink, "pay_Alice0001", 49900);
+    let before = Utc::now();
+    let res = app
+        .post("/v1/payments/razorpay/verify", &alice)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v = body(res).await;
+    assert_eq!(v["outcome"], "applied", "{v}");
+    assert_eq!(v["plan"], "pro");
+    assert_eq!(v["payment_id"], "pay_Alice0001");
+    assert!(
+        about(
+            parse_time(&v["plan_expires_at"]),
+            before + Duration::days(7)
+        ),
+        "{v}"
+    );
+
+    // The very next consume runs on pro: 50 a day.
+    let res = app.post("/v1/quota/consume", &alice).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let d = body(res).await;
+    assert_eq!(
+        (d["plan"].clone(), d["limit"].clone()),
+        (json!("pro"), json!(50)),
+        "{d}"
+    );
+
+    // The same callback again (a reload of the callback page): 200, duplicate, nothing changes.
+    let res = app
+        .post("/v1/payments/razorpay/verify", &alice)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let again = body(res).await;
+    assert_eq!(again["outcome"], "duplicate");
+    assert_eq!(again["plan_expires_at"], v["plan_expires_at"]);
+
+    // Another user replaying alice's callback gets nothing and learns nothing.
+    let res = app
+        .post("/v1/payments/razorpay/verify", &user_token("mallory"))
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 404).await;
+    assert_eq!(plan_of(&app.db, "mallory").await.0, None);
+
+    let status: String = sql(&app.db)
+        .await
+        .query_one(
+            "SELECT status FROM quota.orders WHERE reference_id = $1",
+            &[&reference],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "paid");
+    assert_eq!(
+        scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
+        1
+    );
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"aiquota_payments_total{provider="razorpay",outcome="applied"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"aiquota_payments_total{provider="razorpay",outcome="duplicate"} 1"#),
+        "{metrics}"
+    );
+
+    // Unknown products are 404, and an empty body is a 400.
+    let res = app
+        .post("/v1/payments/razorpay/links", &alice)
+        .json(&json!({"product": "gold_forever"}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 404).await;
+    let res = app
+        .post("/v1/payments/razorpay/links", &alice)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 400).await;
+    // No token: 401.
+    let res = app
+        .client
+        .post(app.url("/v1/payments/razorpay/verify"))
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 401).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callback_and_webhooks_delivered_twice_concurrently_apply_once() {
+    let (app, mock) = razorpay_app("pay_concurrent").await;
+    let bob = user_token("bob");
+    let link = create_link(&app, &bob, "pro_week").await;
+    let plink = link["payment_link_id"].as_str().unwrap().to_string();
+    let reference = link["reference_id"].as_str().unwrap().to_string();
+    let paid = mock.pay(&plink, "pay_Bob0001", 49900);
+
+    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Bob0001");
+    let event = link_paid_event(&paid, "pay_Bob0001");
+    let sig = hmac_hex(WEBHOOK_SECRET, event.as_bytes());
+    let captured = payment_captured_event(&paid, "pay_Bob0001", 49900);
+    let captured_sig = hmac_hex(WEBHOOK_SECRET, captured.as_bytes());
+
+    let before = Utc::now();
+    let verify = || async {
+        let res = app
+            .post("/v1/payments/razorpay/verify", &bob)
+            .json(&cb)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        body(res).await["outcome"].as_str().unwrap().to_string()
+    };
+    let hook = |payload: String, sig: String, id: &'static str| {
+        let app = &app;
+        async move {
+            let res = webhook(app, &payload, Some(&sig), id).await;
+            assert_eq!(res.status(), 200);
+            body(res).await["result"].as_str().unwrap().to_string()
+        }
+    };
+    let (a, b, c, d, e) = tokio::join!(
+        verify(),
+        verify(),
+        hook(event.clone(), sig.clone(), "evt_link_paid_1"),
+        hook(event.clone(), sig.clone(), "evt_link_paid_1"),
+        hook(captured.clone(), captured_sig.clone(), "evt_captured_1"),
+    );
+    let outcomes = [a, b, c, d, e];
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "applied").count(),
+        1,
+        "exactly one delivery applies: {outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| ["applied", "duplicate", "duplicate_event"].contains(&o.as_str())),
+        "{outcomes:?}"
+    );
+    // A later redelivery of an event already handled is answered from the event-id cache.
+    let res = webhook(&app, &event, Some(&sig), "evt_link_paid_1").await;
+    assert_eq!(body(res).await["result"], "duplicate_event");
+
+    assert_eq!(
+        scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &app.db,
+            "SELECT count(*) FROM quota.audit_log WHERE action = 'assign_plan' AND target = 'bob'"
+        )
+        .await,
+        1
+    );
+    let (plan, expires) = plan_of(&app.db, "bob").await;
+    assert_eq!(plan.as_deref(), Some("pro"));
+    assert!(
+        about(expires.unwrap(), before + Duration::days(7)),
+        "one pass, not several: {expires:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partial_or_wrong_payments_do_not_upgrade() {
+    let (app, mock) = razorpay_app("pay_partial").await;
+    let carol = user_token("carol");
+
+    // Partially paid: the signature is valid, the status is not `paid`.
+    let link = create_link(&app, &carol, "pro_week").await;
+    let plink = link["payment_link_id"].as_str().unwrap().to_string();
+    let reference = link["reference_id"].as_str().unwrap().to_string();
+    let partial = mock.pay(&plink, "pay_Carol0001", 20000);
+    assert_eq!(partial["status"], "partially_paid");
+    let cb = callback(
+        KEY_SECRET,
+        &plink,
+        &reference,
+        "partially_paid",
+        "pay_Carol0001",
+    );
+    let res = app
+        .post("/v1/payments/razorpay/verify", &carol)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(res, 409).await;
+    assert_eq!(p["type"], "/problems/payment-incomplete");
+    // A callback that claims `paid` (signed: only the fetch can tell) is refused when the link says otherwise.
+    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Carol0001");
+    let res = app
+        .post("/v1/payments/razorpay/verify", &carol)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 409).await;
+    // The webhook of a link that is not paid is acknowledged and ignored.
+    let mut fake_paid = partial.clone();
+    fake_paid["status"] = json!("partially_paid");
+    let event = link_paid_event(&fake_paid, "pay_Carol0001");
+    let res = webhook(
+        &app,
+        &event,
+        Some(&hmac_hex(WEBHOOK_SECRET, event.as_bytes())),
+        "evt_partial",
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["result"], "ignored");
+    assert_eq!(
+        scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
+        0
+    );
+
+    // Paid, but not the product's price (the link's amount was changed on Razorpay's side): recorded as a
+    // mismatch, no upgrade, 409.
+    let link = create_link(&app, &carol, "pro_week").await;
+    let plink = link["payment_link_id"].as_str().unwrap().to_string();
+    let reference = link["reference_id"].as_str().unwrap().to_string();
+    mock.edit(&plink, |l| l["amount"] = json!(100));
+    mock.pay(&plink, "pay_Carol0002", 100);
+    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Carol0002");
+    let res = app
+        .post("/v1/payments/razorpay/verify", &carol)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(res, 409).await;
+    assert_eq!(p["type"], "/problems/payment-mismatch");
+    assert_eq!(p["outcome"], "mismatch");
+    let res = app
+        .post("/v1/payments/razorpay/verify", &carol)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    let p = problem(res, 409).await;
+    assert_eq!(
+        p["outcome"], "duplicate",
+        "a repeat is still a mismatch, reported as such"
+    );
+    let status: String = sql(&app.db)
+        .await
+        .query_one(
+            "SELECT status FROM quota.payments WHERE payment_id = 'pay_Carol0002'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(status, "mismatch");
+    assert_eq!(
+        scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
+        1
+    );
+    assert_ne!(plan_of(&app.db, "carol").await.0.as_deref(), Some("pro"));
+    let res = app.post("/v1/quota/consume", &carol).send().await.unwrap();
+    assert_eq!(body(res).await["limit"], 10, "still free");
+    assert_eq!(
+        scalar(
+            &app.db,
+            "SELECT count(*) FROM quota.audit_log WHERE action = 'assign_plan'"
+        )
+        .await,
+        0
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_tampered_or_unsigned_deliveries_record_nothing() {
+    let (app, mock) = razorpay_app("pay_forged").await;
+    let dave = user_token("dave");
+    let link = create_link(&app, &dave, "pro_week").await;
+    let plink = link["payment_link_id"].as_str().unwrap().to_string();
+    let reference = link["reference_id"].as_str().unwrap().to_string();
+    let paid = mock.pay(&plink, "pay_Dave0001", 49900);
+    let event = link_paid_event(&paid, "pay_Dave0001");
+    let good = hmac_hex(WEBHOOK_SECRET, event.as_bytes());
+
+    // Unsigned, signed with the wrong secrets, a tampered body, junk.
+    let tampered = event.replace("pay_Dave0001", "pay_Dave0002");
+    let cases: Vec<(String, Option<String>)> = vec![
+        (event.clone(), None),
+        (
+            event.clone(),
+            Some(hmac_hex("not-the-webhook-secret", event.as_bytes())),
+        ),
+        (event.clone(), Some(hmac_hex(KEY_SECRET, event.as_bytes()))),
+        (tampered.clone(), Some(good.clone())),
+        (event.clone(), Some(String::new())),
+        (event.clone(), Some("zz".repeat(32))),
+        (event.clone(), Some(good[..63].to_string())),
+    ];
+    for (i, (body_text, sig)) in cases.into_iter().enumerate() {
+        let res = webhook(&app, &body_text, sig.as_deref(), &format!("evt_forged_{i}")).await;
+        let p = problem(res, 400).await;
+        assert_eq!(p["type"], "/problems/invalid-signature", "case {i}");
+        let text = p.to_string();
+        assert!(
+            !text.contains(WEBHOOK_SECRET) && !text.contains(KEY_SECRET),
+            "{text}"
+        );
+    }
+    // Tampered callbacks: each field changed after signing.
+    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Dave0001");
+    for field in [
+        "razorpay_payment_id",
+        "razorpay_payment_link_id",
+        "razorpay_payment_link_reference_id",
+        "razorpay_signature",
+    ] {
+        let mut t = cb.clone();
+        let v = t[field].as_str().unwrap().to_string();
+        t[field] = json!(format!("{}0", &v[..v.len() - 1]));
+        let res = app
+            .post("/v1/payments/razorpay/verify", &dave)
+            .json(&t)
+            .send()
+            .await
+            .unwrap();
+        problem(res, 400).await;
+    }
+    // Signed with the webhook secret instead of the key secret.
+    let wrong = callback(WEBHOOK_SECRET, &plink, &reference, "paid", "pay_Dave0001");
+    let res = app
+        .post("/v1/payments/razorpay/verify", &dave)
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 400).await;
+    assert_eq!(
+        scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
+        0
+    );
+    assert_eq!(plan_of(&app.db, "dave").await.0, None);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"aiquota_payment_webhooks_total{provider="razorpay",result="invalid_signature"} 7"#
+        ),
+        "{metrics}"
+    );
+
+    // The genuine delivery still works afterwards; a signed event for an order we do not know is ignored.
+    let res = webhook(&app, &event, Some(&good), "evt_real").await;
+    assert_eq!(body(res).await["result"], "applied");
+    let mut foreign = paid.clone();
+    foreign["id"] = json!("plink_NotOurs0001");
+    foreign["reference_id"] = json!("someone-else");
+    let other = link_paid_event(&foreign, "pay_Foreign1");
+    let res = webhook(
+        &app,
+        &other,
+        Some(&hmac_hex(WEBHOOK_SECRET, other.as_bytes())),
+        "evt_foreign",
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["result"], "ignored");
+    assert_eq!(
+        scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
+        1
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unconfigured_payments_are_503_and_provider_failures_502() {
+    let app = TestApp::start("pay_unconfigured").await;
+    let erin = user_token("erin");
+    let cb = callback(KEY_SECRET, "plink_X", "aq_x", "paid", "pay_X");
+    for req in [
+        app.post("/v1/payments/razorpay/links", &erin)
+            .json(&json!({"product": "pro_week"})),
+        app.post("/v1/payments/razorpay/verify", &erin).json(&cb),
+        app.client.post(app.url("/v1/webhooks/razorpay")).body("{}"),
+        app.client.post(app.url("/v1/webhooks/stripe")).body("{}"),
+    ] {
+        let p = problem(req.send().await.unwrap(), 503).await;
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("payments not configured"),
+            "{p}"
+        );
+    }
+    app.stop().await;
+
+    let (app, mock) = razorpay_app("pay_upstream").await;
+    mock.set_failing(true);
+    let res = app
+        .post("/v1/payments/razorpay/links", &erin)
+        .json(&json!({"product": "pro_week"}))
+        .send()
+        .await
+        .unwrap();
+    let p = problem(res, 502).await;
+    let text = p.to_string();
+    assert!(
+        !text.contains(KEY_SECRET) && !text.contains(KEY_ID) && !text.contains("trouble"),
+        "{text}"
+    );
+    mock.set_failing(false);
+    let link = create_link(&app, &erin, "pro_month").await;
+    assert_eq!(
+        (link["amount"].clone(), link["currency"].clone()),
+        (json!(1900), json!("USD"))
+    );
+    let plink = link["payment_link_id"].as_str().unwrap().to_string();
+    mock.pay(&plink, "pay_Erin0001", 1900);
+    mock.set_failing(true);
+    let cb = callback(
+        KEY_SECRET,
+        &plink,
+        link["reference_id"].as_str().unwrap(),
+        "paid",
+        "pay_Erin0001",
+    );
+    let res = app
+        .post("/v1/payments/razorpay/verify", &erin)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 502).await;
+    assert_eq!(
+        scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
+        0
+    );
+    // Once Razorpay answers again, the same callback applies.
+    mock.set_failing(false);
+    let res = app
+        .post("/v1/payments/razorpay/verify", &erin)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["outcome"], "applied");
+    app.stop().await;
+
+    // Razorpay unreachable altogether.
+    let app = TestApp::start_with("pay_unreachable", |c| {
+        with_razorpay(c, &mock);
+        c.payments.razorpay_api_base = "http://127.0.0.1:9".into();
+    })
+    .await;
+    let res = app
+        .post("/v1/payments/razorpay/links", &erin)
+        .json(&json!({"product": "pro_week"}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 502).await;
+    app.stop().await;
+}
+
+const STRIPE_OLD: &str = "whsec_old_0123456789abcdefghij";
+const STRIPE_NEW: &str = "whsec_new_klmnopqrstuvwxyz0123";
+
+fn checkout_event(
+    id: &str,
+    kind: &str,
+    user: &str,
+    product: &str,
+    amount: i64,
+    intent: &str,
+    paid: &str,
+) -> String {
+    json!({
+        "id": id, "object": "event", "type": kind, "api_version": "2024-06-20", "created": now(),
+        "data": {"object": {
+            "id": format!("cs_test_{intent}"), "object": "checkout.session", "mode": "payment",
+            "client_reference_id": user, "metadata": {"product": product, "user_id": user},
+            "amount_total": amount, "currency": "usd", "payment_status": paid, "payment_intent": intent,
+        }},
+    })
+    .to_string()
+}
+
+async fn stripe(app: &TestApp, payload: &str, signature: Option<&str>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url("/v1/webhooks/stripe"))
+        .header("content-type", "application/json")
+        .body(payload.to_string());
+    if let Some(s) = signature {
+        req = req.header("stripe-signature", s);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
+    let app = TestApp::start_with("pay_stripe", |c| {
+        c.payments.stripe_webhook_secrets = vec![
+            aiquota_api::config::Secret::new(STRIPE_OLD),
+            aiquota_api::config::Secret::new(STRIPE_NEW),
+        ];
+    })
+    .await;
+
+    // Signed with the first secret: applied, 30 days of pro.
+    let before = Utc::now();
+    let e1 = checkout_event(
+        "evt_1",
+        "checkout.session.completed",
+        "sam",
+        "pro_month",
+        1900,
+        "pi_Sam1",
+        "paid",
+    );
+    let res = stripe(&app, &e1, Some(&stripe_header(STRIPE_OLD, now(), &e1))).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["result"], "applied");
+    let (plan, expires) = plan_of(&app.db, "sam").await;
+    assert_eq!(plan.as_deref(), Some("pro"));
+    assert!(
+        about(expires.unwrap(), before + Duration::days(30)),
+        "{expires:?}"
+    );
+    let res = app
+        .post("/v1/quota/consume", &user_token("sam"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(res).await["limit"], 50);
+
+    // Rotation: the header carries a signature with an old secret and one with the new; the second matches.
+    let e2 = checkout_event(
+        "evt_2",
+        "checkout.session.completed",
+        "tess",
+        "pro_month",
+        1900,
+        "pi_Tess1",
+        "paid",
+    );
+    let t = now();
+    let header = format!(
+        "t={t},v1={},v1={},v0={}",
+        hmac_hex("whsec_retired_secret", format!("{t}.{e2}").as_bytes()),
+        hmac_hex(STRIPE_NEW, format!("{t}.{e2}").as_bytes()),
+        hmac_hex(STRIPE_NEW, format!("{t}.{e2}").as_bytes()),
+    );
+    let res = stripe(&app, &e2, Some(&header)).await;
+    assert_eq!(body(res).await["result"], "applied");
+    assert_eq!(plan_of(&app.db, "tess").await.0.as_deref(), Some("pro"));
+
+    // The same event again, and the same payment under another event type: no second upgrade.
+    let res = stripe(&app, &e1, Some(&stripe_header(STRIPE_NEW, now(), &e1))).await;
+    assert_eq!(body(res).await["result"], "duplicate_event");
+    let e1b = checkout_event(
+        "evt_1b",
+        "checkout.session.async_payment_succeeded",
+        "sam",
+        "pro_month",
+        1900,
+        "pi_Sam1",
+        "paid",
+    );
+    let res = stripe(&app, &e1b, Some(&stripe_header(STRIPE_NEW, now(), &e1b))).await;
+    assert_eq!(body(res).await["result"], "duplicate");
+    assert_eq!(plan_of(&app.db, "sam").await.1, expires, "one pass only");
+
+    // Stale, future, unsigned, v0 only, tampered.
+    let e3 = checkout_event(
+        "evt_3",
+        "checkout.session.completed",
+        "uma",
+        "pro_month",
+        1900,
+        "pi_Uma1",
+        "paid",
+    );
+    let stale = stripe_header(STRIPE_NEW, now() - 301, &e3);
+    let p = problem(stripe(&app, &e3, Some(&stale)).await, 400).await;
+    assert!(p["detail"].as_str().unwrap().contains("tolerance"), "{p}");
+    problem(stripe(&app, &e3, None).await, 400).await;
+    let v0 = format!(
+        "t={t},v0={}",
+        hmac_hex(STRIPE_NEW, format!("{t}.{e3}").as_bytes())
+    );
+    problem(stripe(&app, &e3, Some(&v0)).await, 400).await;
+    let tampered = e3.replace("1900", "19");
+    problem(
+        stripe(
+            &app,
+            &tampered,
+            Some(&stripe_header(STRIPE_NEW, now(), &e3)),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(plan_of(&app.db, "uma").await.0, None);
+    // The refusal did not poison the event id: the genuine delivery (here from a clock slightly ahead) applies.
+    let res = stripe(&app, &e3, Some(&stripe_header(STRIPE_NEW, now() + 60, &e3))).await;
+    assert_eq!(body(res).await["result"], "applied");
+
+    // Unpaid sessions are acknowledged and ignored; a wrong amount is recorded as a mismatch without upgrade.
+    let e4 = checkout_event(
+        "evt_4",
+        "checkout.session.completed",
+        "vic",
+        "pro_month",
+        1900,
+        "pi_Vic1",
+        "unpaid",
+    );
+    let res = stripe(&app, &e4, Some(&stripe_header(STRIPE_NEW, now(), &e4))).await;
+    assert_eq!(body(res).await["result"], "ignored");
+    let e5 = checkout_event(
+        "evt_5",
+        "checkout.session.completed",
+        "vic",
+        "pro_month",
+        100,
+        "pi_Vic2",
+        "paid",
+    );
+    let res = stripe(&app, &e5, Some(&stripe_header(STRIPE_NEW, now(), &e5))).await;
+    assert_eq!(body(res).await["result"], "mismatch");
+    assert_eq!(
+        plan_of(&app.db, "vic")
+            .await
+            .0
+            .as_deref()
+            .filter(|p| *p == "pro"),
+        None
+    );
+
+    assert_eq!(
+        scalar(
+            &app.db,
+            "SELECT count(*) FROM quota.payments WHERE provider = 'stripe'"
+        )
+        .await,
+        4
+    );
+    assert_eq!(
+        scalar(
+            &app.db,
+            "SELECT count(*) FROM quota.payments WHERE provider = 'stripe' AND status = 'applied'"
+        )
+        .await,
+        3
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"aiquota_payments_total{provider="stripe",outcome="applied"} 3"#),
+        "{metrics}"
+    );
+    app.stop().await;
+}
