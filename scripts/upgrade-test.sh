@@ -121,6 +121,11 @@ run_from() {
   drop_dbs
   psql_db -d postgres -c "CREATE DATABASE $FRESH" -c "CREATE DATABASE $UPDATED"
   psql_db -d "$FRESH" -c "SET client_min_messages = warning" -c "CREATE EXTENSION aiquota"
+  # `cargo pgrx test` installs a test build over the same files; comparing against it would only show its tests.
+  if [ "$(psql_db -d "$FRESH" -tAc "SELECT to_regnamespace('tests') IS NOT NULL")" = t ]; then
+    log "FAILED: the installed aiquota is a \`cargo pgrx test\` build (it has a tests schema): reinstall it with make db"
+    exit 1
+  fi
 
   # The old version, with data written using only what it had. The .so is the current one for both versions, so
   # no C function is called before the update: accounts and ledger rows are written directly, as a restore would.
@@ -136,6 +141,12 @@ INSERT INTO quota.ledger (user_id, meter, amount, created_at, idempotency_key) V
     ('bob', 'ai_requests', 3, '2026-11-02 05:00:00+05', NULL),
     ('bob', 'ai_tokens', 1200, '2026-11-03 12:00:00+00', NULL),
     ('bob', 'ai_tokens', 800, '2026-11-03 13:00:00+00', NULL);
+-- An idempotency key with the decision as 0.1.0 stored it (no credits_used): a retry after the update replays it.
+INSERT INTO quota.idempotency_keys (user_id, key, meter, amount, decision, created_at) VALUES
+    ('alice', 'k1', 'ai_requests', 1, '{"allowed": true, "meter": "ai_requests", "plan": "free", "used": 1,
+      "limit": 10, "remaining": 9, "resets_at": "2026-11-02T00:00:00Z", "status": "normal", "reason": null,
+      "retry_after_s": null, "period": "day", "held": 0, "reservation_id": null, "expires_at": null}',
+     '2026-11-01 23:30:00+00');
 -- A reset row (not usage): it must stay out of the daily rollup.
 INSERT INTO quota.ledger (user_id, meter, amount, created_at, reset_period) VALUES
     ('alice', 'ai_requests', -3, '2026-11-02 12:00:00+00', 'day');
@@ -177,6 +188,8 @@ SELECT 'backfill: alice''s 1 November is wrong' WHERE NOT EXISTS (SELECT 1 FROM 
     WHERE user_id = 'alice' AND meter = 'ai_requests' AND day = '2026-11-01' AND amount = 3 AND requests = 2
       AND last_at = '2026-11-01 23:59:59+00' AND denials = 0);
 SELECT 'consume not allowed: ' || d::text FROM quota.consume('alice', 'ai_requests', 2) d WHERE NOT d.allowed;
+SELECT 'replay of a 0.1.0 key: ' || d::text FROM quota.consume('alice', 'ai_requests', 1, 'k1') d
+WHERE NOT (d.replayed AND d.allowed AND d.used = 1 AND d.credits_used = 0);
 SELECT 'consume by a new user not allowed: ' || d::text FROM quota.consume('dave', 'ai_tokens', 10) d
 WHERE NOT d.allowed OR d.credits_used IS DISTINCT FROM 0;
 SELECT 'verify: ' || v::text FROM quota.verify() v;
