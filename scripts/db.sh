@@ -43,7 +43,9 @@ HBA
   if [ -z "$installed" ]; then
     psql_db -d "$DBNAME" -c "CREATE EXTENSION aiquota"
   elif [ "$(cat "$DATA_DIR/aiquota.sql.sha256" 2>/dev/null)" != "$sum" ]; then
-    if psql_db -d "$DBNAME" -tAc "SELECT 1 FROM pg_available_extension_versions WHERE name='aiquota' AND version <> '$installed'" | grep -q 1; then
+    # An update only when there is a path from the installed version to the new default one; otherwise (same
+    # version, new build) the development database is recreated so it matches the code.
+    if psql_db -d "$DBNAME" -tAc "SELECT 1 FROM pg_extension_update_paths('aiquota') WHERE source = '$installed' AND target = (SELECT default_version FROM pg_available_extensions WHERE name = 'aiquota') AND path IS NOT NULL" | grep -q 1; then
       psql_db -d "$DBNAME" -c "ALTER EXTENSION aiquota UPDATE"
     else
       log "the extension's SQL changed without a version bump: recreating it in the development database"
