@@ -67,6 +67,8 @@ pub struct Config {
     pub body_limit: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// The metering proxy (`AIQUOTA_PROXY_*`); off when `None`.
+    pub proxy: Option<crate::proxy::ProxyConfig>,
     /// Payment providers; each part is optional and its routes answer 503 without it.
     pub payments: PaymentsConfig,
 }
@@ -119,6 +121,7 @@ impl Config {
             request_timeout: Duration::from_secs(10),
             body_limit: 64 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            proxy: None,
             payments: PaymentsConfig::default(),
         }
     }
@@ -211,6 +214,7 @@ impl Config {
                 Duration::from_secs(whole("AIQUOTA_SHUTDOWN_TIMEOUT_S", &s, 0, 3600)?);
         }
         c.payments = payments_from_lookup(&get)?;
+        c.proxy = crate::proxy::config::from_lookup(&get)?;
         Ok(c)
     }
 

@@ -12,6 +12,7 @@ pub mod jwks;
 pub mod metrics;
 pub mod payments;
 pub mod problem;
+pub mod proxy;
 pub mod routes;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -119,6 +120,9 @@ pub enum StartError {
     /// The listen address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// The metering proxy's HTTP client could not be built.
+    #[error("{0}")]
+    Proxy(String),
 }
 
 impl App {
@@ -127,6 +131,10 @@ impl App {
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(metrics::Metrics::default());
         let pool = db::pool(&config).map_err(StartError::Database)?;
+        let proxy = match &config.proxy {
+            Some(p) => Some(Arc::new(proxy::Proxy::new(p).map_err(StartError::Proxy)?)),
+            None => None,
+        };
         let verifier = Arc::new(auth::Verifier::new(&config));
         if verifier.jwks().is_some() {
             let v = verifier.clone();
@@ -153,7 +161,7 @@ impl App {
             config: Arc::new(config),
             shutdown,
         };
-        let router = router(state.clone());
+        let router = router(state.clone(), proxy);
         Ok(Self {
             listener,
             router,
@@ -201,7 +209,7 @@ impl App {
 }
 
 /// The router with every layer; the order of the layers is part of the behaviour (see comments).
-fn router(state: AppState) -> Router {
+fn router(state: AppState, proxy: Option<Arc<proxy::Proxy>>) -> Router {
     let (api, doc) = api_router().split_for_parts();
     let doc = Arc::new(doc);
     let timeout = state.config.request_timeout;
@@ -209,6 +217,8 @@ fn router(state: AppState) -> Router {
         // Inside the route: the timeout, then the matched route noted for the metrics.
         .route_layer(middleware::from_fn_with_state(timeout, time_limit))
         .route_layer(middleware::from_fn(metrics::route_label))
+        // The metering proxy after the route layers: its streams are bounded by its own timeout.
+        .merge(proxy::router(proxy))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(
             // Outermost first: request id, then the span that logs it, then metrics and problem bodies.

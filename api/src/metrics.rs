@@ -40,6 +40,8 @@ pub struct Metrics {
     retries: AtomicU64,
     payments: Mutex<BTreeMap<(String, String), u64>>,
     webhooks: Mutex<BTreeMap<(String, String), u64>>,
+    /// The metering proxy's counters.
+    pub proxy: crate::proxy::metrics::ProxyMetrics,
 }
 
 /// The route a response was produced by, copied from the request by [`route_label`] so the outer
@@ -223,6 +225,7 @@ impl Metrics {
             pool.max_size
         );
         let _ = writeln!(out, "aiquota_db_pool_waiting {}", pool.waiting);
+        self.proxy.render(&mut out);
         out
     }
 }

@@ -69,7 +69,8 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn from_row(r: &Row) -> Result<Self, tokio_postgres::Error> {
+    /// Reads a decision from a row of `quota.decision` (or `quota.reservation`).
+    pub(crate) fn from_row(r: &Row) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
             allowed: r.try_get("allowed")?,
             meter: r.try_get("meter")?,

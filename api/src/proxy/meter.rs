@@ -1,0 +1,205 @@
+//! The quota side of a charged call: two holds taken before forwarding (one `ai_requests`, the `ai_tokens`
+//! estimate), settled once when the call ends. Each reserve, commit and release is one prepared statement
+//! through [`Db::run`], so SQLSTATEs map as everywhere else.
+//!
+//! [`Holds`] is a guard: whichever way the call ends it is settled exactly once. The stream settles it
+//! explicitly; if it is dropped unsettled (the client went away while the upstream was still thinking) its
+//! `Drop` releases both holds in a spawned task. Should that fail too, the holds expire after their TTL.
+
+use std::{sync::Arc, time::Duration};
+
+use uuid::Uuid;
+
+use crate::{
+    db::{Db, DbError, Retry},
+    metrics::Metrics,
+    routes::quota::Decision,
+};
+
+/// Meter charged once per call.
+pub const REQUESTS: &str = "ai_requests";
+/// Meter charged with the tokens the call used.
+pub const TOKENS: &str = "ai_tokens";
+
+/// The result of reserving for a call.
+pub enum Reserved {
+    /// Both holds are taken; the decision is the `ai_requests` one (for the rate-limit headers).
+    Granted(Holds, Box<Decision>),
+    /// One of the meters refused; nothing is held any more.
+    Denied(Box<Decision>),
+}
+
+/// How a call's holds are settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Charge one request and this many tokens.
+    Commit {
+        /// Actual tokens (reported usage, else the estimate).
+        tokens: i64,
+    },
+    /// Charge nothing: the call failed or produced no output.
+    Release,
+}
+
+/// The open holds of one charged call.
+pub struct Holds {
+    db: Db,
+    metrics: Arc<Metrics>,
+    user: String,
+    requests: Uuid,
+    tokens: Option<Uuid>,
+    settled: bool,
+}
+
+/// Holds one `ai_requests` and `estimate` `ai_tokens` for `ttl`. If the tokens are refused, the request
+/// hold is released (awaited, so the next call sees it free) and the tokens decision is the answer.
+pub async fn reserve(
+    db: &Db,
+    metrics: &Arc<Metrics>,
+    user: &str,
+    estimate: i64,
+    ttl: Duration,
+) -> Result<Reserved, DbError> {
+    let (id, decision) = reserve_one(db, user, REQUESTS, 1, ttl).await?;
+    let Some(id) = id.filter(|_| decision.allowed) else {
+        metrics.decision(false);
+        return Ok(Reserved::Denied(Box::new(decision)));
+    };
+    // From here on the guard owns the request hold: an error or a dropped future releases it.
+    let mut holds = Holds {
+        db: db.clone(),
+        metrics: metrics.clone(),
+        user: user.to_string(),
+        requests: id,
+        tokens: None,
+        settled: false,
+    };
+    let (tokens, tokens_decision) = match reserve_one(db, user, TOKENS, estimate.max(1), ttl).await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            holds.settled = true;
+            settle(
+                &holds.db,
+                &holds.user,
+                holds.requests,
+                None,
+                Settle::Release,
+            )
+            .await;
+            return Err(e);
+        }
+    };
+    match tokens.filter(|_| tokens_decision.allowed) {
+        Some(t) => {
+            holds.tokens = Some(t);
+            metrics.decision(true);
+            Ok(Reserved::Granted(holds, Box::new(decision)))
+        }
+        None => {
+            holds.settled = true;
+            settle(
+                &holds.db,
+                &holds.user,
+                holds.requests,
+                None,
+                Settle::Release,
+            )
+            .await;
+            metrics.decision(false);
+            Ok(Reserved::Denied(Box::new(tokens_decision)))
+        }
+    }
+}
+
+async fn reserve_one(
+    db: &Db,
+    user: &str,
+    meter: &str,
+    amount: i64,
+    ttl: Duration,
+) -> Result<(Option<Uuid>, Decision), DbError> {
+    let ttl = ttl.as_secs_f64();
+    db.run(Retry::IfNotApplied, |c| async move {
+        let stmt = c
+            .prepare_cached(
+                "SELECT * FROM quota.reserve($1::text, $2::text, $3::bigint, \
+                 make_interval(secs => $4::float8), NULL::text)",
+            )
+            .await?;
+        let row = c.query_one(&stmt, &[&user, &meter, &amount, &ttl]).await?;
+        Ok((row.try_get("reservation_id")?, Decision::from_row(&row)?))
+    })
+    .await
+}
+
+impl Holds {
+    /// Settles the holds in the background (the response has been handed over by now) and counts the
+    /// outcome under `outcome`.
+    pub fn finish(mut self, how: Settle, outcome: &'static str) {
+        self.settled = true;
+        self.metrics.proxy.count("charged", outcome);
+        spawn_settle(
+            self.db.clone(),
+            self.user.clone(),
+            self.requests,
+            self.tokens,
+            how,
+        );
+    }
+}
+
+impl Drop for Holds {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.metrics.proxy.count("charged", "released");
+            spawn_settle(
+                self.db.clone(),
+                self.user.clone(),
+                self.requests,
+                self.tokens,
+                Settle::Release,
+            );
+        }
+    }
+}
+
+fn spawn_settle(db: Db, user: String, requests: Uuid, tokens: Option<Uuid>, how: Settle) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn(async move { settle(&db, &user, requests, tokens, how).await });
+        }
+        Err(_) => {
+            tracing::warn!(%requests, "no runtime to settle the proxy holds; they expire with their TTL")
+        }
+    }
+}
+
+/// Commits or releases both holds, one statement each. A failure is logged; the hold then expires.
+async fn settle(db: &Db, user: &str, requests: Uuid, tokens: Option<Uuid>, how: Settle) {
+    let steps = match how {
+        Settle::Commit { tokens: n } => [(Some(requests), Some(1)), (tokens, Some(n.max(0)))],
+        Settle::Release => [(Some(requests), None), (tokens, None)],
+    };
+    for (id, actual) in steps {
+        let Some(id) = id else { continue };
+        let result = db
+            .run(Retry::IfNotApplied, |c| async move {
+                let stmt = match actual {
+                    Some(_) => c.prepare_cached(
+                        "SELECT state FROM quota.commit($1::uuid, $2::bigint, $3::text)",
+                    ),
+                    None => c.prepare_cached("SELECT state FROM quota.release($1::uuid, $2::text)"),
+                }
+                .await?;
+                match actual {
+                    Some(n) => c.query_one(&stmt, &[&id, &n, &user]).await,
+                    None => c.query_one(&stmt, &[&id, &user]).await,
+                }
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(reservation = %id, error = %e, "could not settle a proxy hold; it expires with its TTL");
+        }
+    }
+}
