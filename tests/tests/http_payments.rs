@@ -476,7 +476,9 @@ async fn forged_tampered_or_unsigned_deliveries_record_nothing() {
     ] {
         let mut t = cb.clone();
         let v = t[field].as_str().unwrap().to_string();
-        t[field] = json!(format!("{}0", &v[..v.len() - 1]));
+        // Change the last character (to one it is not), keeping the format.
+        let last = if v.ends_with('0') { '1' } else { '0' };
+        t[field] = json!(format!("{}{last}", &v[..v.len() - 1]));
         let res = app
             .post("/v1/payments/razorpay/verify", &dave)
             .json(&t)
@@ -834,5 +836,79 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
         metrics.contains(r#"aiquota_payments_total{provider="stripe",outcome="applied"} 3"#),
         "{metrics}"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_whose_attach_was_lost_still_pays_and_routes_are_documented() {
+    let (app, mock) = razorpay_app("pay_unattached").await;
+    let fay = user_token("fay");
+    let link = create_link(&app, &fay, "pro_week").await;
+    let plink = link["payment_link_id"].as_str().unwrap().to_string();
+    let reference = link["reference_id"].as_str().unwrap().to_string();
+    // As if the API had died between creating the link and storing its id.
+    sql(&app.db)
+        .await
+        .execute(
+            "UPDATE quota.orders SET provider_ref = NULL WHERE reference_id = $1",
+            &[&reference],
+        )
+        .await
+        .unwrap();
+    let paid = mock.pay(&plink, "pay_Fay0001", 49900);
+    let event = link_paid_event(&paid, "pay_Fay0001");
+    let res = webhook(
+        &app,
+        &event,
+        Some(&hmac_hex(WEBHOOK_SECRET, event.as_bytes())),
+        "evt_fay",
+    )
+    .await;
+    assert_eq!(body(res).await["result"], "applied");
+    let stored: Option<String> = sql(&app.db)
+        .await
+        .query_one(
+            "SELECT provider_ref FROM quota.orders WHERE reference_id = $1",
+            &[&reference],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored.as_deref(), Some(plink.as_str()));
+    // A callback naming another link for this order is refused.
+    let cb = callback(
+        KEY_SECRET,
+        "plink_Other0001",
+        &reference,
+        "paid",
+        "pay_Fay0002",
+    );
+    let res = app
+        .post("/v1/payments/razorpay/verify", &fay)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 404).await;
+
+    let doc = body(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    for path in [
+        "/v1/payments/razorpay/links",
+        "/v1/payments/razorpay/verify",
+        "/v1/webhooks/razorpay",
+        "/v1/webhooks/stripe",
+    ] {
+        assert!(
+            doc["paths"][path]["post"].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
     app.stop().await;
 }

@@ -9,6 +9,7 @@
 //! from the caller's request.
 
 pub mod razorpay;
+pub mod razorpay_routes;
 pub mod signature;
 pub mod stripe;
 
@@ -37,7 +38,7 @@ use crate::{
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    razorpay::router().merge(stripe::router())
+    razorpay_routes::router().merge(stripe::router())
 }
 
 /// Why a payment request failed; [`crate::problem`] picks the status (named on each variant).
