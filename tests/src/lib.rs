@@ -7,6 +7,7 @@ pub use postgres::{Client, NoTls};
 
 pub mod http;
 pub mod payments;
+pub mod proxy;
 
 /// The HTTP API's login role, created once per cluster (the same script `scripts/db.sh start` runs).
 const API_ROLE_SQL: &str = include_str!("../../scripts/api-role.sql");

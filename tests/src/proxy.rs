@@ -1,0 +1,271 @@
+//! Helpers for the proxy tests: a local fake AI runtime that answers like an OpenAI-compatible API (SSE chunks
+//! with usage in the final chunk, or a JSON completion) and like CopilotKit's runtime (`info`, AG-UI events),
+//! and records every request it receives. Tests steer it with `x-fake-*` request headers, which the proxy
+//! forwards like any other header:
+//!
+//! | header | effect |
+//! |---|---|
+//! | `x-fake-status: 500` | answer that status with a JSON error |
+//! | `x-fake-hang: 1` | never answer |
+//! | `x-fake-gate: 1` | after the first chunk, wait until the test opens [`FakeUpstream::gate`] |
+//! | `x-fake-delay-ms: n` | wait n ms between chunks |
+//! | `x-fake-usage: p,c` | report p prompt and c completion tokens (default 10,20) |
+//! | `x-fake-no-usage: 1` | report no usage |
+//! | `x-fake-break: 1` | break the stream off after the first chunk |
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Request, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json, Router,
+};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Notify};
+
+/// One request as the upstream saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The body as JSON (`Null` when it was not JSON).
+    pub body: Value,
+}
+
+#[derive(Clone)]
+struct Shared {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    gate: Arc<Notify>,
+}
+
+/// A running fake runtime on 127.0.0.1, port 0.
+pub struct FakeUpstream {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Opened with `notify_one` to let one gated stream go on.
+    pub gate: Arc<Notify>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeUpstream {
+    /// Starts the server.
+    pub async fn start() -> Self {
+        let shared = Shared {
+            seen: Arc::new(Mutex::new(Vec::new())),
+            gate: Arc::new(Notify::new()),
+        };
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new().fallback(answer).with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            base,
+            gate: shared.gate,
+            seen: shared.seen,
+            task,
+        }
+    }
+
+    /// Every request received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// How many requests were received.
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn flag(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn answer(State(s): State<Shared>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    s.seen.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        headers: parts.headers.clone(),
+        body: json.clone(),
+    });
+    let h = &parts.headers;
+    if flag(h, "x-fake-hang").is_some() {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    if let Some(code) = flag(h, "x-fake-status") {
+        let status = StatusCode::from_u16(code.parse().unwrap()).unwrap();
+        return (
+            status,
+            Json(json!({"error": {"message": "upstream exploded", "type": "server_error"}})),
+        )
+            .into_response();
+    }
+    let path = parts.uri.path();
+    if parts.method == "GET" {
+        return Json(
+            json!({"version": "1.0.0", "agents": {"default": {"description": "test agent"}}}),
+        )
+        .into_response();
+    }
+    let usage = match (flag(h, "x-fake-no-usage"), flag(h, "x-fake-usage")) {
+        (Some(_), _) => None,
+        (None, Some(pc)) => {
+            let (p, c) = pc.split_once(',').unwrap();
+            Some((p.parse::<i64>().unwrap(), c.parse::<i64>().unwrap()))
+        }
+        (None, None) => Some((10, 20)),
+    };
+    let usage_json = usage
+        .map(|(p, c)| json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}));
+    let generation = path.ends_with("/chat/completions");
+    let agent_run = json.get("method").and_then(Value::as_str) == Some("agent/run");
+    if generation && json.get("stream") != Some(&Value::Bool(true)) {
+        return Json(json!({"id": "cmpl-1", "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello world"}}],
+            "usage": usage_json}))
+        .into_response();
+    }
+    let chunks: Vec<String> = if generation {
+        let mut c: Vec<String> = ["Hel", "lo", " world"]
+            .iter()
+            .map(|t| {
+                format!(
+                    "data: {}\n\n",
+                    json!({"id": "c1", "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"content": t}}], "usage": null})
+                )
+            })
+            .collect();
+        if let Some(u) = usage_json {
+            c.push(format!(
+                "data: {}\n\n",
+                json!({"id": "c1", "choices": [], "usage": u})
+            ));
+        }
+        c.push("data: [DONE]\n\n".into());
+        c
+    } else if agent_run {
+        ["RUN_STARTED", "TEXT_MESSAGE_CONTENT", "RUN_FINISHED"]
+            .iter()
+            .map(|t| format!("data: {}\n\n", json!({"type": t, "delta": "hi"})))
+            .collect()
+    } else {
+        return Json(json!({"ok": true, "echo": json})).into_response();
+    };
+    let gate = flag(h, "x-fake-gate").is_some().then(|| s.gate.clone());
+    let broken = flag(h, "x-fake-break").is_some();
+    let delay = flag(h, "x-fake-delay-ms").map(|d| Duration::from_millis(d.parse().unwrap()));
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    tokio::spawn(async move {
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            if i > 0 {
+                if let Some(d) = delay {
+                    tokio::time::sleep(d).await;
+                }
+            }
+            if i == 1 {
+                if broken {
+                    // Let the first chunk reach the proxy before the connection is torn down.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = tx.send(Err(std::io::Error::other("upstream broke"))).await;
+                    return;
+                }
+                if let Some(g) = &gate {
+                    g.notified().await;
+                }
+            }
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// The upstream key the tests configure (`Authorization: Bearer ...` towards the upstream).
+pub const UPSTREAM_KEY: &str = "Bearer sk-upstream-test-key-0042";
+
+/// A proxy configuration pointing at `base`, adding [`UPSTREAM_KEY`] as `Authorization`.
+pub fn proxy_config(base: &str) -> aiquota_api::proxy::ProxyConfig {
+    let mut p = aiquota_api::proxy::ProxyConfig::new(base);
+    p.upstream_header = Some((
+        axum::http::header::AUTHORIZATION,
+        aiquota_api::config::Secret::new(UPSTREAM_KEY),
+    ));
+    p
+}
+
+/// One reservation of a user: meter, state, amount held, actual, charged.
+pub type ReservationRow = (String, String, i64, Option<i64>, Option<i64>);
+
+/// Waits (up to 5 s) until none of `user`'s reservations is held any more (the proxy settles in the
+/// background once the response has ended), then returns them all, oldest first.
+pub async fn settled(db: &tokio_postgres::Client, user: &str) -> Vec<ReservationRow> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows = db
+            .query(
+                "SELECT meter, state, amount, actual, charged FROM quota.reservations \
+                 WHERE user_id = $1 ORDER BY created_at, meter",
+                &[&user],
+            )
+            .await
+            .unwrap();
+        let rows: Vec<ReservationRow> = rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect();
+        if rows.iter().all(|r| r.1 != "held") {
+            return rows;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still held: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `used` of `user`'s window of `meter` (from `quota.status`).
+pub async fn used(db: &tokio_postgres::Client, user: &str, meter: &str) -> i64 {
+    db.query_one(
+        "SELECT used FROM quota.status($1) WHERE meter = $2 ORDER BY period LIMIT 1",
+        &[&user, &meter],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
