@@ -140,15 +140,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// (method, path below the prefix, body, expected class label, expected rule, expected max_tokens)
-    fn table() -> Vec<(
+    /// One row: method, path below the prefix, body, expected class label, rule and max_tokens.
+    type Row = (
         Method,
         &'static str,
         Value,
         &'static str,
         &'static str,
         Option<i64>,
-    )> {
+    );
+
+    fn table() -> Vec<Row> {
         let run_input = json!({"threadId": "t-1", "runId": "r-1", "state": {},
             "messages": [{"id": "m-1", "role": "user", "content": "Summarise my notes"}],
             "tools": [], "context": [], "forwardedProps": {}});

@@ -171,7 +171,10 @@ async fn handle(
         estimate,
     );
     let mut response = respond(status, headers, Body::from_stream(body));
-    headers::rate_limit(response.headers_mut(), &decision);
+    if status.is_success() {
+        // The request decision's window, as on a consume (a failed call is released, so it gets none).
+        headers::rate_limit(response.headers_mut(), &decision);
+    }
     response
 }
 
