@@ -521,3 +521,71 @@ async fn twenty_concurrent_streams_for_ten_a_day_let_exactly_ten_through() {
     assert_eq!(bad, 0);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browsers_on_an_allowed_origin_get_cors_headers_even_on_a_denial() {
+    let upstream = FakeUpstream::start().await;
+    let base = upstream.base.clone();
+    let app = TestApp::start_with("proxy_cors", move |c| {
+        let mut p = proxy_config(&base);
+        p.cors_origins = vec!["https://app.example.com".into()];
+        c.proxy = Some(p);
+    })
+    .await;
+    // A preflight carries no token: answered by the proxy, never forwarded.
+    let res = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/proxy"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let allowed = res.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    assert_eq!(upstream.count(), 0);
+    // A denial is readable by the page: its status and the exposed headers.
+    let token = user_token("hana");
+    let res = app
+        .post(CHAT, &token)
+        .header("origin", "https://app.example.com")
+        .json(&chat(true, Some(50_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let exposed = res.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("ratelimit") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+    problem(res, 403).await;
+    // Another origin gets no CORS grant.
+    let res = app
+        .post(CHAT, &token)
+        .header("origin", "https://evil.example")
+        .json(&chat(false, Some(10)))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}

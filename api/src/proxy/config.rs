@@ -35,6 +35,8 @@ pub struct ProxyConfig {
     pub timeout: Duration,
     /// Largest request body forwarded (the proxy reads it to classify the call).
     pub body_limit: usize,
+    /// Browser origins allowed to call the proxy (CORS); `*` for any; empty for none (same origin only).
+    pub cors_origins: Vec<String>,
 }
 
 impl ProxyConfig {
@@ -48,6 +50,7 @@ impl ProxyConfig {
             deny_status: StatusCode::FORBIDDEN,
             timeout: Duration::from_secs(300),
             body_limit: 1024 * 1024,
+            cors_origins: Vec::new(),
         }
     }
 
@@ -125,7 +128,45 @@ pub fn from_lookup(
     if let Some(s) = get("AIQUOTA_PROXY_BODY_LIMIT_KB") {
         p.body_limit = number("AIQUOTA_PROXY_BODY_LIMIT_KB", &s, 1, 64 * 1024)? as usize * 1024;
     }
+    if let Some(list) = get("AIQUOTA_PROXY_CORS_ORIGINS") {
+        p.cors_origins = cors_origins(&list)?;
+    }
     Ok(Some(p))
+}
+
+/// `*`, or a comma-separated list of origins like `https://app.example.com` (scheme, host, port; no path).
+fn cors_origins(list: &str) -> Result<Vec<String>, ConfigError> {
+    let origins: Vec<String> = list
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins == ["*"] {
+        return Ok(origins);
+    }
+    for o in &origins {
+        let host = o
+            .strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"));
+        let ok = host.is_some_and(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']'))
+        });
+        if !ok {
+            return Err(invalid(
+                "AIQUOTA_PROXY_CORS_ORIGINS",
+                format!("{o:?} is not an origin like https://app.example.com (or use * alone)"),
+            ));
+        }
+    }
+    if origins.is_empty() {
+        return Err(invalid(
+            "AIQUOTA_PROXY_CORS_ORIGINS",
+            "names no origin".into(),
+        ));
+    }
+    Ok(origins)
 }
 
 /// An http(s) base URL without a trailing slash, query or fragment. The value is not quoted in the message:
@@ -237,10 +278,18 @@ mod tests {
                 "AIQUOTA_PROXY_UPSTREAM_HEADER_VALUE",
                 "Bearer sk-very-secret",
             ),
+            (
+                "AIQUOTA_PROXY_CORS_ORIGINS",
+                "https://app.example.com/, http://localhost:3000",
+            ),
         ]))
         .unwrap()
         .unwrap();
         assert_eq!(p.prefix, "/ai");
+        assert_eq!(
+            p.cors_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
         assert_eq!(p.deny_status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(p.default_tokens, 250);
         assert_eq!(p.timeout, Duration::from_secs(30));
@@ -275,6 +324,14 @@ mod tests {
             (
                 vec![up, ("AIQUOTA_PROXY_PREFIX", "/v1")],
                 "AIQUOTA_PROXY_PREFIX",
+            ),
+            (
+                vec![up, ("AIQUOTA_PROXY_CORS_ORIGINS", "app.example.com")],
+                "AIQUOTA_PROXY_CORS_ORIGINS",
+            ),
+            (
+                vec![up, ("AIQUOTA_PROXY_CORS_ORIGINS", "*, https://a.example")],
+                "AIQUOTA_PROXY_CORS_ORIGINS",
             ),
             (
                 vec![up, ("AIQUOTA_PROXY_DENY_STATUS", "402")],

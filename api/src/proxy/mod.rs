@@ -20,13 +20,14 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::{header, StatusCode},
+    http::{header, HeaderName, StatusCode},
     middleware,
     response::{IntoResponse, Response},
     routing::any,
     Extension, Router,
 };
 use futures_util::StreamExt;
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders};
 
 pub use config::ProxyConfig;
 
@@ -69,11 +70,44 @@ pub fn router(proxy: Option<Arc<Proxy>>) -> Router<AppState> {
         return Router::new();
     };
     let prefix = proxy.config.prefix.clone();
-    Router::new()
+    let cors = cors(&proxy.config.cors_origins);
+    let router = Router::new()
         .route(&prefix, any(handle))
         .route(&format!("{prefix}/{{*rest}}"), any(handle))
         .route_layer(middleware::from_fn(crate::metrics::route_label))
-        .layer(Extension(proxy))
+        .layer(Extension(proxy));
+    match cors {
+        Some(c) => router.layer(c),
+        None => router,
+    }
+}
+
+/// CORS for browser apps on other origins (`AIQUOTA_PROXY_CORS_ORIGINS`): preflights are answered here,
+/// before authentication (a preflight carries no token), and every answer, a denial included, carries the
+/// headers, so the browser shows the client the real status (a 403, not a network error). The token is a
+/// header, not a cookie, so credentials mode is not needed.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods(AllowMethods::mirror_request())
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers(ExposeHeaders::list([
+                header::RETRY_AFTER,
+                HeaderName::from_static("ratelimit"),
+                HeaderName::from_static("ratelimit-policy"),
+                HeaderName::from_static("x-request-id"),
+            ]))
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 async fn handle(
