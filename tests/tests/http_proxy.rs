@@ -589,3 +589,52 @@ async fn browsers_on_an_allowed_origin_get_cors_headers_even_on_a_denial() {
     assert!(res.headers().get("access-control-allow-origin").is_none());
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_leaves_mid_stream_pays_for_what_it_got() {
+    let upstream = FakeUpstream::start().await;
+    let app = start("proxy_client_gone", &upstream).await;
+    let token = user_token("ivan");
+    let res = app
+        .post(CHAT, &token)
+        .header("x-fake-gate", "1")
+        .json(&chat(true, Some(60)))
+        .send()
+        .await
+        .unwrap();
+    let mut body = res.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(std::str::from_utf8(&first).unwrap().contains("Hel"));
+    // The client goes away while the upstream is still generating: output was sent, so the request and the
+    // estimate (no usage was reported yet) are charged.
+    drop(body);
+    let db = sql(&app.db).await;
+    let rows = settled(&db, "ivan").await;
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "ai_requests".into(),
+                "committed".into(),
+                1,
+                Some(1),
+                Some(1)
+            ),
+            (
+                "ai_tokens".into(),
+                "committed".into(),
+                60,
+                Some(60),
+                Some(60)
+            ),
+        ]
+    );
+    let m = metrics(&app).await;
+    assert!(
+        m.contains(
+            "aiquota_proxy_requests_total{class=\"charged\",outcome=\"committed_partial\"} 1"
+        ),
+        "{m}"
+    );
+    app.stop().await;
+}
