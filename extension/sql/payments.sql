@@ -234,10 +234,13 @@ BEGIN
         END IF;
     END IF;
 
+    -- The price is the one the user was asked to pay: the order's when there is one (a later price change
+    -- must not turn a correct payment into a mismatch), else the product's.
+    v_status := CASE WHEN p_amount = COALESCE(v_order.amount, v_product.amount)
+                          AND p_currency = COALESCE(v_order.currency, v_product.currency)
+                     THEN 'applied' ELSE 'mismatch' END;
     -- The payment row is the once-only gate: a concurrent duplicate waits here for the first to commit, then
     -- finds it and changes nothing.
-    v_status := CASE WHEN p_amount = v_product.amount AND p_currency = v_product.currency
-                     THEN 'applied' ELSE 'mismatch' END;
     INSERT INTO quota.payments AS p (provider, payment_id, user_id, product, amount, currency, status, order_ref,
                                      raw, created_at)
     VALUES (p_provider, p_payment_id, p_user, p_product, p_amount, p_currency, v_status, p_order,
@@ -250,8 +253,9 @@ BEGIN
         RETURN;
     END IF;
     IF v_status = 'mismatch' THEN
-        RAISE WARNING 'payment %/% of % % does not match product % (% %); recorded, plan not changed',
-            p_provider, p_payment_id, p_amount, p_currency, p_product, v_product.amount, v_product.currency;
+        RAISE WARNING 'payment %/% of % % does not match the price of % (% %); recorded, plan not changed',
+            p_provider, p_payment_id, p_amount, p_currency, p_product,
+            COALESCE(v_order.amount, v_product.amount), COALESCE(v_order.currency, v_product.currency);
         RETURN QUERY SELECT 'mismatch'::text, v_status, p_user, NULL::text, NULL::timestamptz;
         RETURN;
     END IF;
@@ -282,8 +286,9 @@ $$;
 COMMENT ON FUNCTION quota.record_payment(text, text, text, text, bigint, text, jsonb, text) IS
     'Records a verified payment and assigns the product''s plan in one transaction, exactly once per provider '
     'and payment id: outcome applied (plan assigned; a pass extends a running pass of the same plan), duplicate '
-    '(already recorded; nothing changes) or mismatch (amount or currency differ from the product: recorded, no '
-    'plan change). With p_order, the order must be for the same provider, user and product, and becomes paid.';
+    '(already recorded; nothing changes) or mismatch (amount or currency differ from the price: the order''s '
+    'when p_order is given, else the product''s; recorded, no plan change). With p_order, the order must be for '
+    'the same provider, user and product, and becomes paid.';
 
 REVOKE ALL ON FUNCTION quota._check_provider(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.define_product(text, text, interval, bigint, text, boolean, text) FROM PUBLIC;

@@ -83,6 +83,17 @@ fn orders_and_payments_reject_bad_input() {
 }
 
 #[pg_test]
+fn an_order_keeps_the_price_it_was_made_at() {
+    at("2026-03-10 12:00:00+00");
+    let order = one::<String>("SELECT reference_id FROM quota.create_order('razorpay', 'pay6', 'pro_week')").unwrap();
+    run("SELECT quota.define_product('pro_week', 'pro', '7 days', 59900, 'INR')");
+    let paid = pay(&format!("'razorpay', 'pay_6', 'pay6', 'pro_week', 49900, 'INR', '{{}}', '{order}'"));
+    assert_eq!(paid.0, "applied");
+    // Without an order, the current price applies.
+    assert_eq!(pay("'razorpay', 'pay_7', 'pay7', 'pro_week', 49900, 'INR'").0, "mismatch");
+}
+
+#[pg_test]
 fn a_permanent_product_assigns_without_expiry() {
     at("2026-03-10 12:00:00+00");
     run("SELECT quota.define_product('enterprise_forever', 'enterprise', NULL, 100000, 'USD')");
