@@ -74,40 +74,18 @@ pub async fn reserve(
         tokens: None,
         settled: false,
     };
-    let (tokens, tokens_decision) = match reserve_one(db, user, TOKENS, estimate.max(1), ttl).await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            holds.settled = true;
-            settle(
-                &holds.db,
-                &holds.user,
-                holds.requests,
-                None,
-                Settle::Release,
-            )
-            .await;
-            return Err(e);
-        }
-    };
-    match tokens.filter(|_| tokens_decision.allowed) {
-        Some(t) => {
+    let tokens = reserve_one(db, user, TOKENS, estimate.max(1), ttl).await;
+    match tokens {
+        Ok((Some(t), d)) if d.allowed => {
             holds.tokens = Some(t);
             metrics.decision(true);
             Ok(Reserved::Granted(holds, Box::new(decision)))
         }
-        None => {
-            holds.settled = true;
-            settle(
-                &holds.db,
-                &holds.user,
-                holds.requests,
-                None,
-                Settle::Release,
-            )
-            .await;
+        refused => {
+            holds.release_now().await;
+            let d = refused?.1;
             metrics.decision(false);
-            Ok(Reserved::Denied(Box::new(tokens_decision)))
+            Ok(Reserved::Denied(Box::new(d)))
         }
     }
 }
@@ -134,6 +112,19 @@ async fn reserve_one(
 }
 
 impl Holds {
+    /// Releases the holds and waits for it (so the caller's next call sees the budget free again).
+    async fn release_now(mut self) {
+        self.settled = true;
+        settle(
+            &self.db,
+            &self.user,
+            self.requests,
+            self.tokens,
+            Settle::Release,
+        )
+        .await;
+    }
+
     /// Settles the holds in the background (the response has been handed over by now) and counts the
     /// outcome under `outcome`.
     pub fn finish(mut self, how: Settle, outcome: &'static str) {
