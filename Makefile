@@ -51,3 +51,7 @@ test-integration: ## concurrency and invariant tests with real sessions against 
 
 clean: db-stop
 	rm -rf .data target
+
+.PHONY: bench
+bench: ## benchmarks on a separate bench cluster (port 55442); writes docs/benchmarks.md and bench/results.json. BENCH_QUICK=1 for a ~3 min run. Not part of `make test`.
+	@scripts/bench.sh run
