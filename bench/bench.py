@@ -249,20 +249,23 @@ def cmd_report(runs_path, machine_path, notes_path, results_path, md_path):
             cells = [name]
             if extra_col:
                 cells.append(f"{r.get('ledger_rows', 0):,}")
-            cells += [r["sync"], str(r.get("clients", "")), fmt(r.get("tps")), fmt(r.get("p50_ms"), 2),
+            if r.get("of_saturation"):
+                rt = f"{r['of_saturation']:.2f} of saturation"
+            tput = f"{r['tps']:,.0f}" if r.get("tps") is not None else "–"
+            cells += [r["sync"], str(r.get("clients", "")), tput, fmt(r.get("p50_ms"), 2),
                       fmt(r.get("p99_ms"), 2), rt]
             L.append("| " + " | ".join(cells) + " |")
         L.append("")
         if sc == "s3":
             for r in rows:
-                if r["contender"] == "consume" and r.get("db_size"):
-                    L.append(f"- {r['ledger_rows']:,} ledger rows (sync {r['sync']}): database size {r['db_size']}.")
+                if r["contender"] == "consume" and r.get("db_size") and r["sync"] == syncs[0]:
+                    L.append(f"- {r['ledger_rows']:,} ledger rows: database size {r['db_size']}.")
             L.append("")
         if sc == "s5":
             for r in rows:
                 if r.get("rss_idle_kb"):
                     L.append(f"- API memory (sync {r['sync']}, {r['contender']}): RSS {r['rss_idle_kb'] / 1024:.1f} MiB "
-                             f"idle before the run, peak {r['rss_peak_kb'] / 1024:.1f} MiB under load.")
+                             f"once started, peak {r['rss_peak_kb'] / 1024:.1f} MiB under load.")
             L.append("")
 
     if notes:

@@ -19,6 +19,7 @@
 #   BENCH_KEEP=1           leave the bench cluster and Redis running afterwards
 # Usage: scripts/bench.sh [run | stop]
 source "$(dirname "$0")/env.sh"
+shopt -s inherit_errexit
 
 BENCH_SRC="$ROOT/bench"
 WORK="$DATA_DIR/bench"
@@ -72,14 +73,41 @@ tools() {
 # What the bench databases were built from: the installed extension script and bench/sql. A change rebuilds them.
 ext_sha() {
   local v; v="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml")"
-  cat "$("$PG_CONFIG" --sharedir)/extension/aiquota--$v.sql" "$BENCH_SRC/sql/template.sql" "$BENCH_SRC/sql/ledger.sql" |
+  cat "$("$SPG_CONFIG" --sharedir)/extension/aiquota--$v.sql" "$BENCH_SRC/sql/template.sql" "$BENCH_SRC/sql/ledger.sql" |
     sha256sum | cut -c1-16
 }
 
 # The installed library: its checksum (it must not change during a run) and whether it is a debug build.
-so_path() { echo "$("$PG_CONFIG" --pkglibdir)/aiquota.so"; }
+so_path() { echo "$("$SPG_CONFIG" --pkglibdir)/aiquota.so"; }
 so_sha() { sha256sum "$(so_path)" | cut -c1-16; }
-so_kind() { if nm "$(so_path)" 2>/dev/null | grep -q precondition_check; then echo debug; else echo release; fi; }
+# Debug builds keep Rust's precondition checks as symbols. (grep -c, not -q: -q makes nm die of SIGPIPE under pipefail.)
+so_kind() { if [ "$(nm "$(so_path)" 2>/dev/null | grep -c precondition_check || true)" -gt 0 ]; then echo debug; else echo release; fi; }
+
+# The bench cluster runs a private snapshot of the installed PostgreSQL and aiquota (bin, lib, share under
+# .data/bench/pgroot; PostgreSQL finds its lib and share directories relative to its binary). Two reasons: a
+# reinstall of the extension during a run (`make test` installs its build) would otherwise replace aiquota.so
+# under running backends, which crash with SIGBUS, and one run must measure one build. Taken while the bench
+# cluster is stopped, from a library that did not change while it was copied.
+snapshot() {
+  local root="$WORK/pgroot" d before after
+  cluster_stop
+  for _ in 1 2 3 4 5; do
+    before="$(sha256sum "$("$PG_CONFIG" --pkglibdir)/aiquota.so" | cut -c1-16)"
+    rm -rf "$root"
+    for d in "$("$PG_CONFIG" --bindir)" "$("$PG_CONFIG" --pkglibdir)" "$("$PG_CONFIG" --sharedir)"; do
+      mkdir -p "$root$(dirname "$d")" && cp -a "$d" "$root$(dirname "$d")/"
+    done
+    after="$(sha256sum "$("$PG_CONFIG" --pkglibdir)/aiquota.so" | cut -c1-16)"
+    [ "$before" = "$after" ] && [ "$(sha256sum "$root$("$PG_CONFIG" --pkglibdir)/aiquota.so" | cut -c1-16)" = "$after" ] && break
+    sleep 5
+  done
+  SPGBIN="$root$("$PG_CONFIG" --bindir)"
+  SPG_CONFIG="$SPGBIN/pg_config"
+  [ "$("$SPG_CONFIG" --pkglibdir)" = "$root$("$PG_CONFIG" --pkglibdir)" ] ||
+    { echo "this PostgreSQL does not relocate: $("$SPG_CONFIG" --pkglibdir)" >&2; exit 1; }
+}
+SPGBIN="$WORK/pgroot$("$PG_CONFIG" --bindir)"
+SPG_CONFIG="$SPGBIN/pg_config"
 
 cluster_start() {
   mkdir -p "$WORK"
@@ -88,7 +116,7 @@ cluster_start() {
     mkdir -p "$BPGDATA" "$WORK/run"
     [ "$(id -u)" = 0 ] && chown "$RUNAS" "$BPGDATA" "$WORK/run"
     chmod 700 "$BPGDATA"
-    as_pg "$PGBIN/initdb" -D "$BPGDATA" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    as_pg "$SPGBIN/initdb" -D "$BPGDATA" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     printf 'local all all trust\nhost all all 127.0.0.1/32 trust\n' >"$BPGDATA/pg_hba.conf"
   fi
   # The tuning lives in one file; the cluster reads a copy (it may not be able to read the checkout).
@@ -101,9 +129,9 @@ port = $PGPORT
 unix_socket_directories = '$WORK/run'
 CONF
   [ "$(id -u)" = 0 ] && chown "$RUNAS" "$BPGDATA/postgresql.auto.conf" "$WORK/run"
-  if ! as_pg "$PGBIN/pg_ctl" -D "$BPGDATA" status >/dev/null 2>&1; then
+  if ! as_pg "$SPGBIN/pg_ctl" -D "$BPGDATA" status >/dev/null 2>&1; then
     log "starting the bench cluster on 127.0.0.1:$PGPORT"
-    as_pg "$PGBIN/pg_ctl" -D "$BPGDATA" -l "$BPGDATA/server.log" -w -t 120 start >/dev/null
+    as_pg "$SPGBIN/pg_ctl" -D "$BPGDATA" -l "$BPGDATA/server.log" -w -t 120 start >/dev/null
   else
     bpsql -d postgres -c "SELECT pg_reload_conf()" >/dev/null
   fi
@@ -111,7 +139,10 @@ CONF
 
 cluster_stop() {
   if [ -f "$BPGDATA/PG_VERSION" ] && as_pg "$PGBIN/pg_ctl" -D "$BPGDATA" status >/dev/null 2>&1; then
-    as_pg "$PGBIN/pg_ctl" -D "$BPGDATA" -m fast -w stop >/dev/null && log "stopped the bench cluster"
+    # Fast shutdown; immediate when that hangs (seen after a backend crash during recovery). Benchmark data only.
+    as_pg "$PGBIN/pg_ctl" -D "$BPGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+      as_pg "$PGBIN/pg_ctl" -D "$BPGDATA" -m immediate -w -t 60 stop >/dev/null
+    log "stopped the bench cluster"
   fi
 }
 
@@ -157,8 +188,12 @@ build() {
   local src="$ROOT" target="$DATA_DIR/target-bench"
   if [ "${BENCH_FROM_HEAD:-0}" = 1 ]; then
     src="$WORK/src"
-    rm -rf "$src" && mkdir -p "$src"
-    (cd "$ROOT" && git archive HEAD) | tar -x -C "$src"
+    local head; head="$(cd "$ROOT" && git rev-parse HEAD)"
+    if [ "$(cat "$src/.bench-commit" 2>/dev/null)" != "$head" ]; then
+      rm -rf "$src" && mkdir -p "$src"
+      (cd "$ROOT" && git archive HEAD) | tar -x -C "$src"
+      echo "$head" >"$src/.bench-commit"
+    fi
   fi
   log "building the API (release) and the load driver"
   (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release -q -p aiquota-api)
@@ -318,8 +353,8 @@ s5() {
   local sync res idle peak think probe sat
   for sync in $SYNCS; do
     api_start "$sync"
-    wrk_run "$WARMUP" 0 >/dev/null
     idle="$(rss_kb "$API_PID")"
+    wrk_run "$WARMUP" 0 >/dev/null
     : >"$WORK/rss.txt"
     (while kill -0 "$API_PID" 2>/dev/null; do rss_kb "$API_PID" >>"$WORK/rss.txt"; sleep 0.2; done) &
     RSS_PID=$!
@@ -362,7 +397,7 @@ import json, os, platform, subprocess, sys
 def sh(c):
     try: return subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
     except Exception: return None
-settings = sh("""$PGBIN/psql -X -h 127.0.0.1 -p $PGPORT -U postgres -d postgres -tA -c "SELECT name || ' = ' || setting || COALESCE(unit, '') FROM pg_settings WHERE name IN ('shared_buffers','effective_cache_size','work_mem','wal_buffers','max_wal_size','checkpoint_timeout','fsync','full_page_writes','wal_sync_method','jit','max_connections','autovacuum') ORDER BY name" """).splitlines()
+settings = sh("""$PGBIN/psql -X -h 127.0.0.1 -p $PGPORT -U postgres -d postgres -tA -c "SELECT name || ' = ' || current_setting(name) FROM pg_settings WHERE name IN ('shared_buffers','effective_cache_size','work_mem','wal_buffers','max_wal_size','checkpoint_timeout','fsync','full_page_writes','wal_sync_method','jit','max_connections','autovacuum') ORDER BY name" """).splitlines()
 m = {
   "date": sh("date -u '+%Y-%m-%d %H:%M UTC'"),
   "quick": "${BENCH_QUICK:-0}" == "1",
@@ -385,7 +420,6 @@ PY
 }
 
 report() {
-  machine
   "$PY" "$BENCH_SRC/bench.py" report "$RUNS" "$WORK/machine.json" "$BENCH_SRC/notes.md" \
     "$BENCH_SRC/results.json" "$ROOT/docs/benchmarks.md"
   log "wrote bench/results.json and docs/benchmarks.md"
@@ -395,6 +429,7 @@ run() {
   tools
   build
   trap cleanup EXIT
+  snapshot
   cluster_start
   template
   api_role
@@ -403,16 +438,17 @@ run() {
   SO_SHA_START="$(so_sha)"
   local s
   for s in $SCENARIOS; do "s$s"; done
+  machine
   report
 }
 
 case "${1:-run}" in
   run) run ;;
   stop) api_stop; redis_stop; cluster_stop ;;
-  report) report ;;
+  report) report ;; # re-renders the report of the last run (e.g. after editing bench/notes.md)
   # Re-runs scenarios against the running bench cluster with the binaries already built (for iterating).
   again) API_BIN="$DATA_DIR/target-bench/release/aiquota-api"; DRIVER="$DATA_DIR/target-bench-driver/release/aiquota-bench-driver"
-    trap cleanup EXIT; cluster_start; template; api_role; fresh_main; : >"$RUNS"; SO_SHA_START="$(so_sha)"
-    for s in $SCENARIOS; do "s$s"; done; report ;;
+    trap cleanup EXIT; [ -x "$SPG_CONFIG" ] || snapshot; cluster_start; template; api_role; fresh_main; : >"$RUNS"; SO_SHA_START="$(so_sha)"
+    for s in $SCENARIOS; do "s$s"; done; machine; report ;;
   *) echo "usage: $0 [run | stop | report | again]" >&2; exit 2 ;;
 esac
