@@ -186,7 +186,7 @@ def cmd_report(runs_path, machine_path, notes_path, results_path, md_path):
     L.append("|---|---|")
     for k, label in [("cpu", "CPU"), ("nproc", "nproc"), ("memory", "Memory"), ("kernel", "Kernel"),
                      ("postgres", "PostgreSQL"), ("pgbench", "pgbench"), ("redis", "Redis"), ("wrk", "wrk"),
-                     ("aiquota_commit", "aiquota commit measured"), ("extension_build", "Extension library")]:
+                     ("aiquota_commit", "API built from commit"), ("extension_build", "Extension library")]:
         if machine.get(k) is not None:
             L.append(f"| {label} | {machine[k]} |")
     L.append("")
