@@ -93,6 +93,7 @@ SCENARIOS = [
 CONTENDERS = {
     "consume": "`quota.consume`",
     "floor": "plain `UPDATE counters SET used = used + 1` (floor)",
+    "minimal_writes": "for scale: consume's three writes in one small statement (fast-path sketch)",
     "count_today": "seed design: `COUNT(*)` today's ledger rows + INSERT",
     "one_store": "one store: BEGIN; consume; INSERT job; COMMIT",
     "one_store_cte": "one store, one statement (CTE: consume + INSERT job)",
@@ -228,10 +229,8 @@ def cmd_report(runs_path, machine_path, notes_path, results_path, md_path):
         L.append("|" + "---|" * (head.count("|") - 1))
         for r in rows:
             base = None
-            if sc == "s1" and r["contender"] == "consume":
-                base = get("s1", "floor", r["sync"])
-            elif sc == "s2" and r["contender"] == "consume":
-                base = get("s2", "floor", r["sync"])
+            if sc in ("s1", "s2") and r["contender"] != "floor":
+                base = get(sc, "floor", r["sync"])
             elif sc == "s3" and r["contender"] == "consume" and r.get("ledger_rows"):
                 base = get("s3", "consume", r["sync"], ledger_rows=0)
             elif sc == "s4" and r["contender"] != "two_store":

@@ -283,6 +283,7 @@ s1() {
   log "scenario 1: quota.consume vs the plain UPDATE floor, $USERS users, $CLIENTS clients"
   for sync in $SYNCS; do
     pgb "$(meta s1 consume "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main consume.sql
+    pgb "$(meta s1 minimal_writes "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main minimal_writes.sql
     pgb "$(meta s1 floor "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main floor.sql
   done
 }
@@ -291,6 +292,7 @@ s2() {
   log "scenario 2: hot user, $HOT_CLIENTS clients on one team budget vs one plain row"
   for sync in $SYNCS; do
     pgb "$(meta s2 consume "$sync" "$HOT_CLIENTS")" "$sync" "$HOT_CLIENTS" bench_main consume_hot.sql
+    pgb "$(meta s2 minimal_writes "$sync" "$HOT_CLIENTS")" "$sync" "$HOT_CLIENTS" bench_main minimal_writes_hot.sql
     pgb "$(meta s2 floor "$sync" "$HOT_CLIENTS")" "$sync" "$HOT_CLIENTS" bench_main floor_hot.sql
   done
 }
