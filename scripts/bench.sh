@@ -8,8 +8,8 @@
 # touches the development cluster (.data/pg, port 55432).
 #
 # Knobs (environment):
-#   BENCH_QUICK=1          3 s per run after 1 s of warm-up (~3-4 minutes once the 10M-row ledger exists)
-#   BENCH_DURATION=S       seconds measured per run (default 20, quick 3); BENCH_WARMUP=S (default 5, quick 1)
+#   BENCH_QUICK=1          3 s per run after 1 s of warm-up (~3-4 minutes once built and the 10M-row ledger exists)
+#   BENCH_DURATION=S       seconds measured per run (default 15, quick 3); BENCH_WARMUP=S (default 5, quick 1)
 #   BENCH_SYNC="on off"    synchronous_commit values to run
 #   BENCH_SCENARIOS="1 2 3 4 5 6"
 #   BENCH_LEDGER_SIZES="0 1000000 10000000"   history sizes of scenario 3 (generated once, then reused)
@@ -31,7 +31,7 @@ API_LISTEN="${AIQUOTA_BENCH_LISTEN:-127.0.0.1:58080}"
 JWT_SECRET="aiquota-bench-secret-not-for-production"
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then DURATION="${BENCH_DURATION:-3}"; WARMUP="${BENCH_WARMUP:-1}"
-else DURATION="${BENCH_DURATION:-20}"; WARMUP="${BENCH_WARMUP:-5}"; fi
+else DURATION="${BENCH_DURATION:-15}"; WARMUP="${BENCH_WARMUP:-5}"; fi
 SYNCS="${BENCH_SYNC:-on off}"
 SCENARIOS="${BENCH_SCENARIOS:-1 2 3 4 5 6}"
 LEDGER_SIZES="${BENCH_LEDGER_SIZES:-0 1000000 10000000}"
