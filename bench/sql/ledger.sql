@@ -14,9 +14,13 @@ SELECT 'u' || u, 'ai_requests', 1, '{"model": "gpt-4o-mini"}'::jsonb,
 FROM generate_series(1, 10000) AS u, generate_series(1, :rows / 10000) AS k
 ORDER BY u, k;
 
+-- Every user's day counter in the fixed "today" window, holding today's usage (zero when there is no history).
+DELETE FROM quota.counters WHERE meter = 'ai_requests';
 INSERT INTO quota.counters (user_id, meter, period, window_start, used)
-SELECT user_id, 'ai_requests', 'day', timestamptz '2026-01-15 00:00:00+00', sum(amount)
-FROM quota.ledger WHERE created_at >= timestamptz '2026-01-15 00:00:00+00' GROUP BY user_id;
+SELECT a.user_id, 'ai_requests', 'day', timestamptz '2026-01-15 00:00:00+00', COALESCE(t.used, 0)
+FROM quota.accounts a
+LEFT JOIN (SELECT user_id, sum(amount)::bigint AS used FROM quota.ledger
+           WHERE created_at >= timestamptz '2026-01-15 00:00:00+00' GROUP BY user_id) t USING (user_id);
 
 INSERT INTO quota.usage_daily (user_id, day, meter, amount, requests, last_at)
 SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, meter, sum(amount), count(*), max(created_at)
