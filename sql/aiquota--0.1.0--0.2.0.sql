@@ -133,6 +133,7 @@ DROP FUNCTION quota.release(uuid);
 CREATE FUNCTION quota.commit(p_reservation uuid, p_actual bigint, p_user text DEFAULT NULL)
 RETURNS quota.settlement
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'commit_wrapper';
 COMMENT ON FUNCTION quota.commit(uuid, bigint, text) IS
     'Settles a reservation at the actual amount: less than the hold frees the rest; more is charged up to what '
@@ -142,6 +143,7 @@ COMMENT ON FUNCTION quota.commit(uuid, bigint, text) IS
 
 CREATE FUNCTION quota.release(p_reservation uuid, p_user text DEFAULT NULL) RETURNS quota.settlement
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'release_wrapper';
 COMMENT ON FUNCTION quota.release(uuid, text) IS
     'Frees a reservation''s hold entirely (the AI call failed: nothing is charged). Errors as for quota.commit.';
@@ -150,6 +152,14 @@ REVOKE ALL ON FUNCTION quota.commit(uuid, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.release(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION quota.commit(uuid, bigint, text) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.release(uuid, text) TO quota_api;
+
+-- The engine's functions plan their prepared statements generically (see engine.sql): re-planning the consume
+-- statement on every call cost more than running it.
+ALTER FUNCTION quota.consume(text, text, bigint, text, jsonb) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION quota.check(text, text, bigint) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION quota.status(text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION quota.reserve(text, text, bigint, interval, text) SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION quota._ensure_account(text) SET plan_cache_mode = force_generic_plan;
 
 -- Same signatures, new bodies: replaced in place, which keeps their grants.
 CREATE OR REPLACE FUNCTION quota.assign_default_plan() RETURNS trigger

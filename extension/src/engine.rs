@@ -139,8 +139,8 @@ pub fn consume_with(
     // Credits are looked at only once the plan's allowance denies (so the common path never reads them), then
     // offered to a second attempt under the counter locks this transaction already holds.
     let mut credits_offered: Option<i64> = None;
-    // A first call may create the account, then the counter rows; a denial may recompute expired holds once and
-    // retry once with credits.
+    // A first call may create the account, then the counter rows or move them to the current window; a denial may
+    // recompute expired holds once and retry once with credits.
     for _ in 0..6 {
         let table = client.update(
             &st.consume,
@@ -241,8 +241,24 @@ pub fn consume_with(
                     &[
                         req.user.into(),
                         req.meter.into(),
-                        missing.into(),
+                        missing.clone().into(),
                         now.into(),
+                    ],
+                )?;
+                // New rows and rows still in an earlier window move to the current one, recounted.
+                client.update(
+                    &st.rollover,
+                    None,
+                    &[
+                        req.user.into(),
+                        req.meter.into(),
+                        req.amount.into(),
+                        req.key.into(),
+                        None::<JsonB>.into(),
+                        now.into(),
+                        default_plan.as_str().into(),
+                        default_tz.as_str().into(),
+                        missing.into(),
                     ],
                 )?;
             }

@@ -76,32 +76,30 @@ macro_rules! carry {
 }
 
 /// Whether the amount fits the window: usage plus held plus the amount within the limit (or no limit).
-/// With $11 the credits the user may spend (0 when none are offered), the part of the amount beyond the
-/// window's allowance must be payable from them; a window already past its limit (credits paid before) needs the
-/// whole amount from credits.
+/// Whether the amount fits a counter row already in the current window `win`: usage plus held plus the amount
+/// within the limit and the carried allowance. With $11 the credits the user may spend (0 when none are offered),
+/// the part beyond the allowance must be payable from them; a window already past its limit (credits paid
+/// before) needs the whole amount from credits.
 macro_rules! fits {
     () => {
-        concat!(
-            "(win.lim IS NULL OR LEAST($3, GREATEST(0, ",
-            window_used!("$2"),
-            " + c.held + $3 - win.lim - ",
-            carry!("$2"),
-            ")) <= $11)"
-        )
+        "(win.lim IS NULL OR LEAST($3, GREATEST(0, c.used + c.held + $3 - win.lim - c.carry)) <= $11)"
     };
 }
 
 /// The hot path, one statement: read the account and limits, lock the counter rows (in period order when a meter
-/// has several), move each row to the current window, add the amount where it fits or count a denial where it
-/// does not, and append the ledger row only when every window took the amount. Counter rows of periods the
-/// plan does not limit (left from another plan or an override) are kept in step too, so they are right the
+/// has several), add the amount where it fits or count a denial where it does not, and append the ledger row
+/// only when every window took the amount. Only rows already in the current window are touched: a row that is
+/// missing or still in an earlier window comes back with NULL used, and the engine creates it or moves it on
+/// (ROLLOVER) and tries again, so the rarely needed recount stays out of this statement. Counter rows of periods
+/// the plan does not limit (left from another plan or an override) are kept in step too, so they are right the
 /// moment a limit applies to them again. In hold mode ($9, for quota.reserve) the amount goes to `held` instead
 /// of `used` and a reservation row expiring at $10 replaces the ledger row.
 ///
 /// Params: $1 user, $2 meter, $3 amount, $4 idempotency key, $5 metadata, $6 now, $7 default plan, $8 default tz,
 /// $9 hold mode, $10 hold expiry, $11 credits on offer, $12 whether the burst limit applies (not to the charge
-/// of a commit, whose call was admitted at reserve). Returns no row when the account does not exist; one row with NULL period when
-/// the plan lacks the meter; otherwise one row per limit, with NULL used where the counter row does not exist yet.
+/// of a commit, whose call was admitted at reserve). Returns no row when the account does not exist; one row with
+/// NULL period when the plan lacks the meter; otherwise one row per limit, with NULL used where the counter row
+/// does not exist yet or is not in the current window.
 pub const CONSUME: &str = concat!(
     "WITH ",
     account_and_limits!(),
@@ -113,28 +111,21 @@ pub const CONSUME: &str = concat!(
     FOR UPDATE
 ), upd AS (
     UPDATE quota.counters c SET
-        window_start = win.ws,
-        used = "#,
-    window_used!("$2"),
-    r#" + CASE WHEN NOT $9 AND "#,
+        used = c.used + CASE WHEN NOT $9 AND "#,
     fits!(),
     r#" THEN $3 ELSE 0 END,
         held = c.held + CASE WHEN $9 AND "#,
     fits!(),
     r#" THEN $3 ELSE 0 END,
         held_until = CASE WHEN $9 THEN LEAST(c.held_until, $10) ELSE c.held_until END,
-        carry = "#,
-    carry!("$2"),
-    r#",
-        denied = CASE WHEN c.window_start = win.ws THEN c.denied ELSE 0 END
-             + CASE WHEN "#,
+        denied = c.denied + CASE WHEN "#,
     fits!(),
     r#" THEN 0 ELSE 1 END,
         last_denied = NOT "#,
     fits!(),
     r#"
     FROM win
-    WHERE c.user_id = $1 AND c.meter = $2 AND c.period = win.period
+    WHERE c.user_id = $1 AND c.meter = $2 AND c.period = win.period AND c.window_start = win.ws
       AND (SELECT count(*) FROM lk) >= 0
     RETURNING c.period, c.used, c.last_denied, c.held, c.held > 0 AND c.held_until <= $6 AS stale_holds, c.carry
 ), bcfg AS (
@@ -216,6 +207,29 @@ pub const ADD_COUNTERS: &str =
         FROM quota.reservations r \
         WHERE r.user_id = $1 AND r.meter = $2 AND r.state = 'held' AND r.expires_at > $4) h \
      ON CONFLICT (user_id, meter, period) DO NOTHING";
+
+/// Moves counter rows of the periods in $9 that are not in the current window into it: usage recounted from the
+/// ledger for the window so far, the carried allowance computed, denials zeroed. Runs once per row and window
+/// (or when a row missed usage), never on the hot path. A concurrent session doing the same finds the row
+/// already moved and leaves it. Params as CONSUME's $1..$8 ($3..$5 unused), $9 periods.
+pub const ROLLOVER: &str = concat!(
+    "WITH ",
+    account_and_limits!(),
+    r#"
+UPDATE quota.counters c SET
+    window_start = win.ws,
+    used = "#,
+    window_used!("$2"),
+    r#",
+    carry = "#,
+    carry!("$2"),
+    r#",
+    denied = 0,
+    last_denied = false
+FROM win
+WHERE c.user_id = $1 AND c.meter = $2 AND c.period = win.period AND c.period = ANY ($9)
+  AND c.window_start IS DISTINCT FROM win.ws"#
+);
 
 /// Gives a user without an account the default plan, exactly once however many sessions race.
 /// Params: $1 user, $2 default plan. Returns (created, plan_exists).
@@ -342,6 +356,7 @@ pub struct Prepared {
     pub undo: OwnedPreparedStatement,
     pub expire_holds: OwnedPreparedStatement,
     pub add_counters: OwnedPreparedStatement,
+    pub rollover: OwnedPreparedStatement,
     pub ensure_account: OwnedPreparedStatement,
     pub meter_and_plan_exist: OwnedPreparedStatement,
     pub read: OwnedPreparedStatement,
@@ -393,6 +408,10 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         undo: keep(UNDO, &[text, text, int8, texts, texts, boolean])?,
         expire_holds: keep(EXPIRE_HOLDS, &[text, text, tstz])?,
         add_counters: keep(ADD_COUNTERS, &[text, text, texts, tstz])?,
+        rollover: keep(
+            ROLLOVER,
+            &[text, text, int8, text, jsonb, tstz, text, text, texts],
+        )?,
         ensure_account: keep(ENSURE_ACCOUNT, &[text, text])?,
         meter_and_plan_exist: keep_read_only(METER_AND_PLAN_EXIST, &[text, text])?,
         read: keep_read_only(READ, &[text, text, tstz, text, text])?,
