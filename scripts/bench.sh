@@ -17,7 +17,8 @@
 #                          scenario 5 BENCH_HTTP_CONNECTIONS=16 (wrk connections = pgbench clients = API pool)
 #   BENCH_FROM_HEAD=1      build the API from the last commit (git archive HEAD) instead of the working tree
 #   BENCH_KEEP=1           leave the bench cluster and Redis running afterwards
-# Usage: scripts/bench.sh [run | stop]
+# Usage: scripts/bench.sh [run | stop | report | again]   (report: re-render the last run; again: re-run the
+#        scenarios without building, against the running bench cluster)
 source "$(dirname "$0")/env.sh"
 shopt -s inherit_errexit
 
@@ -131,7 +132,13 @@ CONF
   [ "$(id -u)" = 0 ] && chown "$RUNAS" "$BPGDATA/postgresql.auto.conf" "$WORK/run"
   if ! as_pg "$SPGBIN/pg_ctl" -D "$BPGDATA" status >/dev/null 2>&1; then
     log "starting the bench cluster on 127.0.0.1:$PGPORT"
-    as_pg "$SPGBIN/pg_ctl" -D "$BPGDATA" -l "$BPGDATA/server.log" -w -t 120 start >/dev/null
+    # Retried: the port lies in Linux's ephemeral range, so a client connection can hold it for a moment.
+    local try
+    for try in 1 2 3 4 5 6; do
+      as_pg "$SPGBIN/pg_ctl" -D "$BPGDATA" -l "$BPGDATA/server.log" -w -t 120 start >/dev/null && break
+      [ "$try" = 6 ] && { tail -5 "$BPGDATA/server.log" >&2; exit 1; }
+      sleep 5
+    done
   else
     bpsql -d postgres -c "SELECT pg_reload_conf()" >/dev/null
   fi
@@ -304,7 +311,7 @@ s3() {
     db="$(ledger_db "$rows")"
     size="$(bpsql -d "$db" -tAc "SELECT pg_size_pretty(pg_database_size(current_database())) || ' (ledger ' || pg_size_pretty(pg_total_relation_size('quota.ledger')) || ')'")"
     for sync in $SYNCS; do
-      PGOPTS_EXTRA="-c quota.now=2026-01-15T23:00:00Z" \
+      PGOPTS_EXTRA="-c quota.now=${S3_NOW// /T}" \
         pgb "$(meta s3 consume "$sync" "$CLIENTS" "\"ledger_rows\":$rows,\"db_size\":\"$size\"")" "$sync" "$CLIENTS" "$db" consume.sql
       pgb "$(meta s3 count_today "$sync" "$CLIENTS" "\"ledger_rows\":$rows")" "$sync" "$CLIENTS" "$db" count_today.sql \
         -D day_start="$S3_DAY_START" -D day_end="$S3_DAY_END" -D now="$S3_NOW"
