@@ -203,17 +203,39 @@ impl Db {
     }
 }
 
-/// Runs `sql` with `params` in a transaction as `quota_admin` and returns its rows: the only way the API
-/// uses admin rights, so they never leak into a pooled session.
+/// Opens a transaction as `quota_admin`: the only way the API uses admin rights, so they never leak into a
+/// pooled session (`SET LOCAL` ends with the transaction).
+async fn begin_admin(
+    client: &mut Object,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute("SET LOCAL ROLE quota_admin").await?;
+    Ok(tx)
+}
+
+/// Runs `sql` with `params` in a transaction as `quota_admin` and returns its rows.
 pub async fn admin_tx(
     mut client: Object,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    tx.batch_execute("SET LOCAL ROLE quota_admin").await?;
+    let tx = begin_admin(&mut client).await?;
     let stmt = tx.prepare_cached(sql).await?;
     let rows = tx.query(&stmt, params).await?;
     tx.commit().await?;
     Ok(rows)
+}
+
+/// As [`admin_tx`] for a statement that yields exactly one row (a function called in the select list);
+/// any other count is an error, never a panic.
+pub async fn admin_tx_one(
+    mut client: Object,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+    let tx = begin_admin(&mut client).await?;
+    let stmt = tx.prepare_cached(sql).await?;
+    let row = tx.query_one(&stmt, params).await?;
+    tx.commit().await?;
+    Ok(row)
 }

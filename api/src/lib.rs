@@ -106,6 +106,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// A built app, bound to its address, not yet serving.
 pub struct App {
     listener: TcpListener,
+    addr: SocketAddr,
     router: Router,
     state: AppState,
     listen_task: tokio::task::JoinHandle<()>,
@@ -123,6 +124,9 @@ pub enum StartError {
     /// The metering proxy's HTTP client could not be built.
     #[error("{0}")]
     Proxy(String),
+    /// The payments HTTP client could not be built.
+    #[error("{0}")]
+    Payments(String),
 }
 
 impl App {
@@ -149,6 +153,9 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| StartError::Bind(config.listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(config.listen, e))?;
         let state = AppState {
             db: db::Db {
                 pool,
@@ -157,13 +164,16 @@ impl App {
             verifier,
             metrics: metrics.clone(),
             events,
-            payments: Arc::new(payments::Payments::new(config.request_timeout)),
+            payments: Arc::new(
+                payments::Payments::new(config.request_timeout).map_err(StartError::Payments)?,
+            ),
             config: Arc::new(config),
             shutdown,
         };
         let router = router(state.clone(), proxy);
         Ok(Self {
             listener,
+            addr,
             router,
             state,
             listen_task,
@@ -172,9 +182,7 @@ impl App {
 
     /// The bound address (the port when the config asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.addr
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish (at most

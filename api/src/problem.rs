@@ -13,7 +13,7 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::{
     auth::AuthError,
@@ -64,13 +64,11 @@ impl Problem {
     }
 
     fn body(&self, instance: &str, request_id: Option<&str>) -> Value {
-        let mut body = json!({
-            "type": format!("/problems/{}", self.slug),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "instance": instance,
-        });
-        let obj = body.as_object_mut().expect("a json object");
+        let mut obj = Map::new();
+        obj.insert("type".into(), format!("/problems/{}", self.slug).into());
+        obj.insert("title".into(), self.title.into());
+        obj.insert("status".into(), self.status.as_u16().into());
+        obj.insert("instance".into(), instance.into());
         if let Some(d) = &self.detail {
             obj.insert("detail".into(), d.clone().into());
         }
@@ -80,7 +78,7 @@ impl Problem {
         for (k, v) in &self.extra {
             obj.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        body
+        Value::Object(obj)
     }
 }
 

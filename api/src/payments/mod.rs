@@ -208,19 +208,19 @@ pub struct Payments {
 }
 
 impl Payments {
-    /// A client whose requests end well within `request_timeout`.
-    pub fn new(request_timeout: Duration) -> Self {
+    /// A client whose requests end well within `request_timeout`; fails when no TLS backend can be set up.
+    pub fn new(request_timeout: Duration) -> Result<Self, String> {
         let limit = (request_timeout * 7 / 10).max(Duration::from_secs(1));
         let http = reqwest::Client::builder()
             .timeout(limit)
             .connect_timeout(limit.min(Duration::from_secs(3)))
             .user_agent(concat!("aiquota-api/", env!("CARGO_PKG_VERSION")))
             .build()
-            .expect("a reqwest client with rustls builds");
-        Self {
+            .map_err(|e| format!("cannot build the payments HTTP client: {e}"))?;
+        Ok(Self {
             http,
             seen: SeenEvents::new(10_000),
-        }
+        })
     }
 }
 

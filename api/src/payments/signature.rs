@@ -6,11 +6,24 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// A MAC keyed with `key`. HMAC (RFC 2104) takes keys of any length, hashing long ones, so the hmac crate's
+/// `new_from_slice` cannot fail for it: the `expect` states an invariant, not a risk.
+fn keyed(key: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length")
+}
+
+/// HMAC-SHA256(`key`, parts concatenated).
+pub fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
+    let mut mac = keyed(key);
+    for part in message {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 /// Lowercase hex of HMAC-SHA256(`key`, `message`).
 pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
-    mac.update(message);
-    to_hex(&mac.finalize().into_bytes())
+    to_hex(&hmac_sha256(key, &[message]))
 }
 
 /// Whether `signature_hex` (either case) is HMAC-SHA256(`key`, parts concatenated). The comparison of the
@@ -22,7 +35,7 @@ pub fn verify_hex(key: &[u8], message: &[&[u8]], signature_hex: &str) -> bool {
     if expected.len() != 32 {
         return false;
     }
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
+    let mut mac = keyed(key);
     for part in message {
         mac.update(part);
     }

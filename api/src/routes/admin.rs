@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::Admin,
-    db::{admin_tx, Retry},
+    db::{admin_tx, admin_tx_one, Retry},
     extract::{ApiPath, ApiQuery, JsonBody},
     problem::{ApiError, ProblemDoc},
     AppState,
@@ -135,13 +135,13 @@ async fn assign_plan(
     let (user, actor, plan, expires) = (&user, &admin.id, &body.plan, &body.expires_at);
     let account =
         s.db.run(Retry::Safe, |c| async move {
-            let rows = admin_tx(
+            let row = admin_tx_one(
                 c,
                 "SELECT * FROM quota.assign_plan($1::text, $2::text, $3::timestamptz, $4::text)",
                 &[user, plan, expires, actor],
             )
             .await?;
-            account(&rows[0])
+            account(&row)
         })
         .await?;
     Ok(Json(account))
@@ -199,13 +199,13 @@ async fn set_limit(
         (&user, &admin.id, &body.meter, &body.period, &body.limit);
     let row =
         s.db.run(Retry::Safe, |c| async move {
-            let rows = admin_tx(
+            let row = admin_tx_one(
                 c,
                 "SELECT * FROM quota.set_limit($1::text, $2::text, $3::text, $4::bigint, $5::text)",
                 &[user, meter, period, limit, actor],
             )
             .await?;
-            let r = &rows[0];
+            let r = &row;
             Ok(UserLimit {
                 user_id: r.try_get("user_id")?,
                 meter: r.try_get("meter")?,
@@ -246,13 +246,13 @@ async fn reset_usage(
     let (user, actor, meter) = (&user, &admin.id, &body.meter);
     let windows =
         s.db.run(Retry::IfNotApplied, |c| async move {
-            let rows = admin_tx(
+            let row = admin_tx_one(
                 c,
                 "SELECT quota.reset_usage($1::text, $2::text, $3::text)",
                 &[user, meter, actor],
             )
             .await?;
-            rows[0].try_get::<_, i64>(0)
+            row.try_get::<_, i64>(0)
         })
         .await?;
     Ok(Json(ResetResult { windows }))
@@ -319,13 +319,13 @@ async fn grant(
     let grant = s
         .db
         .run(Retry::IfNotApplied, |c| async move {
-            let rows = admin_tx(
+            let row = admin_tx_one(
                 c,
                 "SELECT * FROM quota.grant($1::text, $2::text, $3::bigint, $4::timestamptz, $5::text, $6::text)",
                 &[user, meter, &amount, expires, source, actor],
             )
             .await?;
-            let r = &rows[0];
+            let r = &row;
             Ok(Grant {
                 id: r.try_get("id")?,
                 user_id: r.try_get("user_id")?,
@@ -393,7 +393,7 @@ async fn analytics(
     let row = s
         .db
         .run(Retry::Safe, |c| async move {
-            let rows = admin_tx(
+            let row = admin_tx_one(
                 c,
                 "SELECT day, meter, total_users, active_users, users_at_limit, usage, requests, usage_all_time, \
                  requests_all_time, avg_usage_per_active_user::float8 AS avg_usage_per_active_user, denials \
@@ -401,7 +401,7 @@ async fn analytics(
                 &[day, meter],
             )
             .await?;
-            let r = &rows[0];
+            let r = &row;
             Ok(Analytics {
                 day: r.try_get("day")?,
                 meter: r.try_get("meter")?,
