@@ -385,8 +385,22 @@ COMMENT ON FUNCTION quota.reset_usage(text, text, text) IS
     'keeps its history: each reset appends a correcting row, so quota.verify() stays empty. Audited and '
     'announced on quota_events.';
 
--- user_usage returns two more columns (held, credits): a new result type cannot be replaced in place.
+-- user_usage returns two more columns (held, credits): a new result type cannot be replaced in place. It reads
+-- the user's credits through quota.credits, new in 0.2.0.
 DROP FUNCTION quota.user_usage(text);
+
+CREATE FUNCTION quota.credits(p_user text)
+RETURNS TABLE (meter text, remaining bigint, next_expiry timestamptz, grants bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT g.meter, sum(g.remaining)::bigint, min(g.expires_at), count(*)
+    FROM quota.grants g
+    WHERE g.user_id = quota._validate_user(p_user) AND g.remaining > 0
+      AND (g.expires_at IS NULL OR g.expires_at > quota.now())
+    GROUP BY g.meter
+    ORDER BY g.meter
+$$;
+COMMENT ON FUNCTION quota.credits(text) IS
+    'The user''s unexpired credits per meter: what is left, the earliest expiry, and how many grants hold it.';
 
 CREATE FUNCTION quota.user_usage(p_user text)
 RETURNS TABLE (
@@ -415,9 +429,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     FROM quota.status(p_user) s
     LEFT JOIN totals t ON t.meter = s.meter
     LEFT JOIN today d ON d.meter = s.meter
-    LEFT JOIN (SELECT g.meter, sum(g.remaining)::bigint AS remaining FROM quota.grants g
-               WHERE g.user_id = p_user AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > quota.now())
-               GROUP BY g.meter) c ON c.meter = s.meter
+    LEFT JOIN quota.credits(p_user) c ON c.meter = s.meter
     ORDER BY s.meter, array_position(ARRAY['hour', 'day', 'week', 'month'], s.period)
 $$;
 COMMENT ON FUNCTION quota.user_usage(text) IS
@@ -427,6 +439,7 @@ COMMENT ON FUNCTION quota.user_usage(text) IS
 
 REVOKE ALL ON FUNCTION quota.set_plan_rollover(text, text, text, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.set_plan_burst(text, text, bigint, interval, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.credits(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.user_usage(text) FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
@@ -436,7 +449,7 @@ REVOKE ALL ON FUNCTION quota.user_usage(text) FROM PUBLIC;
 -- Credits: one-off amounts (top-ups, promotions) a user spends once the plan's window allowance is used up.
 --
 -- The engine spends them inside quota.consume, under the meter's counter locks, earliest expiry first; this file
--- only grants them and shows them.
+-- grants them (quota.credits, which shows them, lives in admin.sql beside quota.user_usage, which uses it).
 
 CREATE FUNCTION quota.grant(
     p_user text,
@@ -489,21 +502,7 @@ COMMENT ON FUNCTION quota.grant(text, text, bigint, timestamptz, text, text) IS
     'Audited and announced on quota_events (kind granted). Errors: 22004, 22023 (user, undeclared meter, '
     'amount <= 0, expiry not in the future, source).';
 
-CREATE FUNCTION quota.credits(p_user text)
-RETURNS TABLE (meter text, remaining bigint, next_expiry timestamptz, grants bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT g.meter, sum(g.remaining)::bigint, min(g.expires_at), count(*)
-    FROM quota.grants g
-    WHERE g.user_id = quota._validate_user(p_user) AND g.remaining > 0
-      AND (g.expires_at IS NULL OR g.expires_at > quota.now())
-    GROUP BY g.meter
-    ORDER BY g.meter
-$$;
-COMMENT ON FUNCTION quota.credits(text) IS
-    'The user''s unexpired credits per meter: what is left, the earliest expiry, and how many grants hold it.';
-
 REVOKE ALL ON FUNCTION quota.grant(text, text, bigint, timestamptz, text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION quota.credits(text) FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------------------------
 -- 6. Analytics (analytics.sql, new in 0.2.0)

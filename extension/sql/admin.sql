@@ -366,6 +366,19 @@ COMMENT ON FUNCTION quota.reset_usage(text, text, text) IS
     'keeps its history: each reset appends a correcting row, so quota.verify() stays empty. Audited and '
     'announced on quota_events.';
 
+CREATE FUNCTION quota.credits(p_user text)
+RETURNS TABLE (meter text, remaining bigint, next_expiry timestamptz, grants bigint)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT g.meter, sum(g.remaining)::bigint, min(g.expires_at), count(*)
+    FROM quota.grants g
+    WHERE g.user_id = quota._validate_user(p_user) AND g.remaining > 0
+      AND (g.expires_at IS NULL OR g.expires_at > quota.now())
+    GROUP BY g.meter
+    ORDER BY g.meter
+$$;
+COMMENT ON FUNCTION quota.credits(text) IS
+    'The user''s unexpired credits per meter: what is left, the earliest expiry, and how many grants hold it.';
+
 CREATE FUNCTION quota.user_usage(p_user text)
 RETURNS TABLE (
     meter text, plan text, period text, used bigint, "limit" bigint, percent double precision, status text,
@@ -393,9 +406,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     FROM quota.status(p_user) s
     LEFT JOIN totals t ON t.meter = s.meter
     LEFT JOIN today d ON d.meter = s.meter
-    LEFT JOIN (SELECT g.meter, sum(g.remaining)::bigint AS remaining FROM quota.grants g
-               WHERE g.user_id = p_user AND g.remaining > 0 AND (g.expires_at IS NULL OR g.expires_at > quota.now())
-               GROUP BY g.meter) c ON c.meter = s.meter
+    LEFT JOIN quota.credits(p_user) c ON c.meter = s.meter
     ORDER BY s.meter, array_position(ARRAY['hour', 'day', 'week', 'month'], s.period)
 $$;
 COMMENT ON FUNCTION quota.user_usage(text) IS
@@ -407,4 +418,5 @@ REVOKE ALL ON FUNCTION quota.set_limit(text, text, text, bigint, text) FROM PUBL
 REVOKE ALL ON FUNCTION quota.set_plan_rollover(text, text, text, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.set_plan_burst(text, text, bigint, interval, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.reset_usage(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.credits(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.user_usage(text) FROM PUBLIC;

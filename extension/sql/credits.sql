@@ -1,7 +1,7 @@
 -- Credits: one-off amounts (top-ups, promotions) a user spends once the plan's window allowance is used up.
 --
 -- The engine spends them inside quota.consume, under the meter's counter locks, earliest expiry first; this file
--- only grants them and shows them.
+-- grants them (quota.credits, which shows them, lives in admin.sql beside quota.user_usage, which uses it).
 
 CREATE FUNCTION quota.grant(
     p_user text,
@@ -54,18 +54,4 @@ COMMENT ON FUNCTION quota.grant(text, text, bigint, timestamptz, text, text) IS
     'Audited and announced on quota_events (kind granted). Errors: 22004, 22023 (user, undeclared meter, '
     'amount <= 0, expiry not in the future, source).';
 
-CREATE FUNCTION quota.credits(p_user text)
-RETURNS TABLE (meter text, remaining bigint, next_expiry timestamptz, grants bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT g.meter, sum(g.remaining)::bigint, min(g.expires_at), count(*)
-    FROM quota.grants g
-    WHERE g.user_id = quota._validate_user(p_user) AND g.remaining > 0
-      AND (g.expires_at IS NULL OR g.expires_at > quota.now())
-    GROUP BY g.meter
-    ORDER BY g.meter
-$$;
-COMMENT ON FUNCTION quota.credits(text) IS
-    'The user''s unexpired credits per meter: what is left, the earliest expiry, and how many grants hold it.';
-
 REVOKE ALL ON FUNCTION quota.grant(text, text, bigint, timestamptz, text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION quota.credits(text) FROM PUBLIC;
