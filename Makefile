@@ -1,6 +1,6 @@
 # aiquota: the two commands are `make run` and `make test`; everything else is a step they use.
 SHELL := /bin/bash
-PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PG_CONFIG ?= $(or $(AIQUOTA_PGBIN),/usr/lib/postgresql/15/bin)/pg_config
 # release for `make run`/`make install`; `make test` installs the debug build it has just compiled anyway.
 EXT_BUILD ?= --release
 PGRX_TEST_DATA := $(CURDIR)/.data/pgrx-test

@@ -3,7 +3,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_MAJOR=15
-PGBIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+# AIQUOTA_PGBIN: another (relocated) PostgreSQL 15, so that two checkouts never install over each other.
+PGBIN="${AIQUOTA_PGBIN:-/usr/lib/postgresql/${PG_MAJOR}/bin}"
 PG_CONFIG="${PG_CONFIG:-${PGBIN}/pg_config}"
 [ -x "$PG_CONFIG" ] || PG_CONFIG="$(command -v pg_config || echo /usr/bin/pg_config)"
 PGRX_VERSION="$(sed -n 's/^pgrx = "=\(.*\)"/\1/p' "$ROOT/extension/Cargo.toml")"
