@@ -154,6 +154,26 @@ SELECT quota.assign_plan('carol', 'pro', NULL, 'upgrade-test');
 SELECT quota.create_plan('team', 'Team', 'upgrade-test');
 SELECT quota.set_plan_limit('team', 'ai_requests', 'day', 200, 'upgrade-test');
 SQL
+  # A version that has the daily rollup kept it in step with every consume: rows written directly, as above, get
+  # theirs here (from 0.1.0 the update's backfill writes it, which the checks below prove).
+  psql_db -d "$UPDATED" >/dev/null <<'SQL'
+DO $$ BEGIN
+  IF to_regclass('quota.usage_daily') IS NOT NULL THEN
+    INSERT INTO quota.usage_daily (user_id, day, meter, amount, requests, last_at)
+    SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, meter, sum(amount), count(*), max(created_at)
+    FROM quota.ledger WHERE reset_period IS NULL GROUP BY 1, 2, 3;
+  END IF;
+END $$;
+SQL
+  # Between installing a new library and updating a database, the engine refuses with an error that names the fix
+  # (57P03, which the API answers with 503 + Retry-After) instead of failing on what its statements expect.
+  local early
+  early="$(psql_db -d "$UPDATED" -c '\set VERBOSITY verbose' -c "SELECT quota.consume('alice')" 2>&1 || true)"
+  if ! grep -q "57P03" <<<"$early" || ! grep -q "ALTER EXTENSION aiquota UPDATE" <<<"$early"; then
+    echo "$early" >&2
+    log "FAILED: consume on a database still at $from did not refuse with 57P03 naming ALTER EXTENSION aiquota UPDATE"
+    exit 1
+  fi
   # (assign_plan calls quota._validate_user, a C function whose signature and symbol are the same in both versions.)
   psql_db -d "$UPDATED" -c "ALTER EXTENSION aiquota UPDATE TO '$VERSION'"
   # The rows the old version's data added to the catalogue are not part of the schema: remove them before comparing.

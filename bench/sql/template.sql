@@ -36,4 +36,67 @@ CREATE TABLE app.generation_jobs (
 );
 CREATE INDEX generation_jobs_user_day ON app.generation_jobs (user_id, created_at);
 
+
+-- What a user would write instead of aiquota (scenarios 1, 2 and 4): a careful hand-written PL/pgSQL limiter on
+-- its own table. One row per user with today's count, SELECT ... FOR UPDATE, a lazy reset when the day changed,
+-- the check, the UPDATE and a ledger INSERT (indexed like quota.ledger). bench.limiter_definer is the same body
+-- as SECURITY DEFINER with a pinned search_path, which is how aiquota's functions must run.
+CREATE TABLE bench.limiter_counters (
+    user_id     text PRIMARY KEY,
+    day         date NOT NULL,
+    used        bigint NOT NULL DEFAULT 0,
+    daily_limit bigint NOT NULL
+) WITH (fillfactor = 80);
+INSERT INTO bench.limiter_counters (user_id, day, daily_limit)
+SELECT user_id, current_date, 1000000000000 FROM bench.counters;
+CREATE TABLE bench.limiter_ledger (
+    user_id    text NOT NULL,
+    id         bigint GENERATED ALWAYS AS IDENTITY,
+    amount     bigint NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, created_at, id)
+);
+CREATE FUNCTION bench.limiter(p_user text, p_amount bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    c bench.limiter_counters;
+BEGIN
+    SELECT * INTO c FROM bench.limiter_counters WHERE user_id = p_user FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF c.day <> current_date THEN
+        c.day := current_date;
+        c.used := 0;
+    END IF;
+    IF c.used + p_amount > c.daily_limit THEN
+        RETURN false;
+    END IF;
+    UPDATE bench.limiter_counters SET used = c.used + p_amount, day = c.day WHERE user_id = p_user;
+    INSERT INTO bench.limiter_ledger (user_id, amount) VALUES (p_user, p_amount);
+    RETURN true;
+END
+$$;
+CREATE FUNCTION bench.limiter_definer(p_user text, p_amount bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c bench.limiter_counters;
+BEGIN
+    SELECT * INTO c FROM bench.limiter_counters WHERE user_id = p_user FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF c.day <> current_date THEN
+        c.day := current_date;
+        c.used := 0;
+    END IF;
+    IF c.used + p_amount > c.daily_limit THEN
+        RETURN false;
+    END IF;
+    UPDATE bench.limiter_counters SET used = c.used + p_amount, day = c.day WHERE user_id = p_user;
+    INSERT INTO bench.limiter_ledger (user_id, amount) VALUES (p_user, p_amount);
+    RETURN true;
+END
+$$;
+
 VACUUM ANALYZE;

@@ -24,7 +24,8 @@ COMMENT ON FUNCTION quota.consume(text, text, bigint, text, jsonb) IS
     'Atomic under row locks; never overspends. A user without an account gets the default plan. A repeat with '
     'the same p_idempotency_key returns the original decision (replayed = true) without charging again; a denied '
     'attempt stores no key. Denials change no usage and add no ledger row. Errors: 22004 NULL argument, 22023 '
-    'bad input or idempotency key reused for a different request, P0002 default plan missing.';
+    'bad input, 42710 idempotency key reused for a different request, P0002 default plan missing, 57P03 the '
+    'database''s extension is at another version than the library (run ALTER EXTENSION aiquota UPDATE).';
 
 CREATE FUNCTION quota.check(p_user text, p_meter text DEFAULT 'ai_requests', p_amount bigint DEFAULT 1)
 RETURNS quota.decision
@@ -63,16 +64,19 @@ COMMENT ON FUNCTION quota.reserve(text, text, bigint, interval, text) IS
     'expires_at when allowed. Settle with quota.commit or quota.release; a hold past its expiry stops counting '
     'by itself. A repeat with the same p_idempotency_key returns the same reservation.';
 
-CREATE FUNCTION quota.commit(p_reservation uuid, p_actual bigint, p_user text DEFAULT NULL)
+CREATE FUNCTION quota.commit(p_reservation uuid, p_actual bigint, p_user text DEFAULT NULL,
+                             p_overage boolean DEFAULT false)
 RETURNS quota.settlement
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'commit_wrapper';
-COMMENT ON FUNCTION quota.commit(uuid, bigint, text) IS
+COMMENT ON FUNCTION quota.commit(uuid, bigint, text, boolean) IS
     'Settles a reservation at the actual amount: less than the hold frees the rest; more is charged up to what '
-    'the limits allow (capped = true says it was cut). The charge is one ledger row. With p_user, a reservation '
-    'of another user is treated as unknown (callers acting for an end user always pass it). Errors: P0002 '
-    'unknown reservation, 55000 already committed, released or expired, 22004/22023 bad p_actual or p_user.';
+    'the limits allow (capped = true says it was cut), or in full with p_overage (the spend already happened: '
+    'the windows go over their limit and deny until they reset). The charge is one ledger row. With p_user, a '
+    'reservation of another user is treated as unknown (callers acting for an end user always pass it). Errors: '
+    'P0002 unknown reservation, 55000 already committed, released or expired, 22004/22023 bad p_actual, p_user '
+    'or p_overage.';
 
 CREATE FUNCTION quota.release(p_reservation uuid, p_user text DEFAULT NULL) RETURNS quota.settlement
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -190,7 +194,7 @@ REVOKE ALL ON FUNCTION quota.consume(text, text, bigint, text, jsonb) FROM PUBLI
 REVOKE ALL ON FUNCTION quota.check(text, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.status(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.reserve(text, text, bigint, interval, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION quota.commit(uuid, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.commit(uuid, bigint, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.release(uuid, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota._ensure_account(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.assign_default_plan() FROM PUBLIC;

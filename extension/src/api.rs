@@ -1,14 +1,21 @@
 //! The C entry points behind the SQL functions declared in `sql/engine.sql`.
 //!
 //! `sql = false`: the SQL declarations (defaults, SECURITY DEFINER, pinned search_path, comments, grants) are
-//! written by hand as reviewable SQL; these wrappers only validate, call the engine and raise typed errors.
+//! written by hand as reviewable SQL; these wrappers only validate and call the engine. Each returns
+//! `Result<_, ErrorReport>`: a `QuotaError` becomes a report with its own SQLSTATE and hint at this boundary
+//! (`From<QuotaError> for ErrorReport`), and pgrx raises it.
+
+// The error is raised the moment the wrapper returns (pgrx turns it into ereport), so its size never travels.
+#![allow(clippy::result_large_err)]
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use crate::engine::{self, Request};
-use crate::error::or_raise;
-use crate::{decision, gucs, reservations, validate};
+use pgrx::pg_sys::panic::ErrorReport;
+
+use crate::error::QuotaError;
+use crate::{clock, decision, gucs, reservations, validate};
 
 /// `quota.consume(p_user, p_meter, p_amount, p_idempotency_key, p_metadata)`.
 #[pg_extern(sql = false)]
@@ -18,8 +25,7 @@ fn consume(
     p_amount: Option<i64>,
     p_idempotency_key: Option<&str>,
     p_metadata: Option<JsonB>,
-) -> pgrx::composite_type!('static, "quota.decision") {
-    or_raise((|| {
+) -> Result<pgrx::composite_type!('static, "quota.decision"), ErrorReport> {
         validate::metadata(&p_metadata)?;
         let req = Request {
             user: validate::user(p_user)?,
@@ -29,9 +35,10 @@ fn consume(
             metadata: p_metadata.map(|JsonB(v)| v),
             hold_until: None,
             burst: true,
+            force: false,
+            rollup: true,
         };
-        engine::consume(req)?.into_tuple()
-    })())
+        Ok(engine::consume(req)?.into_tuple()?)
 }
 
 /// `quota.reserve(p_user, p_meter, p_amount, p_ttl, p_idempotency_key)`.
@@ -42,8 +49,7 @@ fn reserve(
     p_amount: Option<i64>,
     p_ttl: Option<Interval>,
     p_idempotency_key: Option<&str>,
-) -> pgrx::composite_type!('static, "quota.reservation") {
-    or_raise((|| {
+) -> Result<pgrx::composite_type!('static, "quota.reservation"), ErrorReport> {
         // Reserve keys live beside consume keys under a prefix, so one key never means both.
         let key = validate::idempotency_key(p_idempotency_key)?.map(|k| format!("reserve:{k}"));
         let req = Request {
@@ -54,24 +60,25 @@ fn reserve(
             metadata: None,
             hold_until: Some(reservations::expiry(p_ttl)?),
             burst: true,
+            force: false,
+            rollup: true,
         };
-        engine::consume(req)?.into_reservation_tuple()
-    })())
+        Ok(engine::consume(req)?.into_reservation_tuple()?)
 }
 
-/// `quota.commit(p_reservation, p_actual, p_user)`.
+/// `quota.commit(p_reservation, p_actual, p_user, p_overage)`.
 #[pg_extern(sql = false)]
 fn commit(
     p_reservation: Option<pgrx::Uuid>,
     p_actual: Option<i64>,
     p_user: Option<&str>,
-) -> pgrx::composite_type!('static, "quota.settlement") {
-    or_raise((|| {
-        let id = p_reservation.ok_or(crate::error::QuotaError::Null("reservation"))?;
+    p_overage: Option<bool>,
+) -> Result<pgrx::composite_type!('static, "quota.settlement"), ErrorReport> {
+        let id = p_reservation.ok_or(QuotaError::Null("reservation"))?;
         let actual = reservations::actual(p_actual)?;
         let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
-        reservations::settle(id, owner, Some(actual))?.into_tuple()
-    })())
+        let overage = p_overage.ok_or(QuotaError::Null("overage"))?;
+        Ok(reservations::settle(id, owner, Some(actual), overage)?.into_tuple()?)
 }
 
 /// `quota.release(p_reservation, p_user)`.
@@ -79,12 +86,10 @@ fn commit(
 fn release(
     p_reservation: Option<pgrx::Uuid>,
     p_user: Option<&str>,
-) -> pgrx::composite_type!('static, "quota.settlement") {
-    or_raise((|| {
-        let id = p_reservation.ok_or(crate::error::QuotaError::Null("reservation"))?;
+) -> Result<pgrx::composite_type!('static, "quota.settlement"), ErrorReport> {
+        let id = p_reservation.ok_or(QuotaError::Null("reservation"))?;
         let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
-        reservations::settle(id, owner, None)?.into_tuple()
-    })())
+        Ok(reservations::settle(id, owner, None, false)?.into_tuple()?)
 }
 
 /// `quota.check(p_user, p_meter, p_amount)`.
@@ -93,13 +98,11 @@ fn check(
     p_user: Option<&str>,
     p_meter: Option<&str>,
     p_amount: Option<i64>,
-) -> pgrx::composite_type!('static, "quota.decision") {
-    or_raise((|| {
+) -> Result<pgrx::composite_type!('static, "quota.decision"), ErrorReport> {
         let user = validate::user(p_user)?;
         let meter = validate::meter(p_meter)?;
         let amount = validate::amount(p_amount)?;
-        engine::check(user, meter, amount)?.into_tuple()
-    })())
+        Ok(engine::check(user, meter, amount)?.into_tuple()?)
 }
 
 /// `quota.status(p_user)`: one row per meter and window.
@@ -107,7 +110,8 @@ fn check(
 #[allow(clippy::type_complexity)]
 fn status(
     p_user: Option<&str>,
-) -> TableIterator<
+) -> Result<
+    TableIterator<
     'static,
     (
         name!(meter, String),
@@ -121,12 +125,11 @@ fn status(
         name!(plan, String),
         name!(held, i64),
     ),
+    >,
+    ErrorReport,
 > {
-    let rows = or_raise((|| {
-        let user = validate::user(p_user)?;
-        engine::status(user)
-    })());
-    TableIterator::new(rows.into_iter().map(|r| {
+    let rows = engine::status(validate::user(p_user)?)?;
+    Ok(TableIterator::new(rows.into_iter().map(|r| {
         let w = r.window;
         let remaining = w.remaining();
         let status = decision::status_label(w.committed(), w.limit).to_string();
@@ -149,22 +152,19 @@ fn status(
             r.plan,
             w.held,
         )
-    }))
+    })))
 }
 
 /// `quota._ensure_account(p_user)`: the default plan for a user without an account; true when it created one.
 #[pg_extern(sql = false)]
-fn ensure_account(p_user: Option<&str>) -> bool {
-    or_raise((|| {
-        let user = validate::user(p_user)?;
-        engine::ensure(user)
-    })())
+fn ensure_account(p_user: Option<&str>) -> Result<bool, ErrorReport> {
+    Ok(engine::ensure(validate::user(p_user)?)?)
 }
 
 /// `quota._validate_user(p_user)`: the user id if valid, else the same error consume would raise.
 #[pg_extern(sql = false)]
-fn validate_user(p_user: Option<&str>) -> String {
-    or_raise(validate::user(p_user).map(str::to_string))
+fn validate_user(p_user: Option<&str>) -> Result<String, ErrorReport> {
+    Ok(validate::user(p_user)?.to_string())
 }
 
 /// `quota.default_plan()`: the plan new users get, as aiquota reads `quota.default_plan`.
@@ -177,4 +177,10 @@ fn default_plan() -> String {
 #[pg_extern(sql = false)]
 fn default_timezone() -> String {
     gucs::default_timezone()
+}
+
+/// `quota.now()`: the clock for SQL functions, so they agree with consume about which window is current.
+#[pg_extern(sql = false, stable, parallel_safe)]
+fn quota_now() -> Result<TimestampWithTimeZone, ErrorReport> {
+    Ok(clock::now()?)
 }

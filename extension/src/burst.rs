@@ -1,21 +1,17 @@
 //! Burst limits: a GCRA (generic cell rate algorithm) per user and meter, e.g. "1 request per 10 s, burst 3".
 //!
-//! The consume statement applies it (see `statements::CONSUME`, CTE `bst`) in the same all-or-nothing decision as
-//! the calendar limits. This module reads the state back to explain a decision: how full the bucket is and
-//! exactly when the next call of a given size passes.
+//! The engine applies it (`attempt::next_step`) in the same all-or-nothing decision as the calendar limits, on
+//! the state row it locked after the counter rows; this module is the arithmetic, and explains a decision: how
+//! full the bucket is and exactly when the next call of a given size passes.
 
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
 
 use crate::decision::Window;
 use crate::error::{QuotaError, Result};
-use crate::statements::Prepared;
-
-/// The period label a burst limit reports in decisions and status.
-pub const PERIOD: &str = "burst";
+use crate::period;
 
 /// A plan's burst limit for one meter, with the user's state.
-pub struct Burst {
+pub struct Bucket {
     /// Microseconds one unit occupies the bucket: per / rate.
     emission_us: i64,
     /// How many units may pass at once.
@@ -24,36 +20,22 @@ pub struct Burst {
     tat_us: i64,
 }
 
-/// The burst limit of `meter` on `plan` for `user`, if the plan sets one.
-pub fn read(
-    client: &mut SpiClient<'_>,
-    st: &Prepared,
-    user: &str,
-    meter: &str,
-    plan: &str,
-) -> Result<Option<Burst>> {
-    let table = client.select(
-        &st.read_burst,
-        None,
-        &[user.into(), meter.into(), plan.into()],
-    )?;
-    if table.is_empty() {
-        return Ok(None);
+impl Bucket {
+    pub fn new(emission_us: i64, burst: i64, tat_us: i64) -> Bucket {
+        Bucket {
+            emission_us,
+            burst,
+            tat_us,
+        }
     }
-    let row = table.first();
-    let tat: Option<TimestampWithTimeZone> = row.get(5)?;
-    Ok(Some(Burst {
-        emission_us: row
-            .get(1)?
-            .ok_or_else(|| QuotaError::Internal("burst emission".into()))?,
-        burst: row
-            .get(2)?
-            .ok_or_else(|| QuotaError::Internal("burst size".into()))?,
-        tat_us: tat.map_or(i64::MIN, pg_sys::TimestampTz::from),
-    }))
-}
 
-impl Burst {
+    /// The theoretical arrival time once a call of `amount` passed at `now_us`.
+    pub fn after(&self, now_us: i64, amount: i64) -> i64 {
+        self.tat_us
+            .max(now_us)
+            .saturating_add(amount.saturating_mul(self.emission_us))
+    }
+
     /// Microseconds from `now_us` until a call of `amount` passes (0: it passes now); None when it never can.
     pub fn wait_us(&self, now_us: i64, amount: i64) -> Option<i64> {
         if amount > self.burst {
@@ -82,7 +64,7 @@ impl Burst {
         let at = TimestampWithTimeZone::try_from(now_us.saturating_add(wait))
             .map_err(|e| QuotaError::Internal(format!("burst time: {e}")))?;
         Ok(Window {
-            period: PERIOD.to_string(),
+            period: period::BURST.to_string(),
             limit: Some(self.burst),
             used: if denied {
                 self.burst.max(self.taken(now_us))
@@ -99,13 +81,13 @@ impl Burst {
 
 #[cfg(any(test, feature = "pg_test"))]
 mod unit {
-    use super::Burst;
+    use super::Bucket;
 
     const S: i64 = 1_000_000;
 
     #[test]
     fn one_per_ten_seconds_burst_three() {
-        let mut b = Burst {
+        let mut b = Bucket {
             emission_us: 10 * S,
             burst: 3,
             tat_us: i64::MIN,

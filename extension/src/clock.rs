@@ -4,6 +4,7 @@
 
 use std::str::FromStr;
 
+use pgrx::datetime::ToIsoString;
 use pgrx::prelude::*;
 
 use crate::error::{QuotaError, Result};
@@ -24,8 +25,11 @@ pub fn now() -> Result<TimestampWithTimeZone> {
     }
 }
 
-/// `quota.now()`: the clock for SQL functions, so they agree with consume about which window is current.
-#[pg_extern(sql = false, stable, parallel_safe)]
-fn quota_now() -> TimestampWithTimeZone {
-    crate::error::or_raise(now())
+/// RFC 3339 in UTC ending in `Z`, whatever the session's TimeZone, so listeners and stored decisions use one format.
+pub fn utc(ts: TimestampWithTimeZone) -> Option<String> {
+    let iso = ts.to_iso_string_with_timezone("UTC").ok()?;
+    Some(match iso.strip_suffix("+00:00") {
+        Some(base) => format!("{base}Z"),
+        None => iso,
+    })
 }

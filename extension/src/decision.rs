@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 use serde_json::{json, Value};
 
 use crate::error::{QuotaError, Result};
-use crate::gucs;
+use crate::{clock, gucs, period};
 
 /// One calendar window of one meter, as read (check) or just written (consume).
 #[derive(Debug, Clone)]
@@ -66,27 +66,6 @@ pub struct Decision {
     pub credits_used: i64,
 }
 
-/// Ordering of periods from shortest to longest; also the tie-breaker when windows bind equally.
-pub fn period_rank(period: &str) -> u8 {
-    match period {
-        "burst" => 0,
-        "hour" => 1,
-        "day" => 2,
-        "week" => 3,
-        _ => 4,
-    }
-}
-
-fn adjective(period: &str) -> &'static str {
-    match period {
-        "hour" => "Hourly",
-        "day" => "Daily",
-        "week" => "Weekly",
-        "burst" => "Burst",
-        _ => "Monthly",
-    }
-}
-
 /// "3h 45m", "12m", "40s", "2d 4h": how long until a window resets, as a person says it.
 pub fn human_duration(seconds: i64) -> String {
     let s = seconds.max(0);
@@ -130,7 +109,7 @@ fn status_with(used: i64, limit: Option<i64>, warning: f64, critical: f64) -> &'
 /// Whether `amount` can never pass window `w`: more than its whole limit, and more than credits could make up
 /// (credits never pay for a burst limit).
 fn never_passes(w: &Window, amount: i64, credits: i64) -> bool {
-    let credits = if w.period == crate::burst::PERIOD {
+    let credits = if w.period == period::BURST {
         0
     } else {
         credits
@@ -154,13 +133,13 @@ impl Decision {
         let never = windows
             .iter()
             .filter(|w| w.denied && never_passes(w, amount, credits))
-            .min_by_key(|w| (w.limit, period_rank(&w.period)));
+            .min_by_key(|w| (w.limit, period::rank(&w.period)));
         let denying = never.or_else(|| {
             windows
                 .iter()
                 .filter(|w| w.denied)
                 // The request passes only once every denying window has reset: report the one that resets last.
-                .max_by_key(|w| (w.seconds_left, period_rank(&w.period)))
+                .max_by_key(|w| (w.seconds_left, period::rank(&w.period)))
         });
         match denying {
             Some(w) => Self::denied_by(meter, plan, amount, never.is_some(), w),
@@ -173,7 +152,7 @@ impl Decision {
         let binding = windows.iter().min_by_key(|w| {
             (
                 w.remaining().unwrap_or(i64::MAX),
-                std::cmp::Reverse(period_rank(&w.period)),
+                std::cmp::Reverse(period::rank(&w.period)),
             )
         });
         match binding {
@@ -210,12 +189,12 @@ impl Decision {
         let reason = if never {
             format!(
                 "Request of {amount} {meter} exceeds the {} limit of {limit}; it can never be allowed on plan '{plan}'.",
-                adjective(&w.period).to_lowercase()
+                period::adjective(&w.period).to_lowercase()
             )
         } else if w.committed() >= limit {
             format!(
                 "{} limit of {limit} {meter} reached. Resets in {resets}.",
-                adjective(&w.period)
+                period::adjective(&w.period)
             )
         } else {
             let held = if w.held > 0 {
@@ -225,7 +204,7 @@ impl Decision {
             };
             format!(
                 "{} limit of {limit} {meter} would be exceeded ({} used{held}, {amount} requested). Resets in {resets}.",
-                adjective(&w.period),
+                period::adjective(&w.period),
                 w.used
             )
         };
@@ -299,11 +278,11 @@ impl Decision {
     pub fn to_json(&self) -> Value {
         json!({
             "allowed": self.allowed, "meter": self.meter, "plan": self.plan, "used": self.used,
-            "limit": self.limit, "remaining": self.remaining, "resets_at": self.resets_at.and_then(crate::events::utc),
+            "limit": self.limit, "remaining": self.remaining, "resets_at": self.resets_at.and_then(clock::utc),
             "status": self.status, "reason": self.reason, "retry_after_s": self.retry_after_s,
             "period": self.period, "held": self.held, "credits_used": self.credits_used,
             "reservation_id": self.reservation_id.map(|u| u.to_string()),
-            "expires_at": self.expires_at.and_then(crate::events::utc),
+            "expires_at": self.expires_at.and_then(clock::utc),
         })
     }
 

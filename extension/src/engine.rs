@@ -1,16 +1,21 @@
 //! The quota engine: consume (all or nothing, under row locks), check and status.
 //!
-//! Every decision is made from rows the same statement locked and wrote, so concurrent calls for one user are
-//! serialised by PostgreSQL's row locks and calls for different users never touch each other's rows.
+//! Every decision is made under the locks of the counter rows it writes (`lock.sql`), so concurrent calls for one
+//! user are serialised by PostgreSQL's row locks and calls for different users never touch each other's rows.
+//! The common case is two statements, lock and charge; anything rarer is a step that `attempt::next_step` names
+//! explicitly (create the account, move a window, recompute holds, offer credits, lock the burst state), after
+//! which the engine decides again. Nothing is written to be taken back.
 
 use pgrx::prelude::*;
-use pgrx::spi::{SpiClient, SpiTupleTable};
+use pgrx::spi::SpiClient;
 use pgrx::JsonB;
 
-use crate::decision::{period_rank, Decision, Window};
+use crate::attempt::{self, micros, Ask, Context, Locked, Mode, Step};
+use crate::burst::Bucket;
+use crate::decision::{Decision, Window};
 use crate::error::{QuotaError, Result};
 use crate::statements::{self, Prepared};
-use crate::{burst, clock, events, gucs};
+use crate::{clock, events, gucs, period};
 
 /// What one call asks for, already validated.
 pub struct Request<'a> {
@@ -23,28 +28,36 @@ pub struct Request<'a> {
     pub hold_until: Option<TimestampWithTimeZone>,
     /// Whether the burst limit applies: not to the charge of a commit, whose call was admitted at reserve.
     pub burst: bool,
+    /// Charge whatever the limits say: the charge of a commit with overage (the upstream already spent it).
+    pub force: bool,
+    /// Whether a final denial counts in the daily rollup: a client's call does, the charge of a commit does not.
+    pub rollup: bool,
 }
+
+impl Request<'_> {
+    fn ask(&self) -> Ask {
+        Ask {
+            amount: self.amount,
+            mode: if self.force {
+                Mode::Force
+            } else if self.hold_until.is_some() {
+                Mode::Hold
+            } else {
+                Mode::Consume
+            },
+            burst: self.burst,
+        }
+    }
+}
+
+/// The most steps one call can need: account, two window moves, holds, credits, burst state twice, and the
+/// write; more means rows keep changing under a lock we hold, which is a bug.
+const MAX_STEPS: usize = 12;
 
 /// Seconds from `now` until `at`, rounded up so "retry after" never lands a moment too early.
 fn seconds_between(now: TimestampWithTimeZone, at: TimestampWithTimeZone) -> i64 {
-    let micros = pg_sys::TimestampTz::from(at) - pg_sys::TimestampTz::from(now);
-    (micros.max(0) + 999_999) / 1_000_000
-}
-
-/// One row of the consume statement.
-struct ConsumedRow {
-    period: Option<String>,
-    limit: Option<i64>,
-    used: Option<i64>,
-    denied: bool,
-    resets_at: Option<TimestampWithTimeZone>,
-    held: Option<i64>,
-    stale_holds: bool,
-    reservation_id: Option<pgrx::Uuid>,
-    credits: Option<i64>,
-    burst_limited: bool,
-    burst_missing: bool,
-    burst_ok: bool,
+    let us = micros(at) - micros(now);
+    (us.max(0) + 999_999) / 1_000_000
 }
 
 /// Consumes `amount` from every window of the meter, or from none.
@@ -58,14 +71,6 @@ pub fn consume(req: Request<'_>) -> Result<Decision> {
                 }
             }
             let decision = consume_with(client, st, &req, now)?;
-            if !decision.allowed {
-                // Allowed calls are rolled up by the consume statement; a final denial is counted here.
-                client.update(
-                    &st.record_denial,
-                    None,
-                    &[req.user.into(), req.meter.into(), now.into()],
-                )?;
-            }
             if let Some(key) = req.key {
                 if decision.allowed {
                     let json = JsonB(decision.to_json());
@@ -125,7 +130,31 @@ fn claim_key(
     }
 }
 
-/// Consumes (or holds) without an idempotency key, on an open SPI client; the engine's core loop.
+/// Locks the meter's counter rows and reads what applies (`lock.sql`).
+fn lock(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    req: &Request<'_>,
+    now: TimestampWithTimeZone,
+    default_plan: &str,
+    default_tz: &str,
+) -> Result<Locked> {
+    let table = client.update(
+        &st.lock,
+        None,
+        &[
+            req.user.into(),
+            req.meter.into(),
+            now.into(),
+            default_plan.into(),
+            default_tz.into(),
+        ],
+    )?;
+    Locked::read(table)
+}
+
+/// Consumes (or holds, or force-charges) without an idempotency key, on an open SPI client: lock, decide, and
+/// either write once or take the one step the decision needs and decide again.
 pub fn consume_with(
     client: &mut SpiClient<'_>,
     st: &Prepared,
@@ -134,223 +163,258 @@ pub fn consume_with(
 ) -> Result<Decision> {
     let default_plan = gucs::default_plan();
     let default_tz = gucs::default_timezone();
-    let hold = req.hold_until.is_some();
-    let mut holds_expired = false;
-    // Credits are looked at only once the plan's allowance denies (so the common path never reads them), then
-    // offered to a second attempt under the counter locks this transaction already holds.
-    let mut credits_offered: Option<i64> = None;
-    // A first call may create the account, then the counter rows or move them to the current window; a denial may
-    // recompute expired holds once and retry once with credits.
-    for _ in 0..6 {
-        let table = client.update(
-            &st.consume,
-            None,
-            &[
-                req.user.into(),
-                req.meter.into(),
-                req.amount.into(),
-                req.key.into(),
-                req.metadata.clone().map(JsonB).into(),
-                now.into(),
-                default_plan.as_str().into(),
-                default_tz.as_str().into(),
-                hold.into(),
-                req.hold_until.into(),
-                credits_offered.unwrap_or(0).into(),
-                req.burst.into(),
-            ],
-        )?;
-        let (plan, rows) = consumed_rows(table)?;
-        let Some(plan) = plan else {
-            ensure_account(client, st, req.user, &default_plan)?;
-            continue;
-        };
-        let flag = |f: fn(&ConsumedRow) -> bool| rows.first().is_some_and(f);
-        let (burst_limited, burst_missing) = (flag(|r| r.burst_limited), flag(|r| r.burst_missing));
-        if rows.iter().all(|r| r.period.is_none()) && !burst_limited {
-            return not_in_plan(client, st, req.meter, &plan);
+    let (ask, now_us) = (req.ask(), micros(now));
+    let mut ctx = Context::default();
+    let mut locked = lock(client, st, req, now, &default_plan, &default_tz)?;
+    for _ in 0..MAX_STEPS {
+        match attempt::next_step(&locked, ask, &ctx, now_us) {
+            Step::Write { credits, tat } => {
+                return write(client, st, req, now, &locked, &ctx, credits, tat);
+            }
+            Step::Deny { refusing, burst } => {
+                return deny(client, st, req, now, &locked, &ctx, &refusing, burst);
+            }
+            Step::NotInPlan => {
+                let decision = not_in_plan(client, st, req.meter, &locked.plan)?;
+                if req.rollup {
+                    client.update(
+                        &st.record_denial,
+                        None,
+                        &[req.user.into(), req.meter.into(), now.into()],
+                    )?;
+                }
+                return Ok(decision);
+            }
+            Step::OfferCredits => {
+                // The rows stay locked, so the decision is simply made again with the balance.
+                ctx.credits = Some(credit_balance(client, st, req.user, req.meter, now)?);
+                continue;
+            }
+            Step::LockBurst => {
+                ctx.burst_tat = lock_burst(client, st, req)?;
+                continue;
+            }
+            Step::CreateAccount => {
+                ensure_account(client, st, req.user, &default_plan)?;
+            }
+            Step::ExpireHolds => {
+                ctx.holds_expired = true;
+                client.update(
+                    &st.expire_holds,
+                    None,
+                    &[req.user.into(), req.meter.into(), now.into()],
+                )?;
+            }
+            Step::MoveWindows(periods) => {
+                let missing: Vec<String> = locked
+                    .windows
+                    .iter()
+                    .filter(|(l, c)| c.is_none() && periods.contains(&l.period))
+                    .map(|(l, _)| l.period.clone())
+                    .collect();
+                if !missing.is_empty() {
+                    client.update(
+                        &st.add_counters,
+                        None,
+                        &[
+                            req.user.into(),
+                            req.meter.into(),
+                            missing.into(),
+                            now.into(),
+                        ],
+                    )?;
+                }
+                client.update(
+                    &st.move_windows,
+                    None,
+                    &[
+                        req.user.into(),
+                        req.meter.into(),
+                        now.into(),
+                        default_plan.as_str().into(),
+                        default_tz.as_str().into(),
+                        periods.into(),
+                    ],
+                )?;
+            }
         }
-        let periods = |keep: &dyn Fn(&ConsumedRow) -> bool| -> Vec<String> {
-            rows.iter()
-                .filter(|r| keep(r))
-                .filter_map(|r| r.period.clone())
-                .collect()
-        };
-        let incremented = periods(&|r| r.used.is_some() && !r.denied);
-        let missing = periods(&|r| r.used.is_none());
-        let calendar_denied = rows.iter().any(|r| r.denied);
-        // The burst limit is tried only once every calendar window took the amount.
-        let burst_denied = burst_limited
-            && !burst_missing
-            && !flag(|r| r.burst_ok)
-            && !calendar_denied
-            && missing.is_empty();
-        let any_denied = calendar_denied || burst_denied;
-        let setup_needed = !missing.is_empty() || (burst_missing && !calendar_denied);
-        // Expired holds still counted until recomputed: a denial is only final once they are gone.
-        let retry_without_expired =
-            calendar_denied && !holds_expired && rows.iter().any(|r| r.stale_holds);
-        let retry_with_credits = calendar_denied
-            && !retry_without_expired
-            && !hold
-            && missing.is_empty()
-            && credits_offered.is_none()
-            && {
-                let balance = credit_balance(client, st, req.user, req.meter, now)?;
-                credits_offered = Some(balance);
-                balance > 0
-            };
-        let take_back_denials = if retry_without_expired || retry_with_credits {
-            periods(&|r| r.denied)
-        } else {
-            Vec::new()
-        };
-        if (any_denied || setup_needed) && !(incremented.is_empty() && take_back_denials.is_empty())
-        {
-            // All or nothing: take back what the windows that fitted took.
-            client.update(
-                &st.undo,
+        // The step changed rows: lock and read them again.
+        locked = lock(client, st, req, now, &default_plan, &default_tz)?;
+    }
+    Err(QuotaError::Internal(format!(
+        "no decision for user \"{}\" after {MAX_STEPS} steps",
+        req.user
+    )))
+}
+
+/// The windows of a decision: every current window, as it stands after `added` was charged (or held).
+fn windows(locked: &Locked, now: TimestampWithTimeZone, added: i64, hold: bool) -> Vec<Window> {
+    locked
+        .current()
+        .map(|(l, c)| Window {
+            period: l.period.clone(),
+            limit: l.limit.map(|v| v.saturating_add(c.carry)),
+            used: if hold { c.used } else { c.used + added },
+            held: if hold { c.held + added } else { c.held },
+            resets_at: l.end,
+            seconds_left: seconds_between(now, l.end),
+            denied: false,
+        })
+        .collect()
+}
+
+/// The burst limit as a window of the decision, for the state `tat`.
+fn burst_window(
+    locked: &Locked,
+    tat: Option<i64>,
+    now: TimestampWithTimeZone,
+    amount: i64,
+    denied: bool,
+) -> Result<Option<Window>> {
+    match (locked.burst, tat) {
+        (Some(b), Some(tat)) => Ok(Some(
+            Bucket::new(b.emission_us, b.burst, tat).window(now, amount, denied)?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// Writes an allowed call once (charge.sql or hold.sql, then credits and burst state) and builds its decision.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    req: &Request<'_>,
+    now: TimestampWithTimeZone,
+    locked: &Locked,
+    ctx: &Context,
+    credits: i64,
+    tat: Option<i64>,
+) -> Result<Decision> {
+    let mut reservation_id = None;
+    match req.hold_until {
+        Some(until) => {
+            let table = client.update(
+                &st.hold,
                 None,
                 &[
                     req.user.into(),
                     req.meter.into(),
                     req.amount.into(),
-                    incremented.into(),
-                    take_back_denials.into(),
-                    hold.into(),
+                    until.into(),
+                    now.into(),
                 ],
             )?;
+            reservation_id = table.first().get::<pgrx::Uuid>(1)?;
         }
-        if retry_with_credits {
-            continue;
-        }
-        if retry_without_expired {
-            holds_expired = true;
+        None => {
             client.update(
-                &st.expire_holds,
-                None,
-                &[req.user.into(), req.meter.into(), now.into()],
-            )?;
-            continue;
-        }
-        if !calendar_denied && setup_needed {
-            if !missing.is_empty() {
-                client.update(
-                    &st.add_counters,
-                    None,
-                    &[
-                        req.user.into(),
-                        req.meter.into(),
-                        missing.clone().into(),
-                        now.into(),
-                    ],
-                )?;
-                // New rows and rows still in an earlier window move to the current one, recounted.
-                client.update(
-                    &st.rollover,
-                    None,
-                    &[
-                        req.user.into(),
-                        req.meter.into(),
-                        req.amount.into(),
-                        req.key.into(),
-                        None::<JsonB>.into(),
-                        now.into(),
-                        default_plan.as_str().into(),
-                        default_tz.as_str().into(),
-                        missing.into(),
-                    ],
-                )?;
-            }
-            if burst_missing {
-                client.update(&st.add_burst, None, &[req.user.into(), req.meter.into()])?;
-            }
-            continue;
-        }
-        let reservation_id = rows.iter().find_map(|r| r.reservation_id);
-        let credits_used = rows.iter().find_map(|r| r.credits).unwrap_or(0);
-        if credits_used > 0 {
-            client.update(
-                &st.spend_credits,
+                &st.charge,
                 None,
                 &[
                     req.user.into(),
                     req.meter.into(),
+                    req.amount.into(),
+                    req.key.into(),
+                    req.metadata.clone().map(JsonB).into(),
                     now.into(),
-                    credits_used.into(),
+                    credits.into(),
+                    locked.tz.as_str().into(),
                 ],
             )?;
         }
-        let windows = rows
-            .into_iter()
-            .filter_map(|r| {
-                let (used, held) = (r.used?, r.held.unwrap_or(0));
-                let took_back = any_denied && !r.denied;
-                Some(Window {
-                    used: if took_back && !hold {
-                        used - req.amount
-                    } else {
-                        used
-                    },
-                    held: if took_back && hold {
-                        held - req.amount
-                    } else {
-                        held
-                    },
-                    period: r.period?,
-                    limit: r.limit,
-                    resets_at: r.resets_at?,
-                    seconds_left: seconds_between(now, r.resets_at?),
-                    denied: r.denied,
-                })
-            })
-            .collect::<Vec<_>>();
-        if !any_denied && !hold {
-            events::crossings(req.user, req.meter, req.amount, &windows);
-        }
-        // The burst limit explains a decision when it denied, or when it is the meter's only limit.
-        let mut windows = windows;
-        if burst_denied || (burst_limited && windows.is_empty()) {
-            if let Some(b) = burst::read(client, st, req.user, req.meter, &plan)? {
-                windows.push(b.window(now, req.amount, burst_denied)?);
-            }
-        }
-        let credits = credits_offered.unwrap_or(0);
-        let mut decision = Decision::from_windows(req.meter, &plan, req.amount, credits, &windows);
-        decision.credits_used = credits_used;
-        if decision.allowed && hold {
-            decision.reservation_id = reservation_id;
-            decision.expires_at = req.hold_until;
-        }
-        return Ok(decision);
     }
-    Err(QuotaError::Internal(format!(
-        "could not create counters for user \"{}\"",
-        req.user
-    )))
+    if credits > 0 {
+        client.update(
+            &st.spend_credits,
+            None,
+            &[
+                req.user.into(),
+                req.meter.into(),
+                now.into(),
+                credits.into(),
+            ],
+        )?;
+    }
+    if let Some(tat) = tat {
+        let at = TimestampWithTimeZone::try_from(tat)
+            .map_err(|e| QuotaError::Internal(format!("burst time: {e}")))?;
+        client.update(
+            &st.advance_burst,
+            None,
+            &[req.user.into(), req.meter.into(), at.into()],
+        )?;
+    }
+    let hold = req.hold_until.is_some();
+    let mut windows = windows(locked, now, req.amount, hold);
+    if !hold {
+        events::crossings(req.user, req.meter, req.amount, &windows);
+    }
+    // The burst limit explains an allowed decision only when it is the meter's only limit.
+    if windows.is_empty() {
+        windows.extend(burst_window(locked, tat, now, req.amount, false)?);
+    }
+    let balance = ctx.credits.unwrap_or(0);
+    let mut decision = Decision::from_windows(req.meter, &locked.plan, req.amount, balance, &windows);
+    decision.credits_used = credits;
+    if decision.allowed && hold {
+        decision.reservation_id = reservation_id;
+        decision.expires_at = req.hold_until;
+    }
+    Ok(decision)
 }
 
-fn consumed_rows(table: SpiTupleTable<'_>) -> Result<(Option<String>, Vec<ConsumedRow>)> {
-    let mut plan = None;
-    let mut rows = Vec::with_capacity(table.len());
-    for row in table {
-        plan = row.get::<String>(1)?;
-        rows.push(ConsumedRow {
-            period: row.get(2)?,
-            limit: row.get(3)?,
-            used: row.get(4)?,
-            denied: row.get::<bool>(5)?.unwrap_or(false),
-            resets_at: row.get(6)?,
-            held: row.get(8)?,
-            stale_holds: row.get::<bool>(9)?.unwrap_or(false),
-            reservation_id: row.get(10)?,
-            credits: row.get(11)?,
-            burst_limited: row.get::<bool>(12)?.unwrap_or(false),
-            burst_missing: row.get::<bool>(13)?.unwrap_or(false),
-            burst_ok: row.get::<bool>(14)?.unwrap_or(false),
-        });
+/// Writes a final denial once (deny.sql) and builds its decision.
+#[allow(clippy::too_many_arguments)]
+fn deny(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    req: &Request<'_>,
+    now: TimestampWithTimeZone,
+    locked: &Locked,
+    ctx: &Context,
+    refusing: &[String],
+    burst: bool,
+) -> Result<Decision> {
+    client.update(
+        &st.deny,
+        None,
+        &[
+            req.user.into(),
+            req.meter.into(),
+            refusing.to_vec().into(),
+            now.into(),
+            req.rollup.into(),
+        ],
+    )?;
+    let mut windows = windows(locked, now, 0, req.hold_until.is_some());
+    for w in windows.iter_mut() {
+        w.denied = refusing.contains(&w.period);
     }
-    Ok((plan, rows))
+    if burst || windows.is_empty() {
+        windows.extend(burst_window(locked, ctx.burst_tat, now, req.amount, burst)?);
+    }
+    let balance = ctx.credits.unwrap_or(0);
+    Ok(Decision::from_windows(
+        req.meter,
+        &locked.plan,
+        req.amount,
+        balance,
+        &windows,
+    ))
+}
+
+/// Locks the user's burst state, creating it (a full bucket) when missing; its theoretical arrival time.
+fn lock_burst(client: &mut SpiClient<'_>, st: &Prepared, req: &Request<'_>) -> Result<Option<i64>> {
+    for _ in 0..2 {
+        let table = client.update(&st.lock_burst, None, &[req.user.into(), req.meter.into()])?;
+        if !table.is_empty() {
+            let tat = table.first().get::<TimestampWithTimeZone>(1)?;
+            return Ok(Some(tat.map_or(i64::MIN, micros)));
+        }
+        client.update(&st.add_burst, None, &[req.user.into(), req.meter.into()])?;
+    }
+    Err(QuotaError::Internal("burst state could not be created".into()))
 }
 
 /// Gives `user` the default plan unless it has an account; true when it created one.
@@ -409,18 +473,11 @@ pub struct ReadWindow {
     pub window: Window,
 }
 
-/// Reads a user's windows (one meter, or all with `meter` None) without changing anything.
-fn read_windows(
-    user: &str,
-    meter: Option<&str>,
-    amount: i64,
-) -> Result<(Option<String>, Vec<ReadWindow>)> {
-    let now = clock::now()?;
-    Spi::connect_mut(|client| {
-        statements::with(client, |client, st| {
-            read_with(client, st, user, meter, amount, now)
-        })
-    })
+/// What `read.sql` returned: the plan, the windows, and (for one meter) the burst limit with its state.
+struct Read {
+    plan: Option<String>,
+    windows: Vec<ReadWindow>,
+    burst: Option<Bucket>,
 }
 
 /// How much more the meter's limits allow right now: the least of limit − used − held over its windows.
@@ -431,8 +488,9 @@ pub fn room(
     meter: &str,
     now: TimestampWithTimeZone,
 ) -> Result<i64> {
-    let (_, windows) = read_with(client, st, user, Some(meter), 0, now)?;
-    Ok(windows
+    let read = read_with(client, st, user, Some(meter), 0, now)?;
+    Ok(read
+        .windows
         .iter()
         .filter_map(|w| w.window.remaining())
         .min()
@@ -446,7 +504,7 @@ fn read_with(
     meter: Option<&str>,
     amount: i64,
     now: TimestampWithTimeZone,
-) -> Result<(Option<String>, Vec<ReadWindow>)> {
+) -> Result<Read> {
     let default_plan = gucs::default_plan();
     let default_tz = gucs::default_timezone();
     let table = client.select(
@@ -460,12 +518,19 @@ fn read_with(
             default_tz.as_str().into(),
         ],
     )?;
-    let mut plan = None;
-    let mut out = Vec::with_capacity(table.len());
+    let mut read = Read {
+        plan: None,
+        windows: Vec::with_capacity(table.len()),
+        burst: None,
+    };
     for row in table {
-        plan = row.get::<String>(1)?;
+        read.plan = row.get::<String>(1)?;
+        if let (Some(emission_us), Some(burst)) = (row.get::<i64>(8)?, row.get::<i64>(9)?) {
+            let tat = row.get::<TimestampWithTimeZone>(10)?.map_or(i64::MIN, micros);
+            read.burst = Some(Bucket::new(emission_us, burst, tat));
+        }
         let (Some(p), Some(m), Some(period), Some(resets_at)) = (
-            plan.clone(),
+            read.plan.clone(),
             row.get::<String>(2)?,
             row.get::<String>(3)?,
             row.get::<TimestampWithTimeZone>(6)?,
@@ -475,7 +540,7 @@ fn read_with(
         let limit: Option<i64> = row.get(4)?;
         let used = row.get::<i64>(5)?.unwrap_or(0);
         let held = row.get::<i64>(7)?.unwrap_or(0);
-        out.push(ReadWindow {
+        read.windows.push(ReadWindow {
             plan: p,
             meter: m,
             window: Window {
@@ -489,12 +554,12 @@ fn read_with(
             },
         });
     }
-    if out.is_empty() {
-        if let (Some(m), Some(p)) = (meter, plan.as_deref()) {
+    if read.windows.is_empty() && read.burst.is_none() {
+        if let (Some(m), Some(p)) = (meter, read.plan.as_deref()) {
             not_in_plan(client, st, m, p)?;
         }
     }
-    Ok((plan, out))
+    Ok(read)
 }
 
 /// The user's unexpired credits for `meter`.
@@ -525,21 +590,20 @@ pub fn check(user: &str, meter: &str, amount: i64) -> Result<Decision> {
     let now = clock::now()?;
     Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
-            let (plan, windows) = read_with(client, st, user, Some(meter), amount, now)?;
-            let plan = plan.unwrap_or_else(gucs::default_plan);
-            let burst = burst::read(client, st, user, meter, &plan)?;
-            if windows.is_empty() && burst.is_none() {
+            let read = read_with(client, st, user, Some(meter), amount, now)?;
+            let plan = read.plan.unwrap_or_else(gucs::default_plan);
+            if read.windows.is_empty() && read.burst.is_none() {
                 return Ok(Decision::not_in_plan(meter, &plan));
             }
-            let mut windows: Vec<Window> = windows.into_iter().map(|w| w.window).collect();
-            if let Some(b) = burst {
-                let denied = b.wait_us(pg_sys::TimestampTz::from(now), amount) != Some(0);
+            let mut windows: Vec<Window> = read.windows.into_iter().map(|w| w.window).collect();
+            if let Some(b) = read.burst {
+                let denied = b.wait_us(micros(now), amount) != Some(0);
                 // The burst explains the answer when it refuses (credits never lift it), or is the only limit.
                 if denied || windows.is_empty() {
                     windows.push(b.window(now, amount, denied)?);
                 }
             }
-            let calendar = |w: &Window| w.period != burst::PERIOD;
+            let calendar = |w: &Window| w.period != period::BURST;
             let (mut credits_used, mut balance) = (0, 0);
             if windows.iter().any(|w| w.denied && calendar(w)) {
                 balance = credit_balance(client, st, user, meter, now)?;
@@ -569,10 +633,16 @@ pub fn check(user: &str, meter: &str, amount: i64) -> Result<Decision> {
 
 /// Every window of every meter on the user's plan, shortest period first within a meter.
 pub fn status(user: &str) -> Result<Vec<ReadWindow>> {
-    let (_, mut windows) = read_windows(user, None, 0)?;
+    let now = clock::now()?;
+    let mut windows = Spi::connect_mut(|client| {
+        statements::with(client, |client, st| {
+            read_with(client, st, user, None, 0, now)
+        })
+    })?
+    .windows;
     windows.sort_by(|a, b| {
-        (a.meter.as_str(), period_rank(&a.window.period))
-            .cmp(&(b.meter.as_str(), period_rank(&b.window.period)))
+        (a.meter.as_str(), period::rank(&a.window.period))
+            .cmp(&(b.meter.as_str(), period::rank(&b.window.period)))
     });
     Ok(windows)
 }

@@ -18,7 +18,8 @@ pub enum QuotaError {
     /// A named plan does not exist (P0002 no_data_found).
     #[error("plan \"{0}\" does not exist")]
     UnknownPlan(String),
-    /// An idempotency key was reused for a different request (22023, with its own hint).
+    /// An idempotency key was reused for a different request (42710 duplicate_object: the key exists already,
+    /// for another request), so callers can tell it from bad input without reading the message.
     #[error("idempotency key \"{0}\" was already used for a different request")]
     IdempotencyMismatch(String),
     /// No reservation has this id (P0002 no_data_found).
@@ -27,6 +28,13 @@ pub enum QuotaError {
     /// The reservation was already committed or released, or expired (55000 object_not_in_prerequisite_state).
     #[error("{0}")]
     Settled(String),
+    /// The library is a different version than the database's extension (57P03 cannot_connect_now: the
+    /// database is not ready for this library until `ALTER EXTENSION aiquota UPDATE` runs; retrying later works).
+    #[error("the aiquota library is version {library}, but this database has the extension at version {database}")]
+    VersionMismatch {
+        library: &'static str,
+        database: String,
+    },
     /// An SPI call failed in a way that is our bug, not the caller's (XX000 internal_error).
     #[error("internal error: {0}")]
     Internal(String),
@@ -40,9 +48,9 @@ impl QuotaError {
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         match self {
             QuotaError::Null(_) => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            QuotaError::Invalid(_) | QuotaError::IdempotencyMismatch(_) => {
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-            }
+            QuotaError::Invalid(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            QuotaError::IdempotencyMismatch(_) => PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            QuotaError::VersionMismatch { .. } => PgSqlErrorCode::ERRCODE_CANNOT_CONNECT_NOW,
             QuotaError::UnknownPlan(_) | QuotaError::UnknownReservation(_) => {
                 PgSqlErrorCode::ERRCODE_NO_DATA_FOUND
             }
@@ -57,32 +65,29 @@ impl QuotaError {
                 Some("Use a new idempotency key for a request with a different meter, amount or metadata.")
             }
             QuotaError::UnknownPlan(_) => Some("List plans with: SELECT key FROM quota.plans;"),
+            QuotaError::VersionMismatch { .. } => Some(
+                "Run ALTER EXTENSION aiquota UPDATE in this database (docs/operations.md, \"Upgrading\").",
+            ),
             _ => None,
         }
     }
 
-    /// Raises this error as a PostgreSQL ERROR; the current transaction (or subtransaction) is aborted.
-    pub fn raise(self) -> ! {
-        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "aiquota");
-        if let Some(hint) = self.hint() {
-            report = report.set_hint(hint);
+}
+
+/// The boundary: a `#[pg_extern]` returns `Result<T, ErrorReport>` and pgrx raises the report with its SQLSTATE
+/// and hint, aborting the current transaction (or subtransaction).
+impl From<QuotaError> for ErrorReport {
+    fn from(e: QuotaError) -> Self {
+        let report = ErrorReport::new(e.sqlstate(), e.to_string(), "aiquota");
+        match e.hint() {
+            Some(hint) => report.set_hint(hint),
+            None => report,
         }
-        report.report(PgLogLevel::ERROR);
-        // ERROR never returns: PostgreSQL unwinds to the nearest transaction boundary.
-        unreachable!("ereport(ERROR) returned")
     }
 }
 
 impl From<pgrx::spi::SpiError> for QuotaError {
     fn from(e: pgrx::spi::SpiError) -> Self {
         QuotaError::Internal(e.to_string())
-    }
-}
-
-/// Unwraps a result inside a `#[pg_extern]`, raising the error with its SQLSTATE.
-pub fn or_raise<T>(r: Result<T>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => e.raise(),
     }
 }

@@ -8,10 +8,10 @@
 //! Every payload is compact JSON with `user` and `kind`; timestamps are RFC 3339 in UTC ending in `Z`, the same
 //! format the SQL functions in `admin.sql` send.
 
-use pgrx::datetime::ToIsoString;
 use pgrx::prelude::*;
 use serde_json::json;
 
+use crate::clock;
 use crate::decision::{status_label, Window};
 
 /// The channel every aiquota event is sent on.
@@ -29,15 +29,6 @@ fn notify(payload: serde_json::Value) {
     }
 }
 
-/// RFC 3339 in UTC ending in `Z`, whatever the session's TimeZone, so listeners parse one format.
-pub fn utc(ts: TimestampWithTimeZone) -> Option<String> {
-    let iso = ts.to_iso_string_with_timezone("UTC").ok()?;
-    Some(match iso.strip_suffix("+00:00") {
-        Some(base) => format!("{base}Z"),
-        None => iso,
-    })
-}
-
 /// Announces every status boundary the windows crossed by consuming `amount`.
 pub fn crossings(user: &str, meter: &str, amount: i64, windows: &[Window]) {
     for w in windows.iter().filter(|w| w.limit.is_some()) {
@@ -53,7 +44,7 @@ pub fn crossings(user: &str, meter: &str, amount: i64, windows: &[Window]) {
         };
         notify(json!({
             "user": user, "meter": meter, "kind": kind, "period": w.period, "status": after,
-            "used": w.used, "limit": w.limit, "resets_at": utc(w.resets_at),
+            "used": w.used, "limit": w.limit, "resets_at": clock::utc(w.resets_at),
         }));
     }
 }

@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 mod api;
+mod attempt;
 mod burst;
 mod clock;
 mod decision;
@@ -13,9 +14,11 @@ mod engine;
 mod error;
 mod events;
 mod gucs;
+mod period;
 mod reservations;
 mod statements;
 mod validate;
+mod version;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -24,6 +27,7 @@ mod tests;
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/engine.sql", name = "engine");
+extension_sql_file!("../sql/limits.sql", name = "limits", requires = ["engine"]);
 extension_sql_file!("../sql/admin.sql", name = "admin", requires = ["engine"]);
 extension_sql_file!("../sql/credits.sql", name = "credits", requires = ["admin"]);
 extension_sql_file!(
@@ -39,7 +43,7 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/roles.sql",
     name = "roles",
-    requires = ["admin", "credits", "analytics", "payments"]
+    requires = ["admin", "credits", "analytics", "payments", "limits"]
 );
 extension_sql_file!("../sql/defaults.sql", name = "defaults", finalize);
 

@@ -1,6 +1,6 @@
 //! Reserve, then settle: for AI calls whose cost is known only afterwards.
 //!
-//! `quota.reserve` is consume in hold mode (see `statements::CONSUME`): the amount counts against every limit as
+//! `quota.reserve` is consume in hold mode (`attempt::Mode::Hold`, statements/hold.sql): the amount counts against every limit as
 //! `held` until it is committed, released, or its time is up. Settling locks the reservation row first and then
 //! the counter rows (in the engine's order), frees the hold, and charges through the ordinary consume path, so
 //! the ledger and the counters stay in step exactly as for a plain consume.
@@ -88,8 +88,15 @@ fn lock(
 }
 
 /// Commits at `actual` (Some) or releases (None) the reservation `id`. With `owner`, a reservation of another
-/// user is reported as unknown, so an end user cannot settle (or learn of) someone else's hold.
-pub fn settle(id: Uuid, owner: Option<&str>, actual: Option<i64>) -> Result<Settlement> {
+/// user is reported as unknown, so an end user cannot settle (or learn of) someone else's hold. With `overage`
+/// the whole actual amount is charged even beyond the limits (the upstream already spent it): the windows go over
+/// their limit and deny until they reset, instead of the spend being dropped.
+pub fn settle(
+    id: Uuid,
+    owner: Option<&str>,
+    actual: Option<i64>,
+    overage: bool,
+) -> Result<Settlement> {
     let now = clock::now()?;
     Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
@@ -106,9 +113,14 @@ pub fn settle(id: Uuid, owner: Option<&str>, actual: Option<i64>) -> Result<Sett
             let (charged, decision) = match actual {
                 None | Some(0) => (0, None),
                 Some(actual) => {
-                    // The hold guaranteed its own amount; beyond it, charge what the limits still allow.
-                    let room = engine::room(client, st, &held.user, &held.meter, now)?;
-                    let charge = actual.min(room.max(0));
+                    // The hold guaranteed its own amount; beyond it, charge what the limits still allow (or,
+                    // with overage, everything).
+                    let charge = if overage {
+                        actual
+                    } else {
+                        let room = engine::room(client, st, &held.user, &held.meter, now)?;
+                        actual.min(room.max(0))
+                    };
                     if charge == 0 {
                         (0, None)
                     } else {
@@ -120,6 +132,8 @@ pub fn settle(id: Uuid, owner: Option<&str>, actual: Option<i64>) -> Result<Sett
                             metadata: Some(json!({ "reservation_id": id.to_string() })),
                             hold_until: None,
                             burst: false,
+                            force: overage,
+                            rollup: false,
                         };
                         let d = engine::consume_with(client, st, &req, now)?;
                         (if d.allowed { charge } else { 0 }, Some(d))
