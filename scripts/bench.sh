@@ -290,8 +290,12 @@ s1() {
   log "scenario 1: quota.consume vs the plain UPDATE floor, $USERS users, $CLIENTS clients"
   for sync in $SYNCS; do
     pgb "$(meta s1 consume "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main consume.sql
+    pgb "$(meta s1 limiter "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main limiter.sql
+    pgb "$(meta s1 limiter_definer "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main limiter_definer.sql
     pgb "$(meta s1 minimal_writes "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main minimal_writes.sql
     pgb "$(meta s1 floor "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main floor.sql
+    pgb "$(meta s1 check "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main check.sql
+    pgb "$(meta s1 status "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main status.sql
   done
 }
 
@@ -299,6 +303,10 @@ s2() {
   log "scenario 2: hot user, $HOT_CLIENTS clients on one team budget vs one plain row"
   for sync in $SYNCS; do
     pgb "$(meta s2 consume "$sync" "$HOT_CLIENTS")" "$sync" "$HOT_CLIENTS" bench_main consume_hot.sql
+    pgb "$(meta s2 limiter "$sync" "$HOT_CLIENTS")" "$sync" "$HOT_CLIENTS" bench_main limiter_hot.sql
+    pgb "$(meta s2 limiter_definer "$sync" "$HOT_CLIENTS")" "$sync" "$HOT_CLIENTS" bench_main limiter_definer_hot.sql
+    pgb "$(meta s2 consume_8 "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main consume_hot.sql
+    pgb "$(meta s2 limiter_8 "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main limiter_hot.sql
     pgb "$(meta s2 minimal_writes "$sync" "$HOT_CLIENTS")" "$sync" "$HOT_CLIENTS" bench_main minimal_writes_hot.sql
     pgb "$(meta s2 floor "$sync" "$HOT_CLIENTS")" "$sync" "$HOT_CLIENTS" bench_main floor_hot.sql
   done
@@ -336,6 +344,7 @@ s4() {
   for sync in $SYNCS; do
     driver "$(meta s4 one_store "$sync" "$CLIENTS")" "$sync" one-store
     driver "$(meta s4 one_store_cte "$sync" "$CLIENTS")" "$sync" one-store-cte
+    driver "$(meta s4 one_store_limiter "$sync" "$CLIENTS")" "$sync" one-store-limiter
     driver "$(meta s4 two_store "$sync" "$CLIENTS")" "$sync" two-store
   done
   redis_stop
@@ -392,6 +401,7 @@ s6() {
   log "scenario 6: reserve/commit pairs, $CLIENTS clients"
   for sync in $SYNCS; do
     pgb "$(meta s6 reserve_commit "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main reserve_commit.sql
+    pgb "$(meta s6 consume "$sync" "$CLIENTS")" "$sync" "$CLIENTS" bench_main consume.sql
   done
 }
 

@@ -51,9 +51,8 @@ impl From<tokio_postgres::Error> for DbError {
         };
         let message = db.message().to_string();
         match db.code() {
-            c if *c == SqlState::INVALID_PARAMETER_VALUE && message.contains("already used") => {
-                DbError::IdempotencyMismatch(message)
-            }
+            // The extension reports a reused idempotency key with its own SQLSTATE, so no message is read.
+            c if *c == SqlState::DUPLICATE_OBJECT => DbError::IdempotencyMismatch(message),
             c if *c == SqlState::INVALID_PARAMETER_VALUE
                 || *c == SqlState::NULL_VALUE_NOT_ALLOWED =>
             {
@@ -61,6 +60,8 @@ impl From<tokio_postgres::Error> for DbError {
             }
             c if *c == SqlState::NO_DATA_FOUND => DbError::NotFound(message),
             c if *c == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE => DbError::Conflict(message),
+            // (rolled_back includes 57P03, which the extension also raises while this database is not updated
+            // to the installed library yet: retrying later works.)
             c if rolled_back(c)
                 || *c == SqlState::ADMIN_SHUTDOWN
                 || *c == SqlState::QUERY_CANCELED =>

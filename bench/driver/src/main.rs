@@ -8,6 +8,8 @@
 //! Modes (the application write is `INSERT INTO app.generation_jobs`):
 //! * `one-store`: `BEGIN; SELECT allowed FROM quota.consume(..); INSERT job (if allowed); COMMIT` (4 round trips).
 //! * `one-store-cte`: the same decision and insert as one statement (a CTE), in its own implicit transaction.
+//! * `one-store-limiter`: as `one-store`, with the hand-written PL/pgSQL limiter (`bench.limiter_definer`) in
+//!   place of `quota.consume`: what a user would write instead of aiquota, in the same transaction shape.
 //! * `two-store`: a Redis Lua counter (INCRBY, EXPIRE on first use, give back and deny over the limit), then the
 //!   same INSERT in PostgreSQL (autocommit). Nothing makes the two writes atomic: that is the design measured.
 //!
@@ -27,6 +29,7 @@ return 1";
 
 const INSERT_JOB: &str = "INSERT INTO app.generation_jobs (user_id, prompt) VALUES ($1, $2)";
 const CONSUME: &str = "SELECT allowed FROM quota.consume($1::text, 'ai_requests', 1)";
+const LIMITER: &str = "SELECT bench.limiter_definer($1::text, 1)";
 const CONSUME_AND_INSERT: &str = "WITH d AS (SELECT allowed FROM quota.consume($1::text, 'ai_requests', 1)) \
      INSERT INTO app.generation_jobs (user_id, prompt) SELECT $1, $2 FROM d WHERE d.allowed RETURNING 1";
 const PROMPT: &str = "Write a haiku about counting things exactly once.";
@@ -47,7 +50,7 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: aiquota-bench-driver --mode one-store|one-store-cte|two-store --pg URL [--redis HOST:PORT] \
+        "usage: aiquota-bench-driver --mode one-store|one-store-cte|one-store-limiter|two-store --pg URL [--redis HOST:PORT] \
          [--clients N] [--duration S] [--warmup S] [--users N] [--limit N] [--sync on|off] [--seed N]"
     );
     std::process::exit(2)
@@ -85,7 +88,7 @@ fn parse() -> Opts {
         }
         i += 2;
     }
-    if o.pg.is_empty() || !["one-store", "one-store-cte", "two-store"].contains(&o.mode.as_str()) {
+    if o.pg.is_empty() || !["one-store", "one-store-cte", "one-store-limiter", "two-store"].contains(&o.mode.as_str()) {
         usage()
     }
     o
@@ -167,7 +170,8 @@ fn client(o: Arc<Opts>, id: usize, sha: Option<String>, start: Instant) -> Resul
     let mut pg = postgres::Client::connect(&o.pg, postgres::NoTls).map_err(|e| e.to_string())?;
     pg.batch_execute(&format!("SET synchronous_commit = {}", o.sync))
         .map_err(|e| e.to_string())?;
-    let consume = pg.prepare(CONSUME).map_err(|e| e.to_string())?;
+    let decide = if o.mode == "one-store-limiter" { LIMITER } else { CONSUME };
+    let consume = pg.prepare(decide).map_err(|e| e.to_string())?;
     let insert = pg.prepare(INSERT_JOB).map_err(|e| e.to_string())?;
     let both = pg.prepare(CONSUME_AND_INSERT).map_err(|e| e.to_string())?;
     let mut redis = match &sha {
@@ -186,7 +190,7 @@ fn client(o: Arc<Opts>, id: usize, sha: Option<String>, start: Instant) -> Resul
         }
         let user = format!("u{}", rng.next(o.users));
         let result: Result<bool, String> = match o.mode.as_str() {
-            "one-store" => (|| {
+            "one-store" | "one-store-limiter" => (|| {
                 let mut tx = pg.transaction().map_err(|e| e.to_string())?;
                 let allowed: bool = tx.query_one(&consume, &[&user]).map_err(|e| e.to_string())?.get(0);
                 if allowed {
