@@ -250,7 +250,7 @@ impl Decision {
         self.into_composite("quota.reservation")
     }
 
-    fn into_composite(self, type_name: &str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+    fn into_composite(self, type_name: &'static str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
         let mut t = new_composite(type_name)?;
         let reservation = type_name == "quota.reservation";
         if reservation {
@@ -333,9 +333,8 @@ impl Decision {
 }
 
 /// A new, all-NULL value of the composite type `type_name`.
-pub fn new_composite(type_name: &str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
-    PgHeapTuple::new_composite_type(type_name)
-        .map_err(|e| QuotaError::Internal(format!("{type_name}: {e}")))
+pub fn new_composite(type_name: &'static str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+    crate::types::composite(type_name)
 }
 
 /// Sets one field of a composite built with `new_composite`.

@@ -17,6 +17,7 @@ mod gucs;
 mod period;
 mod reservations;
 mod statements;
+mod types;
 mod validate;
 mod version;
 
@@ -51,6 +52,7 @@ extension_sql_file!("../sql/defaults.sql", name = "defaults", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    types::init();
 }
 
 /// Required by `cargo pgrx test`.
