@@ -26,19 +26,19 @@ fn consume(
     p_idempotency_key: Option<&str>,
     p_metadata: Option<JsonB>,
 ) -> Result<pgrx::composite_type!('static, "quota.decision"), ErrorReport> {
-        validate::metadata(&p_metadata)?;
-        let req = Request {
-            user: validate::user(p_user)?,
-            meter: validate::meter(p_meter)?,
-            amount: validate::amount(p_amount)?,
-            key: validate::idempotency_key(p_idempotency_key)?,
-            metadata: p_metadata.map(|JsonB(v)| v),
-            hold_until: None,
-            burst: true,
-            force: false,
-            rollup: true,
-        };
-        Ok(engine::consume(req)?.into_tuple()?)
+    validate::metadata(&p_metadata)?;
+    let req = Request {
+        user: validate::user(p_user)?,
+        meter: validate::meter(p_meter)?,
+        amount: validate::amount(p_amount)?,
+        key: validate::idempotency_key(p_idempotency_key)?,
+        metadata: p_metadata.map(|JsonB(v)| v),
+        hold_until: None,
+        burst: true,
+        force: false,
+        rollup: true,
+    };
+    Ok(engine::consume(req)?.into_tuple()?)
 }
 
 /// `quota.reserve(p_user, p_meter, p_amount, p_ttl, p_idempotency_key)`.
@@ -50,20 +50,20 @@ fn reserve(
     p_ttl: Option<Interval>,
     p_idempotency_key: Option<&str>,
 ) -> Result<pgrx::composite_type!('static, "quota.reservation"), ErrorReport> {
-        // Reserve keys live beside consume keys under a prefix, so one key never means both.
-        let key = validate::idempotency_key(p_idempotency_key)?.map(|k| format!("reserve:{k}"));
-        let req = Request {
-            user: validate::user(p_user)?,
-            meter: validate::meter(p_meter)?,
-            amount: validate::amount(p_amount)?,
-            key: key.as_deref(),
-            metadata: None,
-            hold_until: Some(reservations::expiry(p_ttl)?),
-            burst: true,
-            force: false,
-            rollup: true,
-        };
-        Ok(engine::consume(req)?.into_reservation_tuple()?)
+    // Reserve keys live beside consume keys under a prefix, so one key never means both.
+    let key = validate::idempotency_key(p_idempotency_key)?.map(|k| format!("reserve:{k}"));
+    let req = Request {
+        user: validate::user(p_user)?,
+        meter: validate::meter(p_meter)?,
+        amount: validate::amount(p_amount)?,
+        key: key.as_deref(),
+        metadata: None,
+        hold_until: Some(reservations::expiry(p_ttl)?),
+        burst: true,
+        force: false,
+        rollup: true,
+    };
+    Ok(engine::consume(req)?.into_reservation_tuple()?)
 }
 
 /// `quota.commit(p_reservation, p_actual, p_user, p_overage)`.
@@ -74,11 +74,11 @@ fn commit(
     p_user: Option<&str>,
     p_overage: Option<bool>,
 ) -> Result<pgrx::composite_type!('static, "quota.settlement"), ErrorReport> {
-        let id = p_reservation.ok_or(QuotaError::Null("reservation"))?;
-        let actual = reservations::actual(p_actual)?;
-        let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
-        let overage = p_overage.ok_or(QuotaError::Null("overage"))?;
-        Ok(reservations::settle(id, owner, Some(actual), overage)?.into_tuple()?)
+    let id = p_reservation.ok_or(QuotaError::Null("reservation"))?;
+    let actual = reservations::actual(p_actual)?;
+    let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
+    let overage = p_overage.ok_or(QuotaError::Null("overage"))?;
+    Ok(reservations::settle(id, owner, Some(actual), overage)?.into_tuple()?)
 }
 
 /// `quota.release(p_reservation, p_user)`.
@@ -87,9 +87,9 @@ fn release(
     p_reservation: Option<pgrx::Uuid>,
     p_user: Option<&str>,
 ) -> Result<pgrx::composite_type!('static, "quota.settlement"), ErrorReport> {
-        let id = p_reservation.ok_or(QuotaError::Null("reservation"))?;
-        let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
-        Ok(reservations::settle(id, owner, None, false)?.into_tuple()?)
+    let id = p_reservation.ok_or(QuotaError::Null("reservation"))?;
+    let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
+    Ok(reservations::settle(id, owner, None, false)?.into_tuple()?)
 }
 
 /// `quota.check(p_user, p_meter, p_amount)`.
@@ -99,10 +99,10 @@ fn check(
     p_meter: Option<&str>,
     p_amount: Option<i64>,
 ) -> Result<pgrx::composite_type!('static, "quota.decision"), ErrorReport> {
-        let user = validate::user(p_user)?;
-        let meter = validate::meter(p_meter)?;
-        let amount = validate::amount(p_amount)?;
-        Ok(engine::check(user, meter, amount)?.into_tuple()?)
+    let user = validate::user(p_user)?;
+    let meter = validate::meter(p_meter)?;
+    let amount = validate::amount(p_amount)?;
+    Ok(engine::check(user, meter, amount)?.into_tuple()?)
 }
 
 /// `quota.status(p_user)`: one row per meter and window.
@@ -112,19 +112,19 @@ fn status(
     p_user: Option<&str>,
 ) -> Result<
     TableIterator<
-    'static,
-    (
-        name!(meter, String),
-        name!(period, String),
-        name!(used, i64),
-        name!(limit, Option<i64>),
-        name!(remaining, Option<i64>),
-        name!(percent, Option<f64>),
-        name!(status, String),
-        name!(resets_at, TimestampWithTimeZone),
-        name!(plan, String),
-        name!(held, i64),
-    ),
+        'static,
+        (
+            name!(meter, String),
+            name!(period, String),
+            name!(used, i64),
+            name!(limit, Option<i64>),
+            name!(remaining, Option<i64>),
+            name!(percent, Option<f64>),
+            name!(status, String),
+            name!(resets_at, TimestampWithTimeZone),
+            name!(plan, String),
+            name!(held, i64),
+        ),
     >,
     ErrorReport,
 > {

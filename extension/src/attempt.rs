@@ -300,14 +300,23 @@ mod unit {
     fn the_common_case_writes_at_once() {
         let l = locked(vec![(Some(10), row(3)), (Some(100), row(50))]);
         let step = next_step(&l, consume(1), &Context::default(), H);
-        assert_eq!(step, Step::Write { credits: 0, tat: None });
+        assert_eq!(
+            step,
+            Step::Write {
+                credits: 0,
+                tat: None
+            }
+        );
     }
 
     #[test]
     fn a_new_user_gets_an_account_first() {
         let mut l = locked(vec![(Some(10), None)]);
         l.has_account = false;
-        assert_eq!(next_step(&l, consume(1), &Context::default(), H), Step::CreateAccount);
+        assert_eq!(
+            next_step(&l, consume(1), &Context::default(), H),
+            Step::CreateAccount
+        );
     }
 
     #[test]
@@ -348,13 +357,19 @@ mod unit {
         };
         assert_eq!(
             next_step(&l, consume(4), &ctx, H),
-            Step::Write { credits: 3, tat: None }
+            Step::Write {
+                credits: 3,
+                tat: None
+            }
         );
         let ctx = Context {
             credits: Some(2),
             ..Context::default()
         };
-        assert!(matches!(next_step(&l, consume(4), &ctx, H), Step::Deny { .. }));
+        assert!(matches!(
+            next_step(&l, consume(4), &ctx, H),
+            Step::Deny { .. }
+        ));
     }
 
     #[test]
@@ -368,7 +383,10 @@ mod unit {
             mode: Mode::Hold,
             burst: true,
         };
-        assert_eq!(next_step(&l, hold, &Context::default(), H), Step::ExpireHolds);
+        assert_eq!(
+            next_step(&l, hold, &Context::default(), H),
+            Step::ExpireHolds
+        );
         let ctx = Context {
             holds_expired: true,
             ..Context::default()
@@ -386,7 +404,10 @@ mod unit {
         };
         assert_eq!(
             next_step(&l, force, &Context::default(), H),
-            Step::Write { credits: 0, tat: None }
+            Step::Write {
+                credits: 0,
+                tat: None
+            }
         );
     }
 
@@ -397,7 +418,10 @@ mod unit {
             emission_us: 10_000_000,
             burst: 1,
         });
-        assert_eq!(next_step(&l, consume(1), &Context::default(), H), Step::LockBurst);
+        assert_eq!(
+            next_step(&l, consume(1), &Context::default(), H),
+            Step::LockBurst
+        );
         let full = Context {
             burst_tat: Some(i64::MIN),
             ..Context::default()
@@ -425,6 +449,9 @@ mod unit {
     #[test]
     fn a_meter_the_plan_does_not_limit() {
         let l = locked(vec![]);
-        assert_eq!(next_step(&l, consume(1), &Context::default(), H), Step::NotInPlan);
+        assert_eq!(
+            next_step(&l, consume(1), &Context::default(), H),
+            Step::NotInPlan
+        );
     }
 }

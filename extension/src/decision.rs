@@ -250,7 +250,10 @@ impl Decision {
         self.into_composite("quota.reservation")
     }
 
-    fn into_composite(self, type_name: &'static str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+    fn into_composite(
+        self,
+        type_name: &'static str,
+    ) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
         let mut t = new_composite(type_name)?;
         let reservation = type_name == "quota.reservation";
         if reservation {

@@ -355,7 +355,8 @@ fn write(
         windows.extend(burst_window(locked, tat, now, req.amount, false)?);
     }
     let balance = ctx.credits.unwrap_or(0);
-    let mut decision = Decision::from_windows(req.meter, &locked.plan, req.amount, balance, &windows);
+    let mut decision =
+        Decision::from_windows(req.meter, &locked.plan, req.amount, balance, &windows);
     decision.credits_used = credits;
     if decision.allowed && hold {
         decision.reservation_id = reservation_id;
@@ -414,7 +415,9 @@ fn lock_burst(client: &mut SpiClient<'_>, st: &Prepared, req: &Request<'_>) -> R
         }
         client.update(&st.add_burst, None, &[req.user.into(), req.meter.into()])?;
     }
-    Err(QuotaError::Internal("burst state could not be created".into()))
+    Err(QuotaError::Internal(
+        "burst state could not be created".into(),
+    ))
 }
 
 /// Gives `user` the default plan unless it has an account; true when it created one.
@@ -526,7 +529,9 @@ fn read_with(
     for row in table {
         read.plan = row.get::<String>(1)?;
         if let (Some(emission_us), Some(burst)) = (row.get::<i64>(8)?, row.get::<i64>(9)?) {
-            let tat = row.get::<TimestampWithTimeZone>(10)?.map_or(i64::MIN, micros);
+            let tat = row
+                .get::<TimestampWithTimeZone>(10)?
+                .map_or(i64::MIN, micros);
             read.burst = Some(Bucket::new(emission_us, burst, tat));
         }
         let (Some(p), Some(m), Some(period), Some(resets_at)) = (

@@ -71,7 +71,6 @@ impl QuotaError {
             _ => None,
         }
     }
-
 }
 
 /// The boundary: a `#[pg_extern]` returns `Result<T, ErrorReport>` and pgrx raises the report with its SQLSTATE

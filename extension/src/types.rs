@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 
 use pgrx::prelude::*;
+use pgrx::PgTupleDesc;
 
 use crate::error::{QuotaError, Result};
 
@@ -41,7 +42,12 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _cacheid: i32, _hash: u3
 
 /// A new, all-NULL value of the composite type `name` (schema-qualified).
 pub fn composite(name: &'static str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
-    let cached = OIDS.with(|o| o.borrow().iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid));
+    let cached = OIDS.with(|o| {
+        o.borrow()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, oid)| *oid)
+    });
     let oid = match cached {
         Some(oid) => oid,
         None => {
@@ -52,5 +58,6 @@ pub fn composite(name: &'static str) -> Result<PgHeapTuple<'static, AllocatedByR
             oid
         }
     };
-    PgHeapTuple::new_composite_type_by_oid(oid).map_err(|e| QuotaError::Internal(format!("{name}: {e}")))
+    PgHeapTuple::new_composite_type_by_oid(oid)
+        .map_err(|e| QuotaError::Internal(format!("{name}: {e}")))
 }

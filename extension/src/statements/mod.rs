@@ -73,7 +73,10 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
             &[text, text, int8, text, jsonb, tstz, int8, text],
         )?,
         hold: keep(include_str!("hold.sql"), &[text, text, int8, tstz, tstz])?,
-        deny: keep(include_str!("deny.sql"), &[text, text, texts, tstz, boolean])?,
+        deny: keep(
+            include_str!("deny.sql"),
+            &[text, text, texts, tstz, boolean],
+        )?,
         add_counters: keep(include_str!("add_counters.sql"), &[text, text, texts, tstz])?,
         move_windows: keep(
             include_str!("move_windows.sql"),
@@ -82,7 +85,10 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         expire_holds: keep(include_str!("expire_holds.sql"), &[text, text, tstz])?,
         read: keep_read_only(include_str!("read.sql"), &[text, text, tstz, text, text])?,
         ensure_account: keep(include_str!("ensure_account.sql"), &[text, text])?,
-        meter_and_plan_exist: keep_read_only(include_str!("meter_and_plan_exist.sql"), &[text, text])?,
+        meter_and_plan_exist: keep_read_only(
+            include_str!("meter_and_plan_exist.sql"),
+            &[text, text],
+        )?,
         claim_key: keep(
             include_str!("claim_key.sql"),
             &[text, text, text, int8, jsonb, tstz],
