@@ -72,9 +72,9 @@ fn idempotency_key_replays_the_first_decision_and_charges_once() {
     assert_eq!(one::<i64>("SELECT count(*) FROM quota.ledger WHERE user_id = 'u5'"), Some(1));
     assert_eq!(one::<i64>("SELECT used FROM quota.counters WHERE user_id = 'u5' AND meter = 'ai_tokens'"), Some(250));
     // Same key, different request: refused, nothing charged.
-    expect_sqlstate("PERFORM quota.consume('u5', 'ai_tokens', 251, 'req-1', '{\"model\": \"m\"}')", "22023");
-    expect_sqlstate("PERFORM quota.consume('u5', 'ai_requests', 250, 'req-1', '{\"model\": \"m\"}')", "22023");
-    expect_sqlstate("PERFORM quota.consume('u5', 'ai_tokens', 250, 'req-1', '{\"model\": \"x\"}')", "22023");
+    expect_sqlstate("PERFORM quota.consume('u5', 'ai_tokens', 251, 'req-1', '{\"model\": \"m\"}')", "42710");
+    expect_sqlstate("PERFORM quota.consume('u5', 'ai_requests', 250, 'req-1', '{\"model\": \"m\"}')", "42710");
+    expect_sqlstate("PERFORM quota.consume('u5', 'ai_tokens', 250, 'req-1', '{\"model\": \"x\"}')", "42710");
     // Keys are per user.
     assert!(consume("'u6', 'ai_tokens', 250, 'req-1', '{\"model\": \"m\"}'").0);
     assert_eq!(one::<i64>("SELECT count(*) FROM quota.ledger"), Some(2));

@@ -126,3 +126,35 @@ fn a_reservation_settles_only_for_its_own_user_when_one_is_named() {
         settle(&format!("SELECT state, charged, capped, used FROM quota.commit('{id}', 1, 'h7')"));
     assert_eq!((state.as_str(), charged), ("committed", 1));
 }
+
+#[pg_test]
+fn commit_with_overage_charges_what_was_spent_and_denies_until_the_window_resets() {
+    // free: 10,000 ai_tokens a month. A call held 100 tokens, the upstream reported 12,500.
+    at("2026-03-10 12:00:00+00");
+    let (_, id) = reserve("'ov1', 'ai_tokens', 100");
+    let id = id.expect("a reservation id");
+    let (state, charged, capped, used) = settle(&format!(
+        "SELECT state, charged, capped, used FROM quota.commit('{id}', 12500, 'ov1', p_overage => true)"
+    ));
+    assert_eq!((state.as_str(), charged, capped, used), ("committed", 12500, false, Some(12500)));
+    assert_eq!(
+        one::<String>("SELECT status || ' ' || remaining FROM quota.check('ov1', 'ai_tokens')").as_deref(),
+        Some("exceeded 0")
+    );
+    assert_eq!(one::<i64>("SELECT sum(amount)::bigint FROM quota.ledger WHERE user_id = 'ov1'"), Some(12500));
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+    // The next call is denied (and so is a reserve) until the month resets; then the overage is gone.
+    assert!(!consume("'ov1', 'ai_tokens', 1").0);
+    assert!(!reserve("'ov1', 'ai_tokens', 1").0);
+    at("2026-04-01 00:00:00+00");
+    assert!(consume("'ov1', 'ai_tokens', 1").0);
+    // Without overage the same commit is capped at what the limits allow, as before.
+    at("2026-04-02 00:00:00+00");
+    let (_, second) = reserve("'ov1', 'ai_tokens', 100");
+    let second = second.expect("a reservation id");
+    let (_, charged, capped, _) = settle(&format!(
+        "SELECT state, charged, capped, used FROM quota.commit('{second}', 12500, 'ov1')"
+    ));
+    assert_eq!((charged, capped), (9999, true));
+    expect_sqlstate(&format!("PERFORM quota.commit('{id}', 1, 'ov1', NULL)"), "22004");
+}
