@@ -148,7 +148,7 @@ fn a_key_raced_20_times_charges_once_and_replays_19_times() {
             &[],
         )
         .expect_err("a different request under the same key must fail");
-    assert_eq!(err.code().map(|s| s.code()), Some("22023"));
+    assert_eq!(err.code().map(|s| s.code()), Some("42710"));
 }
 
 #[test]
@@ -257,9 +257,9 @@ fn mixed_random_traffic_keeps_counters_equal_to_the_ledger() {
             };
             let sql =
                 format!("SELECT allowed FROM quota.consume('{user}', '{meter}', {amount}, {key})");
-            // A key reused with a different amount is refused (22023); anything else must succeed.
+            // A key reused with a different amount is refused (42710); anything else must succeed.
             if let Err(e) = c.query_one(&sql, &[]) {
-                assert_eq!(e.code().map(|s| s.code()), Some("22023"), "{sql}: {e}");
+                assert_eq!(e.code().map(|s| s.code()), Some("42710"), "{sql}: {e}");
             }
         }
     });
