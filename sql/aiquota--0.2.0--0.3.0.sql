@@ -62,19 +62,28 @@ CREATE FUNCTION quota._effective_limits(p_user text, p_meter text, p_plan text, 
 RETURNS TABLE (meter text, period text, "limit" bigint, rollover_cap bigint, window_start timestamptz,
                window_end timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    -- The plan's limit rows for the meter (every meter when p_meter is NULL), each replaced by the user's
-    -- override of the same period, plus overrides of periods the plan does not limit; with the current window.
+    -- Written with index lookups only (no FULL JOIN): a hash join builds its table on every execution, which
+    -- cost more than the whole rest of a consume.
     SELECT l.meter, l.period, l."limit", l.rollover_cap, w.ws, quota.window_end(l.period, w.ws, p_tz)
     FROM (
-        SELECT COALESCE(o.meter, p.meter) AS meter, COALESCE(o.period, p.period) AS period,
-               CASE WHEN o.period IS NULL THEN p."limit" ELSE o."limit" END AS "limit", p.rollover_cap
-        FROM (SELECT pl.meter, pl.period, pl."limit", pl.rollover_cap FROM quota.plan_limits pl
-              WHERE pl.plan = p_plan AND (p_meter IS NULL OR pl.meter = p_meter)) p
-        FULL JOIN (SELECT ul.meter, ul.period, ul."limit" FROM quota.user_limits ul
-                   WHERE ul.user_id = p_user AND (p_meter IS NULL OR ul.meter = p_meter)) o
-          ON o.meter = p.meter AND o.period = p.period
+        -- The plan's limit rows for the meter (every meter when p_meter is NULL), each replaced by the user's
+        -- override of the same period ...
+        SELECT pl.meter, pl.period, CASE WHEN ul.period IS NULL THEN pl."limit" ELSE ul."limit" END AS "limit",
+               pl.rollover_cap
+        FROM quota.plan_limits pl
+        LEFT JOIN quota.user_limits ul ON ul.user_id = p_user AND ul.meter = pl.meter AND ul.period = pl.period
+        WHERE pl.plan = p_plan AND (p_meter IS NULL OR pl.meter = p_meter)
+        UNION ALL
+        -- ... and the overrides of periods the plan does not limit.
+        SELECT ul.meter, ul.period, ul."limit", NULL
+        FROM quota.user_limits ul
+        WHERE ul.user_id = p_user AND (p_meter IS NULL OR ul.meter = p_meter)
+          AND NOT EXISTS (SELECT 1 FROM quota.plan_limits pl
+                          WHERE pl.plan = p_plan AND pl.meter = ul.meter AND pl.period = ul.period)
     ) l
-    CROSS JOIN LATERAL (SELECT quota.window_start(l.period, p_now, p_tz) AS ws) w
+    -- OFFSET 0 keeps the window start a column: passed as an expression, window_end (which uses its argument twice)
+    -- would not be inlined and would run as a separate SQL function call, costing more than the whole statement.
+    CROSS JOIN LATERAL (SELECT quota.window_start(l.period, p_now, p_tz) AS ws OFFSET 0) w
 $$;
 COMMENT ON FUNCTION quota._effective_limits(text, text, text, text, timestamptz) IS
     'Internal: the limits of p_plan on p_meter (all meters when NULL) as overridden for p_user, one row per '

@@ -1,7 +1,8 @@
 -- check and status: a user's windows for one meter ($2) or every meter ($2 NULL), as consume would see them now,
 -- without locking or writing. A counter row not yet in the current window (or missing) is counted from the
 -- ledger; expired holds are left out. For one meter the plan's burst limit and the user's burst state come too.
--- Returns one row with NULL meter when the plan limits nothing (of the meter).
+-- Returns one row with NULL meter when the plan limits nothing (of the meter). Unordered: status sorts the windows
+-- itself (by meter, then shortest period first), and a sort here would set up its memory on every call.
 -- Params: $1 user, $2 meter or NULL, $3 now, $4 default plan, $5 default timezone.
 WITH account AS MATERIALIZED (
     SELECT a.plan, a.tz FROM quota._effective_plan($1, $3, $4, $5) a
@@ -24,5 +25,10 @@ FROM account a
 LEFT JOIN quota.plan_bursts b ON b.plan = a.plan AND b.meter = $2
 LEFT JOIN quota.bursts s ON s.user_id = $1 AND s.meter = b.meter
 LEFT JOIN LATERAL quota._effective_limits($1, $2, a.plan, a.tz, $3) w ON true
-LEFT JOIN quota.counters c ON c.user_id = $1 AND c.meter = w.meter AND c.period = w.period
-ORDER BY w.meter, w.period
+-- One primary-key probe per window: as a plain join this was planned as two sorts and a merge join, whose sort
+-- memory is set up on every call; LIMIT 1 (the key is unique anyway) keeps the subquery a parameterised probe.
+LEFT JOIN LATERAL (
+    SELECT c.user_id, c.window_start, c.used, c.held, c.held_until, c.carry FROM quota.counters c
+    WHERE c.user_id = $1 AND c.meter = w.meter AND c.period = w.period
+    LIMIT 1
+) c ON true
