@@ -254,27 +254,27 @@ impl Decision {
         self,
         type_name: &'static str,
     ) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
-        let mut t = new_composite(type_name)?;
+        let mut t = crate::types::composite(type_name)?;
         let reservation = type_name == "quota.reservation";
         if reservation {
-            set(&mut t, "reservation_id", self.reservation_id)?;
-            set(&mut t, "expires_at", self.expires_at)?;
+            t.set("reservation_id", self.reservation_id)?;
+            t.set("expires_at", self.expires_at)?;
         }
-        set(&mut t, "allowed", self.allowed)?;
-        set(&mut t, "meter", self.meter)?;
-        set(&mut t, "plan", self.plan)?;
-        set(&mut t, "used", self.used)?;
-        set(&mut t, "limit", self.limit)?;
-        set(&mut t, "remaining", self.remaining)?;
-        set(&mut t, "resets_at", self.resets_at)?;
-        set(&mut t, "status", self.status)?;
-        set(&mut t, "reason", self.reason)?;
-        set(&mut t, "retry_after_s", self.retry_after_s)?;
-        set(&mut t, "period", self.period)?;
-        set(&mut t, "replayed", self.replayed)?;
-        set(&mut t, "held", self.held)?;
-        set(&mut t, "credits_used", self.credits_used)?;
-        Ok(t)
+        t.set("allowed", self.allowed)?;
+        t.set("meter", self.meter)?;
+        t.set("plan", self.plan)?;
+        t.set("used", self.used)?;
+        t.set("limit", self.limit)?;
+        t.set("remaining", self.remaining)?;
+        t.set("resets_at", self.resets_at)?;
+        t.set("status", self.status)?;
+        t.set("reason", self.reason)?;
+        t.set("retry_after_s", self.retry_after_s)?;
+        t.set("period", self.period)?;
+        t.set("replayed", self.replayed)?;
+        t.set("held", self.held)?;
+        t.set("credits_used", self.credits_used)?;
+        t.finish()
     }
 
     /// The decision as JSON, stored with an idempotency key.
@@ -333,21 +333,6 @@ impl Decision {
             credits_used: int("credits_used").unwrap_or(0),
         })
     }
-}
-
-/// A new, all-NULL value of the composite type `type_name`.
-pub fn new_composite(type_name: &'static str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
-    crate::types::composite(type_name)
-}
-
-/// Sets one field of a composite built with `new_composite`.
-pub fn set<T: IntoDatum>(
-    t: &mut PgHeapTuple<'static, AllocatedByRust>,
-    name: &str,
-    v: T,
-) -> Result<()> {
-    t.set_by_name(name, v)
-        .map_err(|e| QuotaError::Internal(format!("field {name}: {e}")))
 }
 
 /// Parses the canonical 8-4-4-4-12 hex form.

@@ -2,9 +2,11 @@
 //!
 //! Every decision is made under the locks of the counter rows it writes (`lock.sql`), so concurrent calls for one
 //! user are serialised by PostgreSQL's row locks and calls for different users never touch each other's rows.
-//! The common case is two statements, lock and charge; anything rarer is a step that `attempt::next_step` names
-//! explicitly (create the account, move a window, recompute holds, offer credits, lock the burst state), after
-//! which the engine decides again. Nothing is written to be taken back.
+//! The common case (one calendar window on the meter, the amount fits) is one statement, `fast_charge.sql`, whose
+//! UPDATE decides under the row lock and writes only when the amount fits. Otherwise the general path locks
+//! (`lock.sql`), decides in `attempt::next_step`, and writes once, or takes the one step the decision names
+//! (create the account, move a window, recompute holds, offer credits, lock the burst state) and decides again.
+//! Nothing is ever written to be taken back.
 
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -164,6 +166,11 @@ pub fn consume_with(
     let default_plan = gucs::default_plan();
     let default_tz = gucs::default_timezone();
     let (ask, now_us) = (req.ask(), micros(now));
+    if ask.mode == Mode::Consume {
+        if let Some(decision) = fast_charge(client, st, req, now, &default_plan, &default_tz)? {
+            return Ok(decision);
+        }
+    }
     let mut ctx = Context::default();
     let mut locked = lock(client, st, req, now, &default_plan, &default_tz)?;
     for _ in 0..MAX_STEPS {
@@ -279,6 +286,73 @@ fn burst_window(
     }
 }
 
+/// The fast path (`fast_charge.sql`): Some decision when it charged, None when the general path must decide.
+fn fast_charge(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    req: &Request<'_>,
+    now: TimestampWithTimeZone,
+    default_plan: &str,
+    default_tz: &str,
+) -> Result<Option<Decision>> {
+    let table = client.update(
+        &st.fast_charge,
+        None,
+        &[
+            req.user.into(),
+            req.meter.into(),
+            req.amount.into(),
+            req.key.into(),
+            req.metadata.clone().map(JsonB).into(),
+            now.into(),
+            default_plan.into(),
+            default_tz.into(),
+        ],
+    )?;
+    if table.is_empty() {
+        return Ok(None);
+    }
+    let row = table.first();
+    let start = row
+        .get::<TimestampWithTimeZone>(8)?
+        .ok_or_else(|| QuotaError::Internal("fast charge: window start".into()))?;
+    let end = row
+        .get::<TimestampWithTimeZone>(9)?
+        .ok_or_else(|| QuotaError::Internal("fast charge: window end".into()))?;
+    let used: i64 = row.get(5)?.unwrap_or(0);
+    let locked = Locked {
+        plan: row.get::<String>(1)?.unwrap_or_default(),
+        tz: row.get::<String>(2)?.unwrap_or_default(),
+        has_account: true,
+        burst: None,
+        windows: vec![(
+            attempt::Limit {
+                period: row.get::<String>(3)?.unwrap_or_default(),
+                limit: row.get(4)?,
+                start,
+                end,
+            },
+            Some(attempt::Counter {
+                start: micros(start),
+                // As it was before this charge: `allowed` adds the amount back.
+                used: used - req.amount,
+                held: row.get(6)?.unwrap_or(0),
+                held_until: None,
+                carry: row.get(7)?.unwrap_or(0),
+            }),
+        )],
+    };
+    Ok(Some(allowed(
+        req,
+        now,
+        &locked,
+        &Context::default(),
+        0,
+        None,
+        None,
+    )?))
+}
+
 /// Writes an allowed call once (charge.sql or hold.sql, then credits and burst state) and builds its decision.
 #[allow(clippy::too_many_arguments)]
 fn write(
@@ -345,6 +419,19 @@ fn write(
             &[req.user.into(), req.meter.into(), at.into()],
         )?;
     }
+    allowed(req, now, locked, ctx, credits, tat, reservation_id)
+}
+
+/// The decision of an allowed call, from the rows as they were before it (and announces status crossings).
+fn allowed(
+    req: &Request<'_>,
+    now: TimestampWithTimeZone,
+    locked: &Locked,
+    ctx: &Context,
+    credits: i64,
+    tat: Option<i64>,
+    reservation_id: Option<pgrx::Uuid>,
+) -> Result<Decision> {
     let hold = req.hold_until.is_some();
     let mut windows = windows(locked, now, req.amount, hold);
     if !hold {

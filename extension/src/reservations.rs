@@ -10,7 +10,6 @@ use pgrx::spi::SpiClient;
 use pgrx::Uuid;
 use serde_json::json;
 
-use crate::decision::{new_composite, set};
 use crate::engine::{self, Request};
 use crate::error::{QuotaError, Result};
 use crate::statements::{self, Prepared};
@@ -177,19 +176,19 @@ pub fn settle(
 impl Settlement {
     /// Builds the `quota.settlement` composite.
     pub fn into_tuple(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
-        let mut t = new_composite("quota.settlement")?;
-        set(&mut t, "reservation_id", self.reservation_id)?;
-        set(&mut t, "state", self.state)?;
-        set(&mut t, "held", self.held)?;
-        set(&mut t, "actual", self.actual)?;
-        set(&mut t, "charged", self.charged)?;
-        set(&mut t, "capped", self.capped)?;
-        set(&mut t, "used", self.used)?;
-        set(&mut t, "limit", self.limit)?;
-        set(&mut t, "remaining", self.remaining)?;
-        set(&mut t, "status", self.status)?;
-        set(&mut t, "resets_at", self.resets_at)?;
-        Ok(t)
+        let mut t = crate::types::composite("quota.settlement")?;
+        t.set("reservation_id", self.reservation_id)?;
+        t.set("state", self.state)?;
+        t.set("held", self.held)?;
+        t.set("actual", self.actual)?;
+        t.set("charged", self.charged)?;
+        t.set("capped", self.capped)?;
+        t.set("used", self.used)?;
+        t.set("limit", self.limit)?;
+        t.set("remaining", self.remaining)?;
+        t.set("status", self.status)?;
+        t.set("resets_at", self.resets_at)?;
+        t.finish()
     }
 }
 

@@ -40,8 +40,15 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _cacheid: i32, _hash: u3
     });
 }
 
+/// A value of one of the extension's composite types being filled in: the fields are collected as datums and the
+/// tuple is formed once at the end (setting fields on a formed tuple one by one rebuilds it every time).
+pub struct Composite {
+    desc: PgTupleDesc<'static>,
+    values: Vec<Option<pg_sys::Datum>>,
+}
+
 /// A new, all-NULL value of the composite type `name` (schema-qualified).
-pub fn composite(name: &'static str) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+pub fn composite(name: &'static str) -> Result<Composite> {
     let cached = OIDS.with(|o| {
         o.borrow()
             .iter()
@@ -58,6 +65,36 @@ pub fn composite(name: &'static str) -> Result<PgHeapTuple<'static, AllocatedByR
             oid
         }
     };
-    PgHeapTuple::new_composite_type_by_oid(oid)
-        .map_err(|e| QuotaError::Internal(format!("{name}: {e}")))
+    let desc = PgTupleDesc::for_composite_type_by_oid(oid)
+        .ok_or_else(|| QuotaError::Internal(format!("type {name} is not a composite type")))?;
+    let values = vec![None; desc.len()];
+    Ok(Composite { desc, values })
+}
+
+impl Composite {
+    /// Sets field `field` (which must exist, with a type `T` converts to).
+    pub fn set<T: IntoDatum>(&mut self, field: &str, value: T) -> Result<()> {
+        let found = self
+            .desc
+            .iter()
+            .enumerate()
+            .find(|(_, a)| !a.is_dropped() && a.name() == field)
+            .map(|(i, a)| (i, a.type_oid().value()));
+        let Some((i, oid)) = found else {
+            return Err(QuotaError::Internal(format!("no field {field}")));
+        };
+        if !T::is_compatible_with(oid) {
+            return Err(QuotaError::Internal(format!("field {field}: wrong type")));
+        }
+        self.values[i] = value.into_datum();
+        Ok(())
+    }
+
+    /// Forms the tuple.
+    pub fn finish(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+        // SAFETY: one datum (or NULL) per attribute of `desc`, each converted by the IntoDatum of a type that
+        // `set` checked is compatible with the attribute's type.
+        unsafe { PgHeapTuple::from_datums(self.desc, self.values) }
+            .map_err(|e| QuotaError::Internal(format!("composite: {e}")))
+    }
 }

@@ -16,6 +16,7 @@ use crate::error::{QuotaError, Result};
 
 /// Every statement, prepared.
 pub struct Prepared {
+    pub fast_charge: OwnedPreparedStatement,
     pub lock: OwnedPreparedStatement,
     pub charge: OwnedPreparedStatement,
     pub hold: OwnedPreparedStatement,
@@ -67,6 +68,10 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         Ok(client.prepare(sql, args)?.keep())
     };
     Ok(Prepared {
+        fast_charge: keep(
+            include_str!("fast_charge.sql"),
+            &[text, text, int8, text, jsonb, tstz, text, text],
+        )?,
         lock: keep(include_str!("lock.sql"), &[text, text, tstz, text, text])?,
         charge: keep(
             include_str!("charge.sql"),
