@@ -63,16 +63,22 @@ COMMENT ON FUNCTION quota.reserve(text, text, bigint, interval, text) IS
     'expires_at when allowed. Settle with quota.commit or quota.release; a hold past its expiry stops counting '
     'by itself. A repeat with the same p_idempotency_key returns the same reservation.';
 
-CREATE FUNCTION quota.commit(p_reservation uuid, p_actual bigint, p_user text DEFAULT NULL)
-RETURNS quota.settlement
+CREATE FUNCTION quota.commit(
+    p_reservation uuid,
+    p_actual bigint,
+    p_user text DEFAULT NULL,
+    p_overage boolean DEFAULT false
+) RETURNS quota.settlement
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'commit_wrapper';
-COMMENT ON FUNCTION quota.commit(uuid, bigint, text) IS
+COMMENT ON FUNCTION quota.commit(uuid, bigint, text, boolean) IS
     'Settles a reservation at the actual amount: less than the hold frees the rest; more is charged up to what '
-    'the limits allow (capped = true says it was cut). The charge is one ledger row. With p_user, a reservation '
-    'of another user is treated as unknown (callers acting for an end user always pass it). Errors: P0002 '
-    'unknown reservation, 55000 already committed, released or expired, 22004/22023 bad p_actual or p_user.';
+    'the limits allow (capped = true says it was cut), or, with p_overage, in full even past the limit (used '
+    'then exceeds the limit and the next consume is denied until the window resets; capped = false). The charge '
+    'is one ledger row. With p_user, a reservation of another user is treated as unknown (callers acting for an '
+    'end user always pass it). Errors: P0002 unknown reservation, 55000 already committed, released or expired, '
+    '22004/22023 bad p_actual, p_user or p_overage.';
 
 CREATE FUNCTION quota.release(p_reservation uuid, p_user text DEFAULT NULL) RETURNS quota.settlement
 LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -190,7 +196,7 @@ REVOKE ALL ON FUNCTION quota.consume(text, text, bigint, text, jsonb) FROM PUBLI
 REVOKE ALL ON FUNCTION quota.check(text, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.status(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.reserve(text, text, bigint, interval, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION quota.commit(uuid, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.commit(uuid, bigint, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.release(uuid, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota._ensure_account(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.assign_default_plan() FROM PUBLIC;

@@ -29,7 +29,7 @@ GRANT EXECUTE ON FUNCTION quota.consume(text, text, bigint, text, jsonb) TO quot
 GRANT EXECUTE ON FUNCTION quota.check(text, text, bigint) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.status(text) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.reserve(text, text, bigint, interval, text) TO quota_api;
-GRANT EXECUTE ON FUNCTION quota.commit(uuid, bigint, text) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.commit(uuid, bigint, text, boolean) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.release(uuid, text) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.create_order(text, text, text) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.attach_order(text, text) TO quota_api;

@@ -29,6 +29,7 @@ fn consume(
             metadata: p_metadata.map(|JsonB(v)| v),
             hold_until: None,
             burst: true,
+            force: false,
         };
         engine::consume(req)?.into_tuple()
     })())
@@ -54,23 +55,26 @@ fn reserve(
             metadata: None,
             hold_until: Some(reservations::expiry(p_ttl)?),
             burst: true,
+            force: false,
         };
         engine::consume(req)?.into_reservation_tuple()
     })())
 }
 
-/// `quota.commit(p_reservation, p_actual, p_user)`.
+/// `quota.commit(p_reservation, p_actual, p_user, p_overage)`.
 #[pg_extern(sql = false)]
 fn commit(
     p_reservation: Option<pgrx::Uuid>,
     p_actual: Option<i64>,
     p_user: Option<&str>,
+    p_overage: Option<bool>,
 ) -> pgrx::composite_type!('static, "quota.settlement") {
     or_raise((|| {
         let id = p_reservation.ok_or(crate::error::QuotaError::Null("reservation"))?;
         let actual = reservations::actual(p_actual)?;
         let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
-        reservations::settle(id, owner, Some(actual))?.into_tuple()
+        let overage = p_overage.ok_or(crate::error::QuotaError::Null("overage"))?;
+        reservations::settle(id, owner, Some(actual), overage)?.into_tuple()
     })())
 }
 
@@ -83,7 +87,7 @@ fn release(
     or_raise((|| {
         let id = p_reservation.ok_or(crate::error::QuotaError::Null("reservation"))?;
         let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
-        reservations::settle(id, owner, None)?.into_tuple()
+        reservations::settle(id, owner, None, false)?.into_tuple()
     })())
 }
 

@@ -23,6 +23,8 @@ pub struct Request<'a> {
     pub hold_until: Option<TimestampWithTimeZone>,
     /// Whether the burst limit applies: not to the charge of a commit, whose call was admitted at reserve.
     pub burst: bool,
+    /// Charge every window even past its limit: a commit with `p_overage` (the spend already happened).
+    pub force: bool,
 }
 
 /// Seconds from `now` until `at`, rounded up so "retry after" never lands a moment too early.
@@ -158,6 +160,7 @@ pub fn consume_with(
                 req.hold_until.into(),
                 credits_offered.unwrap_or(0).into(),
                 req.burst.into(),
+                req.force.into(),
             ],
         )?;
         let (plan, rows) = consumed_rows(table)?;

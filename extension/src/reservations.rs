@@ -88,8 +88,15 @@ fn lock(
 }
 
 /// Commits at `actual` (Some) or releases (None) the reservation `id`. With `owner`, a reservation of another
-/// user is reported as unknown, so an end user cannot settle (or learn of) someone else's hold.
-pub fn settle(id: Uuid, owner: Option<&str>, actual: Option<i64>) -> Result<Settlement> {
+/// user is reported as unknown, so an end user cannot settle (or learn of) someone else's hold. With
+/// `overage`, the whole actual is charged to every window even past its limit (the spend already happened;
+/// the next consume is denied until the window resets), never capped.
+pub fn settle(
+    id: Uuid,
+    owner: Option<&str>,
+    actual: Option<i64>,
+    overage: bool,
+) -> Result<Settlement> {
     let now = clock::now()?;
     Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
@@ -107,8 +114,12 @@ pub fn settle(id: Uuid, owner: Option<&str>, actual: Option<i64>) -> Result<Sett
                 None | Some(0) => (0, None),
                 Some(actual) => {
                     // The hold guaranteed its own amount; beyond it, charge what the limits still allow.
-                    let room = engine::room(client, st, &held.user, &held.meter, now)?;
-                    let charge = actual.min(room.max(0));
+                    let charge = if overage {
+                        actual
+                    } else {
+                        let room = engine::room(client, st, &held.user, &held.meter, now)?;
+                        actual.min(room.max(0))
+                    };
                     if charge == 0 {
                         (0, None)
                     } else {
@@ -120,6 +131,7 @@ pub fn settle(id: Uuid, owner: Option<&str>, actual: Option<i64>) -> Result<Sett
                             metadata: Some(json!({ "reservation_id": id.to_string() })),
                             hold_until: None,
                             burst: false,
+                            force: overage,
                         };
                         let d = engine::consume_with(client, st, &req, now)?;
                         (if d.allowed { charge } else { 0 }, Some(d))

@@ -82,7 +82,7 @@ macro_rules! carry {
 /// before) needs the whole amount from credits.
 macro_rules! fits {
     () => {
-        "(win.lim IS NULL OR LEAST($3, GREATEST(0, c.used + c.held + $3 - win.lim - c.carry)) <= $11)"
+        "($13 OR win.lim IS NULL OR LEAST($3, GREATEST(0, c.used + c.held + $3 - win.lim - c.carry)) <= $11)"
     };
 }
 
@@ -97,7 +97,8 @@ macro_rules! fits {
 ///
 /// Params: $1 user, $2 meter, $3 amount, $4 idempotency key, $5 metadata, $6 now, $7 default plan, $8 default tz,
 /// $9 hold mode, $10 hold expiry, $11 credits on offer, $12 whether the burst limit applies (not to the charge
-/// of a commit, whose call was admitted at reserve). Returns no row when the account does not exist; one row with
+/// of a commit, whose call was admitted at reserve), $13 force: every window takes the amount even past its limit
+/// (a commit with p_overage). Returns no row when the account does not exist; one row with
 /// NULL period when the plan lacks the meter; otherwise one row per limit, with NULL used where the counter row
 /// does not exist yet or is not in the current window.
 pub const CONSUME: &str = concat!(
@@ -403,6 +404,7 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
             CONSUME,
             &[
                 text, text, int8, text, jsonb, tstz, text, text, boolean, tstz, int8, boolean,
+                boolean,
             ],
         )?,
         undo: keep(UNDO, &[text, text, int8, texts, texts, boolean])?,
