@@ -42,7 +42,7 @@ async fn unlisted_routes_never_reach_the_upstream() {
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/json"),
     ];
-    let body = br#"{"model":"gpt-image-1","prompt":"a cat","input":"x","messages":[{"role":"user","content":"hi"}]}"#;
+    let payload = br#"{"model":"gpt-image-1","prompt":"a cat","input":"x","messages":[{"role":"user","content":"hi"}]}"#;
     for (method, path) in [
         ("POST", "/v1/proxy/images/generations"),
         ("POST", "/v1/proxy/images/edits"),
@@ -74,7 +74,7 @@ async fn unlisted_routes_never_reach_the_upstream() {
         ("GET", "/v1/proxy/models/%2e%2e"),
         ("POST", "/v1/proxy"),
     ] {
-        let (status, head, text) = raw(&app.base, method, path, &json_h, body).await;
+        let (status, head, text) = raw(&app.base, method, path, &json_h, payload).await;
         assert_refusal(status, &head, &text, 404, &format!("{method} {path}"));
         assert_eq!(upstream.count(), 0, "{method} {path} reached the upstream");
     }
@@ -86,12 +86,40 @@ async fn unlisted_routes_never_reach_the_upstream() {
         "POST",
         "/v1/proxy/chat/completions",
         &json_h,
-        body,
+        payload,
     )
     .await;
     assert_eq!(status, 200);
     let seen: Vec<String> = upstream.seen().iter().map(|s| s.uri.clone()).collect();
     assert_eq!(seen, ["/v1/models", "/v1/chat/completions"]);
+    // The OpenAPI document lists the presets' routes, and no other proxy path.
+    let doc = body(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let proxied: Vec<&String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|p| p.starts_with("/v1/proxy"))
+        .collect();
+    assert_eq!(
+        proxied,
+        [
+            "/v1/proxy",
+            "/v1/proxy/agent/{agent}/{action}",
+            "/v1/proxy/chat/completions",
+            "/v1/proxy/completions",
+            "/v1/proxy/info",
+            "/v1/proxy/models",
+            "/v1/proxy/models/{model}",
+            "/v1/proxy/responses",
+        ]
+    );
     app.stop().await;
 }
 
@@ -110,10 +138,20 @@ async fn openai_bodies_that_cannot_be_read_strictly_are_refused() {
     );
     let cases: Vec<(&str, Option<&str>, Vec<u8>, u16)> = vec![
         ("application/json", Some("gzip"), ok.to_vec(), 415),
-        ("application/x-www-form-urlencoded", None, b"model=m&messages=hi".to_vec(), 415),
+        (
+            "application/x-www-form-urlencoded",
+            None,
+            b"model=m&messages=hi".to_vec(),
+            415,
+        ),
         ("text/plain", None, ok.to_vec(), 415),
         ("application/json; charset=utf-16", None, ok.to_vec(), 415),
-        ("application/json", None, [&b"\xEF\xBB\xBF"[..], ok].concat(), 400),
+        (
+            "application/json",
+            None,
+            [&b"\xEF\xBB\xBF"[..], ok].concat(),
+            400,
+        ),
         (
             "application/json",
             None,
@@ -145,7 +183,12 @@ async fn openai_bodies_that_cannot_be_read_strictly_are_refused() {
             br#"{"model":"m","max_tokens":-1,"messages":[]}"#.to_vec(),
             400,
         ),
-        ("application/json", None, br#"{"model":"m","n":1000}"#.to_vec(), 400),
+        (
+            "application/json",
+            None,
+            br#"{"model":"m","n":1000}"#.to_vec(),
+            400,
+        ),
     ];
     for (ct, ce, body, want) in cases {
         let mut h = vec![("Authorization", auth.as_str()), ("Content-Type", ct)];
@@ -201,7 +244,11 @@ async fn copilotkit_calls_are_free_only_when_recognised_and_bypasses_are_charged
         ),
         ("/v1/proxy/agent/default/connect", sync.clone(), "free"),
         // The GraphQL bypasses: no operationName, another one, a renamed variable, messages inlined.
-        ("/v1/proxy", json!({"query": gen, "variables": vars}), "charged"),
+        (
+            "/v1/proxy",
+            json!({"query": gen, "variables": vars}),
+            "charged",
+        ),
         (
             "/v1/proxy",
             json!({"operationName": "availableAgents", "query": gen, "variables": vars}),
@@ -223,7 +270,11 @@ async fn copilotkit_calls_are_free_only_when_recognised_and_bypasses_are_charged
             json!({"query": "query a { availableAgents { agents { id } } } mutation b { generateCopilotResponse(data: {}) { threadId } }", "operationName": "a"}),
             "400",
         ),
-        ("/v1/proxy", json!([{"query": gen, "variables": vars}]), "400"),
+        (
+            "/v1/proxy",
+            json!([{"query": gen, "variables": vars}]),
+            "400",
+        ),
         // Single-route envelopes that generate, and envelopes posted to other routes.
         (
             "/v1/proxy",
@@ -235,7 +286,11 @@ async fn copilotkit_calls_are_free_only_when_recognised_and_bypasses_are_charged
             json!({"method": "agent/suggest", "params": {"agentId": "default"}, "body": run}),
             "charged",
         ),
-        ("/v1/proxy", json!({"method": "transcribe", "body": {"audio": "..."}}), "charged"),
+        (
+            "/v1/proxy",
+            json!({"method": "transcribe", "body": {"audio": "..."}}),
+            "charged",
+        ),
         (
             "/v1/proxy",
             json!({"method": "info", "params": {"agentId": "default"}, "body": run}),
@@ -265,7 +320,8 @@ async fn copilotkit_calls_are_free_only_when_recognised_and_bypasses_are_charged
             ("Authorization", auth.as_str()),
             ("Content-Type", "application/json"),
         ];
-        let (status, head, text) = raw(&app.base, "POST", path, &h, body.to_string().as_bytes()).await;
+        let (status, head, text) =
+            raw(&app.base, "POST", path, &h, body.to_string().as_bytes()).await;
         match *want {
             "free" | "charged" => {
                 assert_eq!(status, 200, "{path} {body}: {text}");
@@ -274,7 +330,13 @@ async fn copilotkit_calls_are_free_only_when_recognised_and_bypasses_are_charged
                     held += 2;
                 }
             }
-            code => assert_refusal(status, &head, &text, code.parse().unwrap(), &format!("{path} {body}")),
+            code => assert_refusal(
+                status,
+                &head,
+                &text,
+                code.parse().unwrap(),
+                &format!("{path} {body}"),
+            ),
         }
         assert_eq!(upstream.count(), forwarded, "{path} {body}");
         let rows = settled(&db, "quinn").await;
@@ -287,15 +349,45 @@ async fn copilotkit_calls_are_free_only_when_recognised_and_bypasses_are_charged
     let bad_byte = b"{\"method\":\"info\",\"x\":\"\xC3\"}".to_vec();
     for (ct, ce, body, want) in [
         ("application/graphql", None, gen.as_bytes().to_vec(), 415),
-        ("application/x-www-form-urlencoded", None, format!("query={gen}").into_bytes(), 415),
-        ("multipart/form-data; boundary=b", None, b"--b\r\n\r\n{}\r\n--b--".to_vec(), 415),
-        ("application/json", Some("gzip"), gql.clone().into_bytes(), 415),
-        ("application/json", Some("deflate"), gql.clone().into_bytes(), 415),
+        (
+            "application/x-www-form-urlencoded",
+            None,
+            format!("query={gen}").into_bytes(),
+            415,
+        ),
+        (
+            "multipart/form-data; boundary=b",
+            None,
+            b"--b\r\n\r\n{}\r\n--b--".to_vec(),
+            415,
+        ),
+        (
+            "application/json",
+            Some("gzip"),
+            gql.clone().into_bytes(),
+            415,
+        ),
+        (
+            "application/json",
+            Some("deflate"),
+            gql.clone().into_bytes(),
+            415,
+        ),
         ("application/json", None, bom, 400),
         ("application/json", None, utf16, 400),
         ("application/json", None, bad_byte, 400),
-        ("application/json", None, br#"{"method":"info","n":1e400}"#.to_vec(), 400),
-        ("application/json", None, br#"{"method":"info","s":"\udc00"}"#.to_vec(), 400),
+        (
+            "application/json",
+            None,
+            br#"{"method":"info","n":1e400}"#.to_vec(),
+            400,
+        ),
+        (
+            "application/json",
+            None,
+            br#"{"method":"info","s":"\udc00"}"#.to_vec(),
+            400,
+        ),
     ] {
         let mut h = vec![("Authorization", auth.as_str()), ("Content-Type", ct)];
         if let Some(ce) = ce {

@@ -71,14 +71,22 @@ async fn denials_in(mode: StatusCode, class: &str) {
 
     // A denial that can never pass on the plan (more tokens than the month allows): no Retry-After.
     let huge = sdk(&app, &token, &["huge"]).await;
-    assert_eq!(denied_attempts(&app).await, 1, "exactly one attempt: {huge}");
+    assert_eq!(
+        denied_attempts(&app).await,
+        1,
+        "exactly one attempt: {huge}"
+    );
     // Out of requests for the day: a denial that passes tomorrow.
     let db = sql(&app.db).await;
     db.execute("SELECT quota.consume('vic', 'ai_requests', 8)", &[])
         .await
         .unwrap();
     let denied = sdk(&app, &token, &["plain", "stream"]).await;
-    assert_eq!(denied_attempts(&app).await, 3, "exactly one attempt each: {denied}");
+    assert_eq!(
+        denied_attempts(&app).await,
+        3,
+        "exactly one attempt each: {denied}"
+    );
     assert_eq!(upstream.count(), 2, "no denied call reached the upstream");
     for (m, meter, reason) in [
         ("plain", "ai_requests", "Daily limit of 10 ai_requests"),
@@ -109,7 +117,11 @@ async fn denials_in(mode: StatusCode, class: &str) {
         .await
         .unwrap();
     assert_eq!(res.headers()["x-should-retry"], "false");
-    let wait: i64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: i64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=86_400).contains(&wait), "{wait}");
     let p = problem(res, mode.as_u16()).await;
     assert_eq!(p["error"]["retry_after_s"], wait);

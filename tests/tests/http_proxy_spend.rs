@@ -20,7 +20,8 @@ fn prompt(body: &Value) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ten_concurrent_large_prompts_are_charged_what_the_upstream_reports_and_the_eleventh_is_denied() {
+async fn ten_concurrent_large_prompts_are_charged_what_the_upstream_reports_and_the_eleventh_is_denied(
+) {
     let upstream = FakeUpstream::start().await;
     let app = start("proxy_spend_concurrent", &upstream).await;
     let token = user_token("sam");
@@ -65,7 +66,11 @@ async fn ten_concurrent_large_prompts_are_charged_what_the_upstream_reports_and_
     assert_eq!(tokens.len(), 10);
     for r in &tokens {
         assert_eq!(r.2, prompt(&body) + 1, "the hold covers the prompt");
-        assert_eq!((r.3, r.4), (Some(2001), Some(2001)), "charged in full: {r:?}");
+        assert_eq!(
+            (r.3, r.4),
+            (Some(2001), Some(2001)),
+            "charged in full: {r:?}"
+        );
     }
     assert_eq!(used(&db, "sam", "ai_tokens").await, 10 * 2001);
     // The overage is on the books: the 11th call is denied before the upstream.
@@ -141,7 +146,8 @@ async fn a_client_that_disconnects_before_the_head_is_still_charged() {
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    let body = json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
+    let body =
+        json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]});
     let gone = impatient
         .post(app.url(CHAT))
         .bearer_auth(&token)

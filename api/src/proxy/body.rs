@@ -67,7 +67,8 @@ pub fn strict_json(headers: &HeaderMap, body: &[u8]) -> Result<Value, Refusal> {
         return Err(Refusal::bad("The body starts with a byte order mark."));
     }
     let text = std::str::from_utf8(body).map_err(|_| Refusal::bad("The body is not UTF-8."))?;
-    serde_json::from_str(text).map_err(|e| Refusal::bad(format!("The body is not JSON the proxy can read: {e}.")))
+    serde_json::from_str(text)
+        .map_err(|e| Refusal::bad(format!("The body is not JSON the proxy can read: {e}.")))
 }
 
 /// `application/json`, with no parameter but `charset=utf-8`.
@@ -116,10 +117,16 @@ mod tests {
     fn everything_a_runtime_might_read_differently_is_refused() {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let status = |ct: &str, ce: Option<&str>, body: &[u8]| {
-            strict_json(&headers(ct, ce), body).unwrap_err().status.as_u16()
+            strict_json(&headers(ct, ce), body)
+                .unwrap_err()
+                .status
+                .as_u16()
         };
         assert_eq!(status("application/json", Some("gzip"), b"{}"), 415);
-        assert_eq!(status("application/json", Some("identity, gzip"), b"{}"), 415);
+        assert_eq!(
+            status("application/json", Some("identity, gzip"), b"{}"),
+            415
+        );
         for ct in [
             "application/graphql",
             "application/x-www-form-urlencoded",

@@ -140,7 +140,9 @@ fn openai(json: &Value, path: &str, default_tokens: i64) -> Result<OpenAi, Refus
             },
         }
     };
-    let n = int("n", 128)?.unwrap_or(1).max(int("best_of", 128)?.unwrap_or(1));
+    let n = int("n", 128)?
+        .unwrap_or(1)
+        .max(int("best_of", 128)?.unwrap_or(1));
     let mut output = None;
     for key in ["max_tokens", "max_completion_tokens", "max_output_tokens"] {
         output = output.or(int(key, 1_000_000_000)?);
@@ -309,15 +311,22 @@ mod tests {
                 json!({"stream": true, "stream_options": {"include_usage": true}}),
             ),
             ("/chat/completions", json!({"messages": []})),
-            ("/responses", json!({"stream": true, "input": "hi", "max_output_tokens": 5})),
+            (
+                "/responses",
+                json!({"stream": true, "input": "hi", "max_output_tokens": 5}),
+            ),
         ] {
             let Ok(Class::Charged(c)) = run("openai", Method::POST, path, &b) else {
                 panic!()
             };
             assert!(c.body.is_none(), "{b}");
         }
-        let Ok(Class::Charged(c)) = run("openai", Method::POST, "/completions", &json!({"prompt": "p"}))
-        else {
+        let Ok(Class::Charged(c)) = run(
+            "openai",
+            Method::POST,
+            "/completions",
+            &json!({"prompt": "p"}),
+        ) else {
             panic!()
         };
         assert_eq!(c.hold, c.prompt + 1000);
@@ -392,7 +401,11 @@ mod tests {
             (Method::POST, "", Value::Null, "bad-request"),
         ];
         for (method, path, body, want) in cases {
-            assert_eq!(rule(&run("copilotkit", method.clone(), path, &body)), want, "{method} {path:?} {body}");
+            assert_eq!(
+                rule(&run("copilotkit", method.clone(), path, &body)),
+                want,
+                "{method} {path:?} {body}"
+            );
         }
     }
 }

@@ -180,7 +180,10 @@ fn spawn_settle(db: Db, user: String, requests: Option<Uuid>, tokens: Option<Uui
             rt.spawn(async move { settle(&db, &user, requests, tokens, how).await });
         }
         Err(_) => {
-            tracing::warn!(?requests, "no runtime to settle the proxy holds; they expire with their TTL")
+            tracing::warn!(
+                ?requests,
+                "no runtime to settle the proxy holds; they expire with their TTL"
+            )
         }
     }
 }

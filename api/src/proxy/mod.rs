@@ -18,6 +18,7 @@ pub mod forward;
 pub mod graphql;
 pub mod meter;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod stream;
 pub mod usage;
@@ -159,9 +160,14 @@ async fn handle(
         }
     };
     tracing::debug!(class = class.label(), rule = ?class, "proxy request classified");
-    let upstream = proxy.client.request(parts.method.clone(), &url).headers(
-        forward::request_headers(&parts.headers, cfg.upstream_header.as_ref()),
-    );
+    let upstream =
+        proxy
+            .client
+            .request(parts.method.clone(), &url)
+            .headers(forward::request_headers(
+                &parts.headers,
+                cfg.upstream_header.as_ref(),
+            ));
     let Class::Charged(charge) = class else {
         return match upstream.body(body).send().await {
             Ok(res) => {
@@ -203,7 +209,10 @@ async fn handle(
     let head = match stream::spawn(upstream, holds, charge.prompt).await {
         Ok(Ok(head)) => head,
         Ok(Err(e)) => return unreachable(&e),
-        Err(_) => return ApiError::Db(crate::db::DbError::Internal("proxy task ended".into())).into_response(),
+        Err(_) => {
+            return ApiError::Db(crate::db::DbError::Internal("proxy task ended".into()))
+                .into_response()
+        }
     };
     let mut rx = head.body;
     let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));

@@ -92,7 +92,11 @@ impl RouteTable {
     /// Parses `METHOD PATH KIND [METERS]` rows separated by `;` or new lines.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut routes = Vec::new();
-        for row in text.split([';', '\n']).map(str::trim).filter(|r| !r.is_empty()) {
+        for row in text
+            .split([';', '\n'])
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
             routes.push(route(row)?);
         }
         if routes.is_empty() {
@@ -153,7 +157,11 @@ fn route(row: &str) -> Result<Route, String> {
         "charged" => Kind::Charged,
         "openai" => Kind::OpenAi,
         "copilotkit" => Kind::CopilotKit,
-        other => return Err(format!("{other:?} is not free, charged, openai or copilotkit")),
+        other => {
+            return Err(format!(
+                "{other:?} is not free, charged, openai or copilotkit"
+            ))
+        }
     };
     let meters = match rest {
         [] => Meters::BOTH,
@@ -247,7 +255,10 @@ mod tests {
         );
         assert_eq!(kind(&t, Method::POST, "/responses"), Some(Kind::OpenAi));
         assert_eq!(kind(&t, Method::GET, "/models"), Some(Kind::Free));
-        assert_eq!(kind(&t, Method::GET, "/models/gpt-4o-mini"), Some(Kind::Free));
+        assert_eq!(
+            kind(&t, Method::GET, "/models/gpt-4o-mini"),
+            Some(Kind::Free)
+        );
         for (m, p) in [
             (Method::POST, "/images/generations"),
             (Method::POST, "/embeddings"),
