@@ -209,9 +209,14 @@ async fn handle(
     let head = match stream::spawn(upstream, holds, charge.prompt).await {
         Ok(Ok(head)) => head,
         Ok(Err(e)) => return unreachable(&e),
+        // The task ended without a head (it panicked): its holds were released when it unwound.
         Err(_) => {
-            return ApiError::Db(crate::db::DbError::Internal("proxy task ended".into()))
-                .into_response()
+            return answer::upstream_failed(
+                StatusCode::BAD_GATEWAY,
+                "bad-gateway",
+                "Bad gateway",
+                "The call to the AI runtime failed; nothing was charged.",
+            )
         }
     };
     let mut rx = head.body;

@@ -98,7 +98,9 @@ impl UsageScanner {
             Mode::Sse => {
                 let mut rest = chunk;
                 while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-                    if !self.overflow {
+                    if self.overflow {
+                        self.text += nl as u64;
+                    } else {
                         self.buf.extend_from_slice(&rest[..nl]);
                         self.sse_line();
                     }
@@ -106,10 +108,14 @@ impl UsageScanner {
                     self.overflow = false;
                     rest = &rest[nl + 1..];
                 }
-                if self.buf.len() + rest.len() > LINE_LIMIT {
+                if self.overflow {
+                    self.text += rest.len() as u64;
+                } else if self.buf.len() + rest.len() > LINE_LIMIT {
+                    // A line too long to keep: all its bytes count as output, so it is never free.
+                    self.text += (self.buf.len() + rest.len()) as u64;
                     self.overflow = true;
                     self.buf.clear();
-                } else if !self.overflow {
+                } else {
                     self.buf.extend_from_slice(rest);
                 }
             }
@@ -226,6 +232,11 @@ mod tests {
         let mut j = UsageScanner::new(Some("application/json"));
         j.feed(br#"{"choices":[{"message":{"content":"Hello world"}}]}"#);
         assert_eq!(j.output_bytes(), 11);
+        let mut long = UsageScanner::new(Some("text/event-stream"));
+        long.feed(b"data: {\"delta\":\"");
+        long.feed(&vec![b'x'; LINE_LIMIT]);
+        long.feed(b"\"}\n\ndata: {\"delta\":\"ab\"}\n\n");
+        assert_eq!(long.output_bytes(), 16 + LINE_LIMIT as u64 + 2 + 2);
         let mut o = UsageScanner::new(Some("text/plain"));
         o.feed(b"twelve bytes");
         assert_eq!(o.output_bytes(), 12);
