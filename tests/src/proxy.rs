@@ -325,3 +325,51 @@ pub async fn raw(
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, head.to_ascii_lowercase(), body.to_string())
 }
+
+/// The real CopilotKit runtime from npm (tests/copilotkit/runtime.mjs, installed by scripts/node-env.sh) on
+/// 127.0.0.1, its OpenAI adapter pointed at `openai_base` (a [`FakeUpstream`] counting the calls). Killed
+/// when dropped.
+pub struct CopilotRuntime {
+    /// The runtime's endpoint, `http://127.0.0.1:<port>/api/copilotkit`.
+    pub url: String,
+    _child: tokio::process::Child,
+}
+
+impl CopilotRuntime {
+    /// Starts the runtime and waits (up to 60 s) until it listens.
+    pub async fn start(openai_base: &str) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/copilotkit");
+        assert!(
+            std::path::Path::new(dir).join("node_modules").exists(),
+            "{dir}/node_modules is missing: run scripts/node-env.sh (make test-integration does)"
+        );
+        let mut child = tokio::process::Command::new("node")
+            .arg("runtime.mjs")
+            .current_dir(dir)
+            .env("OPENAI_BASE_URL", format!("{openai_base}/v1"))
+            .env("COPILOTKIT_TELEMETRY_DISABLED", "true")
+            .env("DO_NOT_TRACK", "1")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(p) = line.strip_prefix("listening ") {
+                    return p.trim().to_string();
+                }
+            }
+            panic!("the runtime exited before listening")
+        })
+        .await
+        .expect("the runtime listens within 60 s");
+        // Keep reading its output, so a full pipe never stalls it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            url: format!("http://127.0.0.1:{port}/api/copilotkit"),
+            _child: child,
+        }
+    }
+}
