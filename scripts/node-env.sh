@@ -8,6 +8,12 @@ want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ -d node_modules ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     exit 0
 fi
+if ! command -v npm >/dev/null; then
+    source ../../scripts/env.sh
+    log "installing Debian packages nodejs npm"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
 npm ci --no-audit --no-fund --loglevel=error
 echo "$want" > "$stamp"
 echo "node test clients installed in tests/copilotkit/node_modules"

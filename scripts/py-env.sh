@@ -10,6 +10,12 @@ want=$(sha256sum "$req" | cut -d' ' -f1)
 if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     exit 0
 fi
+if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+    source scripts/env.sh
+    log "installing Debian package python3-venv"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --requirement "$req"
 echo "$want" > "$stamp"
