@@ -5,10 +5,12 @@
 //! denial's fields such as `resets_at` and `retry_after_s` are repeated in it).
 //!
 //! A 4xx says `x-should-retry: false`: the OpenAI SDKs then never retry it, whatever the status (they retry a
-//! 429 by default). `Retry-After` is sent only on a denial that can pass later, with the exact wait.
+//! 429 by default). `Retry-After` is sent only when waiting helps: on a denial that can pass within
+//! [`RETRY_AFTER_MAX_S`], with the exact wait. A longer wait (tomorrow, next month) is left to the body's
+//! `retry_after_s` and `resets_at`, so no client that obeys the header sleeps for hours.
 
 use axum::{
-    http::{HeaderName, HeaderValue, StatusCode},
+    http::{header, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
 use serde_json::{json, Map, Value};
@@ -21,6 +23,9 @@ use crate::{
 };
 
 const SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
+
+/// Longest wait announced in `Retry-After` (the OpenAI SDKs ignore longer ones too).
+pub const RETRY_AFTER_MAX_S: i32 = 60;
 
 /// 404 for a method and path no route names.
 pub fn not_routed() -> Response {
@@ -58,6 +63,9 @@ pub fn denied(decision: &Decision, status: StatusCode) -> Response {
         .with("error", error);
     let mut res = p.into_response();
     headers::rate_limit(res.headers_mut(), decision);
+    if decision.retry_after_s.is_none_or(|s| s > RETRY_AFTER_MAX_S) {
+        res.headers_mut().remove(header::RETRY_AFTER);
+    }
     no_retry(res)
 }
 
@@ -94,4 +102,42 @@ fn no_retry(mut res: Response) -> Response {
     res.headers_mut()
         .insert(SHOULD_RETRY, HeaderValue::from_static("false"));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn decision(retry: Option<i32>) -> Decision {
+        Decision {
+            allowed: false,
+            meter: "ai_requests".into(),
+            plan: "free".into(),
+            used: 10,
+            limit: Some(10),
+            remaining: Some(0),
+            resets_at: Some(Utc::now() + chrono::Duration::seconds(retry.unwrap_or(0).into())),
+            status: "exceeded".into(),
+            reason: Some("Daily limit of 10 ai_requests reached.".into()),
+            retry_after_s: retry,
+            period: Some("day".into()),
+            replayed: false,
+            held: 0,
+            credits_used: None,
+        }
+    }
+
+    #[test]
+    fn retry_after_only_when_waiting_helps() {
+        let res = denied(&decision(Some(30)), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()["retry-after"], "30");
+        assert_eq!(res.headers()["x-should-retry"], "false");
+        for long in [Some(61), Some(13_500), None] {
+            let res = denied(&decision(long), StatusCode::TOO_MANY_REQUESTS);
+            assert!(res.headers().get("retry-after").is_none(), "{long:?}");
+            assert_eq!(res.headers()["x-should-retry"], "false");
+            assert!(res.headers().contains_key("ratelimit"));
+        }
+    }
 }
