@@ -47,6 +47,8 @@ test-upgrade: ## every earlier version updated with ALTER EXTENSION aiquota UPDA
 
 test-integration: ## concurrency and invariant tests with real sessions against the private cluster
 	@$(MAKE) --no-print-directory db EXT_BUILD=
+	@scripts/py-env.sh
+	@scripts/node-env.sh
 	cargo test -p aiquota-tests -- --test-threads=1
 
 clean: db-stop

@@ -90,7 +90,10 @@ impl Modify for BearerAuth {
 
 /// Every route with its OpenAPI description, from one router so the document cannot drift.
 fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    // The proxy's routes are described, not routed here: its router is mounted separately.
+    doc.merge(proxy::openapi::ProxyDoc::openapi());
+    OpenApiRouter::with_openapi(doc)
         .merge(routes::quota::router())
         .merge(events::router())
         .merge(routes::admin::router())

@@ -169,22 +169,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::Db(e) => db_problem(e),
             ApiError::Denied(decision, status) => {
-                let mut p = Problem::new(status, "quota-exceeded", "Quota exceeded")
-                    .detail(decision.reason.clone().unwrap_or_default());
-                for (k, v) in serde_json::to_value(&*decision)
-                    .ok()
-                    .and_then(|v| v.as_object().cloned())
-                    .unwrap_or_default()
-                {
-                    // `status` is the problem's HTTP status (RFC 9457); the quota status goes beside it.
-                    let k = if k == "status" {
-                        "quota_status".to_string()
-                    } else {
-                        k
-                    };
-                    p = p.with(&k, v);
-                }
-                let mut res = p.into_response();
+                let mut res = denial(&decision, status).into_response();
                 headers::rate_limit(res.headers_mut(), &decision);
                 res
             }
@@ -192,6 +177,27 @@ impl IntoResponse for ApiError {
             ApiError::Payment(e) => payment_problem(e),
         }
     }
+}
+
+/// The problem of a denial: `quota-exceeded` with the decision's fields (shared with the metering proxy,
+/// which adds the members OpenAI SDKs read).
+pub fn denial(decision: &Decision, status: StatusCode) -> Problem {
+    let mut p = Problem::new(status, "quota-exceeded", "Quota exceeded")
+        .detail(decision.reason.clone().unwrap_or_default());
+    for (k, v) in serde_json::to_value(decision)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default()
+    {
+        // `status` is the problem's HTTP status (RFC 9457); the quota status goes beside it.
+        let k = if k == "status" {
+            "quota_status".to_string()
+        } else {
+            k
+        };
+        p = p.with(&k, v);
+    }
+    p
 }
 
 /// Payment errors; the log line carries the cause, the body never carries provider text or secrets.

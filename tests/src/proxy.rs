@@ -1,7 +1,8 @@
 //! Helpers for the proxy tests: a local fake AI runtime that answers like an OpenAI-compatible API (SSE chunks
-//! with usage in the final chunk, or a JSON completion) and like CopilotKit's runtime (`info`, AG-UI events),
-//! and records every request it receives. Tests steer it with `x-fake-*` request headers, which the proxy
-//! forwards like any other header:
+//! with usage in the final chunk when the request sets `stream_options.include_usage`, as OpenAI does, or a
+//! JSON completion) and like CopilotKit's runtime (`info`, AG-UI events), and records every request it
+//! receives. Every answer also sets a cookie and CORS headers of its own, which must never reach the client.
+//! Tests steer it with `x-fake-*` request headers, which the proxy forwards like any other header:
 //!
 //! | header | effect |
 //! |---|---|
@@ -12,6 +13,7 @@
 //! | `x-fake-usage: p,c` | report p prompt and c completion tokens (default 10,20) |
 //! | `x-fake-no-usage: 1` | report no usage |
 //! | `x-fake-break: 1` | break the stream off after the first chunk |
+//! | `x-fake-head-delay-ms: n` | wait n ms before answering at all |
 
 use std::{
     net::SocketAddr,
@@ -104,7 +106,16 @@ fn flag(h: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn answer(State(s): State<Shared>, req: Request) -> Response {
+async fn answer(state: State<Shared>, req: Request) -> Response {
+    let mut res = generate(state, req).await;
+    let h = res.headers_mut();
+    h.insert("set-cookie", "runtime_session=abc; Path=/".parse().unwrap());
+    h.insert("access-control-allow-origin", "*".parse().unwrap());
+    h.insert("access-control-allow-credentials", "true".parse().unwrap());
+    res
+}
+
+async fn generate(State(s): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
         .await
@@ -117,6 +128,9 @@ async fn answer(State(s): State<Shared>, req: Request) -> Response {
         body: json.clone(),
     });
     let h = &parts.headers;
+    if let Some(ms) = flag(h, "x-fake-head-delay-ms") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+    }
     if flag(h, "x-fake-hang").is_some() {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
@@ -164,7 +178,8 @@ async fn answer(State(s): State<Shared>, req: Request) -> Response {
                 )
             })
             .collect();
-        if let Some(u) = usage_json {
+        let asked = json.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
+        if let Some(u) = usage_json.filter(|_| asked) {
             c.push(format!(
                 "data: {}\n\n",
                 json!({"id": "c1", "choices": [], "usage": u})
@@ -228,6 +243,18 @@ pub fn proxy_config(base: &str) -> aiquota_api::proxy::ProxyConfig {
     p
 }
 
+/// A proxy with the `copilotkit` preset in front of a runtime at `base` (adding [`UPSTREAM_KEY`]).
+pub fn copilotkit_config(base: &str) -> aiquota_api::proxy::ProxyConfig {
+    let mut p = proxy_config(base);
+    p.routes = aiquota_api::proxy::routes::RouteTable::preset("copilotkit").unwrap();
+    p
+}
+
+/// A proxy with the default (`openai`) preset in front of an OpenAI-compatible API at `{base}/v1`.
+pub fn openai_config(base: &str) -> aiquota_api::proxy::ProxyConfig {
+    proxy_config(&format!("{base}/v1"))
+}
+
 /// One reservation of a user: meter, state, amount held, actual, charged.
 pub type ReservationRow = (String, String, i64, Option<i64>, Option<i64>);
 
@@ -268,4 +295,81 @@ pub async fn used(db: &tokio_postgres::Client, user: &str, meter: &str) -> i64 {
     .await
     .unwrap()
     .get(0)
+}
+
+/// A raw HTTP/1.1 exchange with `base` (`http://host:port`): the request goes out byte for byte as given
+/// (HTTP clients would normalise `..` and percent-escapes in the path). Returns the status, the head (status
+/// line and headers, lower-cased) and the body.
+pub async fn raw(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.write_all(&bytes).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let out = String::from_utf8_lossy(&out).to_string();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// The real CopilotKit runtime from npm (tests/copilotkit/runtime.mjs, installed by scripts/node-env.sh) on
+/// 127.0.0.1, its OpenAI adapter pointed at `openai_base` (a [`FakeUpstream`] counting the calls). Killed
+/// when dropped.
+pub struct CopilotRuntime {
+    /// The runtime's endpoint, `http://127.0.0.1:<port>/api/copilotkit`.
+    pub url: String,
+    _child: tokio::process::Child,
+}
+
+impl CopilotRuntime {
+    /// Starts the runtime and waits (up to 60 s) until it listens.
+    pub async fn start(openai_base: &str) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/copilotkit");
+        assert!(
+            std::path::Path::new(dir).join("node_modules").exists(),
+            "{dir}/node_modules is missing: run scripts/node-env.sh (make test-integration does)"
+        );
+        let mut child = tokio::process::Command::new("node")
+            .arg("runtime.mjs")
+            .current_dir(dir)
+            .env("OPENAI_BASE_URL", format!("{openai_base}/v1"))
+            .env("COPILOTKIT_TELEMETRY_DISABLED", "true")
+            .env("DO_NOT_TRACK", "1")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(p) = line.strip_prefix("listening ") {
+                    return p.trim().to_string();
+                }
+            }
+            panic!("the runtime exited before listening")
+        })
+        .await
+        .expect("the runtime listens within 60 s");
+        // Keep reading its output, so a full pipe never stalls it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            url: format!("http://127.0.0.1:{port}/api/copilotkit"),
+            _child: child,
+        }
+    }
 }

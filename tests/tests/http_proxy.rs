@@ -1,7 +1,7 @@
 //! The metering proxy against a local fake AI runtime: charged vs free classification, streaming arrives
-//! chunk by chunk, the tokens committed are the reported usage (or the estimate), a failed call is not
-//! charged, an exhausted user never reaches the upstream, and 20 concurrent streams for a user with 10 a day
-//! let exactly 10 through.
+//! chunk by chunk, the tokens committed are the reported usage (or the prompt and output estimate), a failed
+//! call is not charged, an exhausted user never reaches the upstream, and 20 concurrent streams for a user
+//! with 10 a day let exactly 10 through.
 
 use std::time::Duration;
 
@@ -9,11 +9,16 @@ use aiquota_tests::{http::*, proxy::*};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-const CHAT: &str = "/v1/proxy/v1/chat/completions";
+const CHAT: &str = "/v1/proxy/chat/completions";
 
 async fn start(name: &str, upstream: &FakeUpstream) -> TestApp {
     let base = upstream.base.clone();
-    TestApp::start_with(name, move |c| c.proxy = Some(proxy_config(&base))).await
+    TestApp::start_with(name, move |c| c.proxy = Some(openai_config(&base))).await
+}
+
+/// The prompt estimate the proxy holds for `body`: its bytes / 3, rounded up.
+fn prompt(body: &Value) -> i64 {
+    body.to_string().len().div_ceil(3) as i64
 }
 
 fn chat(stream: bool, max_tokens: Option<i64>) -> Value {
@@ -95,9 +100,11 @@ async fn a_stream_arrives_chunk_by_chunk_and_commits_the_reported_usage() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
+    // (The hold covers the prompt too: its bytes / 3 plus max_tokens.)
+    let hold = prompt(&chat(true, Some(200))) + 200;
     assert_eq!(
         held,
-        vec![("ai_requests".into(), 1), ("ai_tokens".into(), 200)]
+        vec![("ai_requests".into(), 1), ("ai_tokens".into(), hold)]
     );
     upstream.gate.notify_one();
     let mut rest = String::new();
@@ -127,7 +134,7 @@ async fn a_stream_arrives_chunk_by_chunk_and_commits_the_reported_usage() {
             (
                 "ai_tokens".into(),
                 "committed".into(),
-                200,
+                hold,
                 Some(42),
                 Some(42)
             ),
@@ -141,7 +148,10 @@ async fn a_stream_arrives_chunk_by_chunk_and_commits_the_reported_usage() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].method, "POST");
     assert_eq!(seen[0].uri, "/v1/chat/completions");
-    assert_eq!(seen[0].body, chat(true, Some(200)));
+    // The stream was asked for its usage (the client had not asked).
+    let mut sent = chat(true, Some(200));
+    sent["stream_options"] = json!({"include_usage": true});
+    assert_eq!(seen[0].body, sent);
     let auth: Vec<_> = seen[0].headers.get_all("authorization").iter().collect();
     assert_eq!(auth, vec![UPSTREAM_KEY]);
     assert!(seen[0].headers.get("cookie").is_none());
@@ -157,7 +167,11 @@ async fn a_stream_arrives_chunk_by_chunk_and_commits_the_reported_usage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn background_traffic_passes_free_and_unauthenticated_calls_never_reach_the_upstream() {
     let upstream = FakeUpstream::start().await;
-    let app = start("proxy_free", &upstream).await;
+    let base = upstream.base.clone();
+    let app = TestApp::start_with("proxy_free", move |c| {
+        c.proxy = Some(copilotkit_config(&base))
+    })
+    .await;
     let token = user_token("bob");
     let info = app.get("/v1/proxy/info", &token).send().await.unwrap();
     assert_eq!(info.status(), 200);
@@ -210,14 +224,15 @@ async fn background_traffic_passes_free_and_unauthenticated_calls_never_reach_th
         .await
         .unwrap();
     problem(res, 401).await;
-    // A path that would climb out of the upstream base is refused (sent raw: HTTP clients normalise it).
+    // A path that would climb out of the upstream base is refused (sent raw: HTTP clients normalise it);
+    // being on no route, it is a 404 since default deny.
     assert_eq!(
         raw_post(&app, "/v1/proxy/a/%2e%2e/admin", &token).await,
-        400
+        404
     );
     assert_eq!(
         raw_post(&app, "/v1/proxy/a/..%2F..%2Fadmin", &token).await,
-        400
+        404
     );
     assert_eq!(upstream.count(), 5);
     let m = metrics(&app).await;
@@ -233,7 +248,7 @@ async fn tokens_committed_are_the_usage_or_else_the_estimate() {
     let upstream = FakeUpstream::start().await;
     let base = upstream.base.clone();
     let app = TestApp::start_with("proxy_usage", move |c| {
-        let mut p = proxy_config(&base);
+        let mut p = openai_config(&base);
         p.default_tokens = 77;
         c.proxy = Some(p);
     })
@@ -252,7 +267,8 @@ async fn tokens_committed_are_the_usage_or_else_the_estimate() {
     assert_eq!(body(res).await["usage"]["total_tokens"], 12);
     settled(&db, "carol").await;
     assert_eq!(used(&db, "carol", "ai_tokens").await, 12);
-    // A stream that reports no usage: the estimate (max_tokens) is committed.
+    // A stream that reports no usage: the prompt estimate plus the streamed text ("Hello world", 11 bytes,
+    // so 4 tokens) is committed, not max_tokens.
     let res = app
         .post(CHAT, &token)
         .header("x-fake-no-usage", "1")
@@ -262,8 +278,20 @@ async fn tokens_committed_are_the_usage_or_else_the_estimate() {
         .unwrap();
     assert!(res.text().await.unwrap().ends_with("data: [DONE]\n\n"));
     settled(&db, "carol").await;
-    assert_eq!(used(&db, "carol", "ai_tokens").await, 12 + 150);
-    // A CopilotKit agent run (single route): one request, the configured default estimate.
+    let streamed = prompt(&chat(true, Some(150))) + 4;
+    assert_eq!(used(&db, "carol", "ai_tokens").await, 12 + streamed);
+    app.stop().await;
+
+    // A CopilotKit agent run (single route): one request; the hold is the prompt estimate plus the configured
+    // default, and with no usage reported the prompt plus the AG-UI text deltas ("hi" x 3: 2 tokens).
+    let base = upstream.base.clone();
+    let app = TestApp::start_with("proxy_usage_ck", move |c| {
+        let mut p = copilotkit_config(&base);
+        p.default_tokens = 77;
+        c.proxy = Some(p);
+    })
+    .await;
+    let db = sql(&app.db).await;
     let run = json!({"method": "agent/run", "params": {"agentId": "default"}, "body": {"threadId": "t-1", "runId": "r-1",
         "messages": [{"id": "m-1", "role": "user", "content": "hi"}], "state": {}, "tools": [], "context": [], "forwardedProps": {}}});
     let res = app
@@ -275,19 +303,20 @@ async fn tokens_committed_are_the_usage_or_else_the_estimate() {
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("RUN_FINISHED"));
     let rows = settled(&db, "carol").await;
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 2);
+    let p = prompt(&run);
     assert_eq!(
-        rows[5],
+        rows[1],
         (
             "ai_tokens".into(),
             "committed".into(),
-            77,
-            Some(77),
-            Some(77)
+            p + 77,
+            Some(p + 2),
+            Some(p + 2)
         )
     );
-    assert_eq!(used(&db, "carol", "ai_requests").await, 3);
-    assert_eq!(used(&db, "carol", "ai_tokens").await, 12 + 150 + 77);
+    assert_eq!(used(&db, "carol", "ai_requests").await, 1);
+    assert_eq!(used(&db, "carol", "ai_tokens").await, p + 2);
     app.stop().await;
 }
 
@@ -296,7 +325,7 @@ async fn a_failed_call_is_not_charged() {
     let upstream = FakeUpstream::start().await;
     let base = upstream.base.clone();
     let app = TestApp::start_with("proxy_failure", move |c| {
-        let mut p = proxy_config(&base);
+        let mut p = openai_config(&base);
         p.timeout = Duration::from_secs(1);
         c.proxy = Some(p);
     })
@@ -326,7 +355,8 @@ async fn a_failed_call_is_not_charged() {
         .unwrap();
     let p = problem(res, 504).await;
     assert_eq!(p["type"], "/problems/upstream-timeout");
-    // The client gives up before any output: released.
+    // The client gives up before any output: the upstream is still waited for (here until the proxy's
+    // timeout), and as it produced nothing, released.
     let quick = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
         .build()
@@ -344,7 +374,8 @@ async fn a_failed_call_is_not_charged() {
     assert!(rows.iter().all(|r| r.1 == "released"), "{rows:?}");
     assert_eq!(used(&db, "dave", "ai_requests").await, 0);
     assert_eq!(used(&db, "dave", "ai_tokens").await, 0);
-    // The stream breaks off after output was sent: the request and the estimate are charged.
+    // The stream breaks off after output was sent: the request, the prompt and the output so far ("Hel": 1
+    // token) are charged.
     let res = app
         .post(CHAT, &token)
         .header("x-fake-break", "1")
@@ -359,12 +390,14 @@ async fn a_failed_call_is_not_charged() {
     );
     settled(&db, "dave").await;
     assert_eq!(used(&db, "dave", "ai_requests").await, 1);
-    assert_eq!(used(&db, "dave", "ai_tokens").await, 40);
+    assert_eq!(
+        used(&db, "dave", "ai_tokens").await,
+        prompt(&chat(true, Some(40))) + 1
+    );
     let m = metrics(&app).await;
     for line in [
         "{class=\"charged\",outcome=\"upstream_error\"} 1",
-        "{class=\"charged\",outcome=\"unreachable\"} 1",
-        "{class=\"charged\",outcome=\"released\"} 1",
+        "{class=\"charged\",outcome=\"unreachable\"} 2",
         "{class=\"charged\",outcome=\"committed_partial\"} 1",
     ] {
         assert!(
@@ -419,7 +452,9 @@ async fn an_exhausted_user_is_stopped_before_the_upstream() {
         .send()
         .await
         .unwrap();
-    assert!(res.headers().contains_key("retry-after"));
+    // Waiting until midnight does not help a client now: the body says when, Retry-After is left out.
+    assert!(!res.headers().contains_key("retry-after"));
+    assert_eq!(res.headers()["x-should-retry"], "false");
     let p = problem(res, 403).await;
     assert_eq!(p["type"], "/problems/quota-exceeded");
     assert_eq!(p["meter"], "ai_requests");
@@ -527,7 +562,7 @@ async fn browsers_on_an_allowed_origin_get_cors_headers_even_on_a_denial() {
     let upstream = FakeUpstream::start().await;
     let base = upstream.base.clone();
     let app = TestApp::start_with("proxy_cors", move |c| {
-        let mut p = proxy_config(&base);
+        let mut p = openai_config(&base);
         p.cors_origins = vec!["https://app.example.com".into()];
         c.proxy = Some(p);
     })
@@ -605,9 +640,11 @@ async fn a_client_that_leaves_mid_stream_pays_for_what_it_got() {
     let mut body = res.bytes_stream();
     let first = body.next().await.unwrap().unwrap();
     assert!(std::str::from_utf8(&first).unwrap().contains("Hel"));
-    // The client goes away while the upstream is still generating: output was sent, so the request and the
-    // estimate (no usage was reported yet) are charged.
+    // The client goes away while the upstream is still generating: the proxy reads on, and once the upstream
+    // has finished the request and the usage it reports are charged.
     drop(body);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    upstream.gate.notify_one();
     let db = sql(&app.db).await;
     let rows = settled(&db, "ivan").await;
     assert_eq!(
@@ -623,9 +660,9 @@ async fn a_client_that_leaves_mid_stream_pays_for_what_it_got() {
             (
                 "ai_tokens".into(),
                 "committed".into(),
-                60,
-                Some(60),
-                Some(60)
+                prompt(&chat(true, Some(60))) + 60,
+                Some(30),
+                Some(30)
             ),
         ]
     );

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 
+use super::routes::{self, RouteTable};
 use crate::config::{ConfigError, Secret};
 
 /// Routes the proxy must never shadow: the API's own.
@@ -37,6 +38,9 @@ pub struct ProxyConfig {
     pub body_limit: usize,
     /// Browser origins allowed to call the proxy (CORS); `*` for any; empty for none (same origin only).
     pub cors_origins: Vec<String>,
+    /// What is forwarded at all, and how it is metered (`AIQUOTA_PROXY_ROUTES`, `AIQUOTA_PROXY_PRESET`);
+    /// everything else is answered 404.
+    pub routes: RouteTable,
 }
 
 impl ProxyConfig {
@@ -51,6 +55,7 @@ impl ProxyConfig {
             timeout: Duration::from_secs(300),
             body_limit: 1024 * 1024,
             cors_origins: Vec::new(),
+            routes: RouteTable::preset("openai").unwrap_or(RouteTable(Vec::new())),
         }
     }
 
@@ -131,6 +136,10 @@ pub fn from_lookup(
     if let Some(list) = get("AIQUOTA_PROXY_CORS_ORIGINS") {
         p.cors_origins = cors_origins(&list)?;
     }
+    p.routes = routes::from_env(
+        get("AIQUOTA_PROXY_ROUTES").as_deref(),
+        get("AIQUOTA_PROXY_PRESET").as_deref(),
+    )?;
     Ok(Some(p))
 }
 
@@ -267,6 +276,7 @@ mod tests {
         assert_eq!(p.deny_status, StatusCode::FORBIDDEN);
         assert_eq!(p.default_tokens, 1000);
         assert!(p.hold_ttl() > p.timeout);
+        assert_eq!(p.routes, RouteTable::preset("openai").unwrap());
         let p = from_lookup(&lookup(&[
             ("AIQUOTA_PROXY_UPSTREAM", "https://api.openai.com/v1"),
             ("AIQUOTA_PROXY_PREFIX", "/ai/"),
@@ -332,6 +342,14 @@ mod tests {
             (
                 vec![up, ("AIQUOTA_PROXY_CORS_ORIGINS", "*, https://a.example")],
                 "AIQUOTA_PROXY_CORS_ORIGINS",
+            ),
+            (
+                vec![up, ("AIQUOTA_PROXY_PRESET", "bedrock")],
+                "AIQUOTA_PROXY_PRESET",
+            ),
+            (
+                vec![up, ("AIQUOTA_PROXY_ROUTES", "POST /x everything")],
+                "AIQUOTA_PROXY_ROUTES",
             ),
             (
                 vec![up, ("AIQUOTA_PROXY_DENY_STATUS", "402")],

@@ -3,13 +3,32 @@
 //! Up: everything but hop-by-hop headers (RFC 9110 §7.6.1, plus those the `Connection` header names), `Host`
 //! and `Content-Length` (the client library sets them), the client's `Authorization` (aiquota's JWT never
 //! leaves aiquota), `Cookie` (aiquota's origin's, not the runtime's), `Accept-Encoding` (the proxy reads
-//! the usage out of the body, so it asks for an uncompressed one), and the configured upstream header, which is
-//! then set to its secret value. Down: everything but hop-by-hop headers and `Content-Length` (the body is
-//! re-chunked).
+//! the usage out of the body, so it asks for an uncompressed one), the client's forwarding headers
+//! (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`: a client could claim any address), `OpenAI-Organization` and
+//! `OpenAI-Project` (they would bill the operator's account elsewhere), and the configured upstream header,
+//! which is then set to its secret value. Down: everything but hop-by-hop headers, `Content-Length` (the body
+//! is re-chunked), `Set-Cookie` (the runtime's cookies would land on aiquota's origin) and
+//! `Access-Control-*` (aiquota's CORS layer alone grants origins).
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::Secret;
+
+/// Client headers never passed up, besides hop-by-hop ones.
+const DROPPED_UP: [HeaderName; 12] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::ACCEPT_ENCODING,
+    header::FORWARDED,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("openai-organization"),
+    HeaderName::from_static("openai-project"),
+];
 
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -63,14 +82,7 @@ pub fn request_headers(incoming: &HeaderMap, upstream: Option<&(HeaderName, Secr
     for (name, value) in incoming {
         let drop = HOP_BY_HOP.contains(name)
             || listed.iter().any(|l| l == name.as_str())
-            || [
-                header::HOST,
-                header::CONTENT_LENGTH,
-                header::AUTHORIZATION,
-                header::COOKIE,
-                header::ACCEPT_ENCODING,
-            ]
-            .contains(name)
+            || DROPPED_UP.contains(name)
             || upstream.is_some_and(|(n, _)| n == name);
         if !drop {
             out.append(name.clone(), value.clone());
@@ -93,7 +105,9 @@ pub fn response_headers(upstream: &HeaderMap) -> HeaderMap {
     for (name, value) in upstream {
         if !(HOP_BY_HOP.contains(name)
             || listed.iter().any(|l| l == name.as_str())
-            || name == header::CONTENT_LENGTH)
+            || name == header::CONTENT_LENGTH
+            || name == header::SET_COOKIE
+            || name.as_str().starts_with("access-control-"))
         {
             out.append(name.clone(), value.clone());
         }
@@ -146,6 +160,15 @@ mod tests {
             HeaderValue::from_static("application/json"),
         );
         h.insert("x-api-key", HeaderValue::from_static("client-supplied"));
+        for name in [
+            "x-forwarded-for",
+            "forwarded",
+            "openai-organization",
+            "openai-project",
+            "x-real-ip",
+        ] {
+            h.insert(name, HeaderValue::from_static("client-claim"));
+        }
         h.insert(
             "x-copilotkit-runtime-client-gql-version",
             HeaderValue::from_static("1.10.6"),
@@ -161,6 +184,7 @@ mod tests {
                 && up.get(header::COOKIE).is_none()
         );
         assert_eq!(up["x-api-key"], "sk-up");
+        assert!(!format!("{up:?}").contains("client-claim"), "{up:?}");
         assert!(up["x-api-key"].is_sensitive());
         assert_eq!(up[header::CONTENT_TYPE], "application/json");
         assert_eq!(up["x-copilotkit-runtime-client-gql-version"], "1.10.6");
@@ -185,6 +209,15 @@ mod tests {
             HeaderValue::from_static("chunked"),
         );
         h.insert("x-request-cost", HeaderValue::from_static("3"));
+        h.insert(header::SET_COOKIE, HeaderValue::from_static("rt=1"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
         let down = response_headers(&h);
         assert_eq!(down.len(), 2);
         assert_eq!(down[header::CONTENT_TYPE], "text/event-stream");

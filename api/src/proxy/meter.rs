@@ -1,6 +1,9 @@
-//! The quota side of a charged call: two holds taken before forwarding (one `ai_requests`, the `ai_tokens`
-//! estimate), settled once when the call ends. Each reserve, commit and release is one prepared statement
-//! through [`Db::run`], so SQLSTATEs map as everywhere else.
+//! The quota side of a charged call: up to two holds taken before forwarding (one `ai_requests`, the
+//! `ai_tokens` estimate; a route may charge only one of them), settled once when the call ends. Each reserve,
+//! commit and release is one prepared statement through [`Db::run`], so SQLSTATEs map as everywhere else.
+//!
+//! Commits pass `p_overage => true`: the upstream has already spent what it reports, so the whole amount is
+//! charged even past the limit (the next call is then denied until the window resets), never cut to the hold.
 //!
 //! [`Holds`] is a guard: whichever way the call ends it is settled exactly once. The stream settles it
 //! explicitly; if it is dropped unsettled (the client went away while the upstream was still thinking) its
@@ -10,6 +13,7 @@ use std::{sync::Arc, time::Duration};
 
 use uuid::Uuid;
 
+use super::routes::Meters;
 use crate::{
     db::{Db, DbError, Retry},
     metrics::Metrics,
@@ -23,7 +27,8 @@ pub const TOKENS: &str = "ai_tokens";
 
 /// The result of reserving for a call.
 pub enum Reserved {
-    /// Both holds are taken; the decision is the `ai_requests` one (for the rate-limit headers).
+    /// Every hold is taken; the decision is the `ai_requests` one, else the `ai_tokens` one (for the
+    /// rate-limit headers).
     Granted(Holds, Box<Decision>),
     /// One of the meters refused; nothing is held any more.
     Denied(Box<Decision>),
@@ -46,48 +51,62 @@ pub struct Holds {
     db: Db,
     metrics: Arc<Metrics>,
     user: String,
-    requests: Uuid,
+    requests: Option<Uuid>,
     tokens: Option<Uuid>,
     settled: bool,
 }
 
-/// Holds one `ai_requests` and `estimate` `ai_tokens` for `ttl`. If the tokens are refused, the request
-/// hold is released (awaited, so the next call sees it free) and the tokens decision is the answer.
+/// Holds one `ai_requests` and `estimate` `ai_tokens` (those of `meters`) for `ttl`. If the tokens are
+/// refused, the request hold is released (awaited, so the next call sees it free) and the tokens decision is
+/// the answer.
 pub async fn reserve(
     db: &Db,
     metrics: &Arc<Metrics>,
     user: &str,
+    meters: Meters,
     estimate: i64,
     ttl: Duration,
 ) -> Result<Reserved, DbError> {
-    let (id, decision) = reserve_one(db, user, REQUESTS, 1, ttl).await?;
-    let Some(id) = id.filter(|_| decision.allowed) else {
-        metrics.decision(false);
-        return Ok(Reserved::Denied(Box::new(decision)));
-    };
-    // From here on the guard owns the request hold: an error or a dropped future releases it.
+    // From the first hold on, the guard owns it: an error or a dropped future releases it.
     let mut holds = Holds {
         db: db.clone(),
         metrics: metrics.clone(),
         user: user.to_string(),
-        requests: id,
+        requests: None,
         tokens: None,
         settled: false,
     };
-    let tokens = reserve_one(db, user, TOKENS, estimate.max(1), ttl).await;
-    match tokens {
-        Ok((Some(t), d)) if d.allowed => {
-            holds.tokens = Some(t);
-            metrics.decision(true);
-            Ok(Reserved::Granted(holds, Box::new(decision)))
-        }
-        refused => {
-            holds.release_now().await;
-            let d = refused?.1;
+    let mut first = None;
+    if meters.requests {
+        let (id, decision) = reserve_one(db, user, REQUESTS, 1, ttl).await?;
+        let Some(id) = id.filter(|_| decision.allowed) else {
+            holds.settled = true;
             metrics.decision(false);
-            Ok(Reserved::Denied(Box::new(d)))
+            return Ok(Reserved::Denied(Box::new(decision)));
+        };
+        holds.requests = Some(id);
+        first = Some(decision);
+    }
+    if meters.tokens {
+        match reserve_one(db, user, TOKENS, estimate.max(1), ttl).await {
+            Ok((Some(t), d)) if d.allowed => {
+                holds.tokens = Some(t);
+                first = first.or(Some(d));
+            }
+            refused => {
+                holds.release_now().await;
+                let d = refused?.1;
+                metrics.decision(false);
+                return Ok(Reserved::Denied(Box::new(d)));
+            }
         }
     }
+    let Some(decision) = first else {
+        holds.settled = true;
+        return Err(DbError::Internal("a charged route holds no meter".into()));
+    };
+    metrics.decision(true);
+    Ok(Reserved::Granted(holds, Box::new(decision)))
 }
 
 async fn reserve_one(
@@ -155,22 +174,26 @@ impl Drop for Holds {
     }
 }
 
-fn spawn_settle(db: Db, user: String, requests: Uuid, tokens: Option<Uuid>, how: Settle) {
+fn spawn_settle(db: Db, user: String, requests: Option<Uuid>, tokens: Option<Uuid>, how: Settle) {
     match tokio::runtime::Handle::try_current() {
         Ok(rt) => {
             rt.spawn(async move { settle(&db, &user, requests, tokens, how).await });
         }
         Err(_) => {
-            tracing::warn!(%requests, "no runtime to settle the proxy holds; they expire with their TTL")
+            tracing::warn!(
+                ?requests,
+                "no runtime to settle the proxy holds; they expire with their TTL"
+            )
         }
     }
 }
 
-/// Commits or releases both holds, one statement each. A failure is logged; the hold then expires.
-async fn settle(db: &Db, user: &str, requests: Uuid, tokens: Option<Uuid>, how: Settle) {
+/// Commits (with overage) or releases the holds, one statement each. A failure is logged; the hold then
+/// expires.
+async fn settle(db: &Db, user: &str, requests: Option<Uuid>, tokens: Option<Uuid>, how: Settle) {
     let steps = match how {
-        Settle::Commit { tokens: n } => [(Some(requests), Some(1)), (tokens, Some(n.max(0)))],
-        Settle::Release => [(Some(requests), None), (tokens, None)],
+        Settle::Commit { tokens: n } => [(requests, Some(1)), (tokens, Some(n.max(0)))],
+        Settle::Release => [(requests, None), (tokens, None)],
     };
     for (id, actual) in steps {
         let Some(id) = id else { continue };
@@ -178,7 +201,7 @@ async fn settle(db: &Db, user: &str, requests: Uuid, tokens: Option<Uuid>, how: 
             .run(Retry::IfNotApplied, |c| async move {
                 let stmt = match actual {
                     Some(_) => c.prepare_cached(
-                        "SELECT state FROM quota.commit($1::uuid, $2::bigint, $3::text)",
+                        "SELECT state FROM quota.commit($1::uuid, $2::bigint, $3::text, true)",
                     ),
                     None => c.prepare_cached("SELECT state FROM quota.release($1::uuid, $2::text)"),
                 }

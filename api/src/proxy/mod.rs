@@ -2,16 +2,24 @@
 //! for clients that cannot call `consume` themselves. On when `AIQUOTA_PROXY_UPSTREAM` is set (see
 //! docs/proxy.md).
 //!
-//! Every request under the prefix is authenticated like the rest of the API, classified ([`classify`]), and
-//! forwarded to the upstream with its body; the response streams back as it arrives. A charged request first
-//! holds one `ai_requests` and an `ai_tokens` estimate ([`meter`]); a denial is answered at once, without
-//! contacting the upstream. The holds are settled when the response ends ([`stream`]).
+//! Every request under the prefix is authenticated like the rest of the API, then matched against the route
+//! table ([`routes`]: default deny, anything unlisted is a 404 that never reaches the upstream), read
+//! strictly and classified ([`body`], [`classify`], [`graphql`]: free only when positively non-generating),
+//! and forwarded with its body; the response streams back as it arrives. A charged request first holds one
+//! `ai_requests` and an estimate of its prompt and output in `ai_tokens` ([`meter`]); a denial is answered
+//! at once, without contacting the upstream ([`answer`]). The call then runs in its own task, which settles
+//! the holds at what the upstream reports when the upstream finishes, even if the client left ([`stream`]).
 
+pub mod answer;
+pub mod body;
 pub mod classify;
 pub mod config;
 pub mod forward;
+pub mod graphql;
 pub mod meter;
 pub mod metrics;
+pub mod openapi;
+pub mod routes;
 pub mod stream;
 pub mod usage;
 
@@ -26,17 +34,12 @@ use axum::{
     routing::any,
     Extension, Router,
 };
-use futures_util::StreamExt;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders};
 
 pub use config::ProxyConfig;
 
-use crate::{
-    auth::User,
-    headers,
-    problem::{ApiError, Problem},
-    AppState,
-};
+use crate::{auth::User, headers, problem::ApiError, AppState};
+use body::Refusal;
 use classify::Class;
 use meter::Reserved;
 
@@ -123,42 +126,50 @@ async fn handle(
         .path()
         .strip_prefix(cfg.prefix.as_str())
         .unwrap_or("");
+    // Default deny: only what the route table names goes anywhere.
+    let Some(route) = cfg.routes.find(&parts.method, rest) else {
+        s.metrics.proxy.count("free", "rejected");
+        return answer::not_routed();
+    };
     let Some(url) = forward::upstream_url(&cfg.upstream, rest, parts.uri.query()) else {
         s.metrics.proxy.count("free", "rejected");
-        return ApiError::BadRequest(
-            "The path has a segment the proxy does not forward.".into(),
-            StatusCode::BAD_REQUEST,
-        )
-        .into_response();
+        return answer::refused(Refusal::bad(
+            "The path has a segment the proxy does not forward.",
+        ));
     };
     let body = match axum::body::to_bytes(body, cfg.body_limit).await {
         Ok(b) => b,
         Err(_) => {
             s.metrics.proxy.count("free", "rejected");
-            return Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "Request body too large",
-            )
-            .detail(format!(
-                "The proxy forwards bodies up to {} KiB.",
-                cfg.body_limit / 1024
-            ))
-            .into_response();
+            return answer::refused(Refusal {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                slug: "too-large",
+                title: "Request body too large",
+                detail: format!(
+                    "The proxy forwards bodies up to {} KiB.",
+                    cfg.body_limit / 1024
+                ),
+            });
         }
     };
-    let class = classify::classify(&parts.method, rest, &body);
+    let class = match classify::classify(route, rest, &parts.headers, &body, cfg.default_tokens) {
+        Ok(c) => c,
+        Err(refusal) => {
+            s.metrics.proxy.count("free", "rejected");
+            return answer::refused(refusal);
+        }
+    };
     tracing::debug!(class = class.label(), rule = ?class, "proxy request classified");
-    let upstream = proxy
-        .client
-        .request(parts.method.clone(), &url)
-        .headers(forward::request_headers(
-            &parts.headers,
-            cfg.upstream_header.as_ref(),
-        ))
-        .body(body);
-    let Class::Charged { max_tokens, .. } = class else {
-        return match upstream.send().await {
+    let upstream =
+        proxy
+            .client
+            .request(parts.method.clone(), &url)
+            .headers(forward::request_headers(
+                &parts.headers,
+                cfg.upstream_header.as_ref(),
+            ));
+    let Class::Charged(charge) = class else {
+        return match upstream.body(body).send().await {
             Ok(res) => {
                 s.metrics.proxy.count("free", "forwarded");
                 let (status, headers) = (res.status(), forward::response_headers(res.headers()));
@@ -170,42 +181,48 @@ async fn handle(
             }
         };
     };
-    let estimate = max_tokens.unwrap_or(cfg.default_tokens);
-    let (holds, decision) =
-        match meter::reserve(&s.db, &s.metrics, &user.id, estimate, cfg.hold_ttl()).await {
-            Ok(Reserved::Granted(holds, decision)) => (holds, decision),
-            Ok(Reserved::Denied(decision)) => {
-                s.metrics.proxy.count("charged", "denied");
-                return ApiError::Denied(decision, cfg.deny_status).into_response();
-            }
-            Err(e) => {
-                s.metrics.proxy.count("charged", "error");
-                return ApiError::Db(e).into_response();
-            }
-        };
-    // If the client leaves while this waits, `holds` is dropped with the future and releases itself.
-    let res = match upstream.send().await {
-        Ok(res) => res,
+    let (holds, decision) = match meter::reserve(
+        &s.db,
+        &s.metrics,
+        &user.id,
+        charge.meters,
+        charge.hold,
+        cfg.hold_ttl(),
+    )
+    .await
+    {
+        Ok(Reserved::Granted(holds, decision)) => (holds, decision),
+        Ok(Reserved::Denied(decision)) => {
+            s.metrics.proxy.count("charged", "denied");
+            return answer::denied(&decision, cfg.deny_status);
+        }
         Err(e) => {
-            holds.finish(meter::Settle::Release, "unreachable");
-            return unreachable(&e);
+            s.metrics.proxy.count("charged", "error");
+            return ApiError::Db(e).into_response();
         }
     };
-    let status = res.status();
-    let headers = forward::response_headers(res.headers());
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = stream::Metered::new(
-        res.bytes_stream().boxed(),
-        holds,
-        content_type.as_deref(),
-        status.is_success(),
-        estimate,
-    );
-    let mut response = respond(status, headers, Body::from_stream(body));
-    if status.is_success() {
+    let upstream = match charge.body {
+        Some(rewritten) => upstream.body(rewritten),
+        None => upstream.body(body),
+    };
+    // From here the call runs in its own task: if the client leaves, the upstream is still read and charged.
+    let head = match stream::spawn(upstream, holds, charge.prompt).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(e)) => return unreachable(&e),
+        // The task ended without a head (it panicked): its holds were released when it unwound.
+        Err(_) => {
+            return answer::upstream_failed(
+                StatusCode::BAD_GATEWAY,
+                "bad-gateway",
+                "Bad gateway",
+                "The call to the AI runtime failed; nothing was charged.",
+            )
+        }
+    };
+    let mut rx = head.body;
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let mut response = respond(head.status, head.headers, body);
+    if head.status.is_success() {
         // The request decision's window, as on a consume (a failed call is released, so it gets none).
         headers::rate_limit(response.headers_mut(), &decision);
     }
@@ -224,24 +241,21 @@ fn respond(status: StatusCode, headers: axum::http::HeaderMap, body: Body) -> Re
 fn unreachable(e: &reqwest::Error) -> Response {
     let timeout = e.is_timeout();
     tracing::warn!(error = %WithoutUrl(e), timeout, "upstream unreachable");
-    let (status, slug, title, detail) = if timeout {
-        (
+    if timeout {
+        answer::upstream_failed(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream-timeout",
             "Upstream timeout",
             "The AI runtime did not answer in time; nothing was charged.",
         )
     } else {
-        (
+        answer::upstream_failed(
             StatusCode::BAD_GATEWAY,
             "bad-gateway",
             "Bad gateway",
             "The AI runtime could not be reached; nothing was charged.",
         )
-    };
-    Problem::new(status, slug, title)
-        .detail(detail)
-        .into_response()
+    }
 }
 
 /// Displays a reqwest error without its URL.

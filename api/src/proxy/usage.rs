@@ -2,6 +2,10 @@
 //! of the last `data:` event that has one (OpenAI's final chunk with `stream_options.include_usage`, the
 //! Responses API's `response.completed`); in a JSON body, its `usage`. Memory is bounded: one SSE line, or
 //! a JSON body up to [`JSON_LIMIT`], is kept at a time.
+//!
+//! It also measures the output, for a response that reports no usage: the bytes of the generated text
+//! (string values under [`TEXT_KEYS`] in each event or in the JSON body, e.g. `choices[].delta.content`,
+//! AG-UI's `delta`, tool call `arguments`), or, when a body has none of those, all its bytes.
 
 use serde_json::Value;
 
@@ -10,12 +14,27 @@ const JSON_LIMIT: usize = 4 * 1024 * 1024;
 /// Longest SSE line kept; usage events are small, a longer line is skipped.
 const LINE_LIMIT: usize = 1024 * 1024;
 
+/// Keys whose string values are generated text.
+const TEXT_KEYS: [&str; 7] = [
+    "content",
+    "text",
+    "delta",
+    "arguments",
+    "refusal",
+    "reasoning_content",
+    "output_text",
+];
+
 /// Watches the bytes of one response for a usage report.
 pub struct UsageScanner {
     mode: Mode,
     buf: Vec<u8>,
     overflow: bool,
     found: Option<i64>,
+    /// Bytes of generated text seen.
+    text: u64,
+    /// Every byte of the body.
+    total: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -44,11 +63,28 @@ impl UsageScanner {
             buf: Vec::new(),
             overflow: false,
             found: None,
+            text: 0,
+            total: 0,
+        }
+    }
+
+    /// Bytes of output: the generated text found, else the whole body (call once the body has ended).
+    pub fn output_bytes(&mut self) -> u64 {
+        if self.mode == Mode::Json && !self.overflow {
+            if let Ok(v) = serde_json::from_slice::<Value>(&self.buf) {
+                self.text = text_bytes(&v);
+            }
+        }
+        if self.text > 0 {
+            self.text
+        } else {
+            self.total
         }
     }
 
     /// Looks at the next chunk of the body.
     pub fn feed(&mut self, chunk: &[u8]) {
+        self.total += chunk.len() as u64;
         match self.mode {
             Mode::Other => {}
             Mode::Json => {
@@ -62,7 +98,9 @@ impl UsageScanner {
             Mode::Sse => {
                 let mut rest = chunk;
                 while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-                    if !self.overflow {
+                    if self.overflow {
+                        self.text += nl as u64;
+                    } else {
                         self.buf.extend_from_slice(&rest[..nl]);
                         self.sse_line();
                     }
@@ -70,10 +108,14 @@ impl UsageScanner {
                     self.overflow = false;
                     rest = &rest[nl + 1..];
                 }
-                if self.buf.len() + rest.len() > LINE_LIMIT {
+                if self.overflow {
+                    self.text += rest.len() as u64;
+                } else if self.buf.len() + rest.len() > LINE_LIMIT {
+                    // A line too long to keep: all its bytes count as output, so it is never free.
+                    self.text += (self.buf.len() + rest.len()) as u64;
                     self.overflow = true;
                     self.buf.clear();
-                } else if !self.overflow {
+                } else {
                     self.buf.extend_from_slice(rest);
                 }
             }
@@ -85,15 +127,11 @@ impl UsageScanner {
         let Some(data) = line.strip_prefix(b"data:") else {
             return;
         };
-        // Cheap test first: most chunks are tokens, not usage.
-        if !data.windows(7).any(|w| w == b"\"usage\"") {
+        let Ok(event) = serde_json::from_slice::<Value>(data) else {
             return;
-        }
-        if let Some(n) = serde_json::from_slice::<Value>(data)
-            .ok()
-            .as_ref()
-            .and_then(usage_of)
-        {
+        };
+        self.text += text_bytes(&event);
+        if let Some(n) = usage_of(&event) {
             self.found = Some(n);
         }
     }
@@ -114,6 +152,21 @@ impl UsageScanner {
                 .and_then(usage_of),
             _ => None,
         }
+    }
+}
+
+/// Bytes of the string values under [`TEXT_KEYS`], anywhere in `v`.
+fn text_bytes(v: &Value) -> u64 {
+    match v {
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) if TEXT_KEYS.contains(&k.as_str()) => s.len() as u64,
+                other => text_bytes(other),
+            })
+            .sum(),
+        Value::Array(a) => a.iter().map(text_bytes).sum(),
+        _ => 0,
     }
 }
 
@@ -167,6 +220,26 @@ mod tests {
         j.feed(br#""completion_tokens":4}}"#);
         assert_eq!(j.usage(false), None);
         assert_eq!(j.usage(true), Some(7));
+    }
+
+    #[test]
+    fn output_is_the_generated_text_else_the_whole_body() {
+        let mut s = UsageScanner::new(Some("text/event-stream"));
+        s.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n");
+        s.feed(b"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"{}\"}}]}}]}\n\ndata: [DONE]\n\n");
+        assert_eq!(s.usage(true), None);
+        assert_eq!(s.output_bytes(), 7);
+        let mut j = UsageScanner::new(Some("application/json"));
+        j.feed(br#"{"choices":[{"message":{"content":"Hello world"}}]}"#);
+        assert_eq!(j.output_bytes(), 11);
+        let mut long = UsageScanner::new(Some("text/event-stream"));
+        long.feed(b"data: {\"delta\":\"");
+        long.feed(&vec![b'x'; LINE_LIMIT]);
+        long.feed(b"\"}\n\ndata: {\"delta\":\"ab\"}\n\n");
+        assert_eq!(long.output_bytes(), 16 + LINE_LIMIT as u64 + 2 + 2);
+        let mut o = UsageScanner::new(Some("text/plain"));
+        o.feed(b"twelve bytes");
+        assert_eq!(o.output_bytes(), 12);
     }
 
     #[test]

@@ -60,6 +60,29 @@ fn more_than_the_hold_is_charged_up_to_what_the_limits_allow() {
 }
 
 #[pg_test]
+fn with_overage_the_whole_actual_is_charged_past_the_limit() {
+    at("2026-03-10 12:00:00+00");
+    consume("'h2o', 'ai_tokens', 7000");
+    let (_, id) = reserve("'h2o', 'ai_tokens', 1000");
+    let id = id.unwrap();
+    let (state, charged, capped, used) = settle(&format!(
+        "SELECT state, charged, capped, used FROM quota.commit('{id}', 5000, 'h2o', p_overage => true)"
+    ));
+    assert_eq!((state.as_str(), charged, capped, used), ("committed", 5000, false, Some(12000)));
+    // Every window of the meter took it, in one ledger row of the full amount; the next call is denied.
+    assert_eq!(one::<i64>("SELECT max(used) FROM quota.status('h2o') WHERE meter = 'ai_tokens'"), Some(12000));
+    assert_eq!(
+        one::<i64>(&format!("SELECT amount FROM quota.ledger WHERE metadata->>'reservation_id' = '{id}'")),
+        Some(5000)
+    );
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.ledger WHERE user_id = 'h2o'"), Some(2));
+    assert!(!consume("'h2o', 'ai_tokens', 1").0);
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+    let (_, id) = reserve("'h2p', 'ai_tokens', 10");
+    expect_sqlstate(&format!("PERFORM quota.commit('{}', 5, NULL, NULL)", id.unwrap()), "22004");
+}
+
+#[pg_test]
 fn release_frees_the_hold_and_charges_nothing() {
     at("2026-03-10 12:00:00+00");
     let (_, id) = reserve("'h3', 'ai_requests', 10");
