@@ -3,3 +3,5 @@
 pub mod admin;
 pub mod health;
 pub mod quota;
+pub mod dashboard;
+pub mod demo;

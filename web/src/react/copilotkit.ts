@@ -1,0 +1,39 @@
+/**
+ * CopilotKit (and any SDK with a `fetch` option): `useQuotaFetch()` gives a quota-aware fetch whose denial is
+ * shown to the user and never retried, and which is unblocked as soon as the live quota has room again (an
+ * upgrade, a reset, a new window), so the next message goes through without a reload.
+ *
+ * ```tsx
+ * const { fetch, denial } = useQuotaFetch("ai_requests");
+ * <CopilotKit runtimeUrl="/api/copilotkit" fetch={fetch}>...</CopilotKit>
+ * {denial && <p>{denial.reason}</p>}
+ * ```
+ */
+import { useEffect, useMemo, useState } from "react";
+
+import type { QuotaError } from "../errors.js";
+import { createQuotaFetch, type QuotaFetch } from "../quota-fetch.js";
+import { useQuota } from "./use-quota.js";
+
+/** What {@link useQuotaFetch} returns. */
+export interface UseQuotaFetch {
+  /** Pass as CopilotKit's or the OpenAI SDK's `fetch`. */
+  fetch: QuotaFetch;
+  /** The denial blocking calls now, to show its `reason`; `null` when calls may go out. */
+  denial: QuotaError | null;
+}
+
+/** A quota-aware fetch tied to the live quota of `meter`. */
+export function useQuotaFetch(meter?: string, base?: typeof fetch): UseQuotaFetch {
+  const [denial, setDenial] = useState<QuotaError | null>(null);
+  const qf = useMemo(() => createQuotaFetch({ fetch: base, onDenied: setDenial }), [base]);
+  const { window } = useQuota(meter);
+  const roomAgain = window != null && window.status !== "exceeded" && (window.remaining ?? 1) > 0;
+  useEffect(() => {
+    if (roomAgain && denial) {
+      qf.clear();
+      setDenial(null);
+    }
+  }, [roomAgain, denial, qf]);
+  return { fetch: qf, denial };
+}
