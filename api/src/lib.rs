@@ -102,6 +102,7 @@ fn browser_routes() -> OpenApiRouter<AppState> {
 fn server_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(routes::admin::router())
+        .merge(routes::admin_user::router())
         .merge(routes::health::router())
 }
 

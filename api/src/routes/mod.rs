@@ -1,6 +1,7 @@
 //! Route modules; each owns its `router()` and the OpenAPI annotations of its handlers.
 
 pub mod admin;
+pub mod admin_user;
 pub mod health;
 pub mod quota;
 pub mod dashboard;

@@ -104,6 +104,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/users/{id}/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The user's account (404 for a user the API has never seen). */
+        get: operations["account"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The audit entries about the user, newest first. */
+        get: operations["audit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The user's unexpired credits per meter. */
+        get: operations["credits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/users/{id}/grants": {
         parameters: {
             query?: never;
@@ -115,6 +166,23 @@ export interface paths {
         put?: never;
         /** Gives the user credits, spent after the plan's window allowance is used up (`quota.grant`). */
         post: operations["grant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/users/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The user's daily usage of a meter, oldest first, one row per day (zeros included). */
+        get: operations["history"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -390,6 +458,25 @@ export interface components {
             /** @description User id. */
             user_id: string;
         };
+        /** @description A user's account row; `plan` is the assigned plan (`quota.user_usage` shows the effective one). */
+        AccountRow: {
+            /**
+             * Format: date-time
+             * @description Created.
+             */
+            created_at: string;
+            /** @description Assigned plan. */
+            plan: string;
+            /**
+             * Format: date-time
+             * @description When the plan ends; null: never.
+             */
+            plan_expires_at?: string | null;
+            /** @description IANA timezone; null: the default. */
+            timezone?: string | null;
+            /** @description User id. */
+            user_id: string;
+        };
         /** @description One UTC day of one meter across all users (`quota.analytics`). */
         Analytics: {
             /**
@@ -445,6 +532,27 @@ export interface components {
              */
             users_at_limit: number;
         };
+        /** @description One entry of `quota.audit_log`. */
+        AuditEntry: {
+            /** @description `assign_plan`, `set_limit`, `reset_usage`, `grant`, `set_timezone`. */
+            action: string;
+            /** @description Who: an admin's `sub`, `api-key:<digest prefix>`, or the database role. */
+            actor: string;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            created_at: string;
+            /** @description What changed. */
+            details: unknown;
+            /**
+             * Format: int64
+             * @description Entry id.
+             */
+            id: number;
+            /** @description The user. */
+            target?: string | null;
+        };
         /** @description The five query parameters Razorpay appends to the callback URL, forwarded by the frontend. */
         Callback: {
             /** @description `pay_...`. */
@@ -481,6 +589,26 @@ export interface components {
              * @default ai_requests
              */
             meter: string;
+        };
+        /** @description A user's unexpired credits of one meter (`quota.credits`). */
+        CreditRow: {
+            /**
+             * Format: int64
+             * @description Grants holding them.
+             */
+            grants: number;
+            /** @description Meter key. */
+            meter: string;
+            /**
+             * Format: date-time
+             * @description The earliest expiry; null: never.
+             */
+            next_expiry?: string | null;
+            /**
+             * Format: int64
+             * @description Credits left.
+             */
+            remaining: number;
         };
         /**
          * @description A decision of `quota.consume` (and the decision part of a reservation): the numbers describe the binding
@@ -594,6 +722,29 @@ export interface components {
             extension?: string | null;
             /** @description `ok`. */
             status: string;
+        };
+        /** @description One UTC day of one user's use of a meter (`quota.usage_history`). */
+        HistoryDay: {
+            /**
+             * Format: date
+             * @description The day.
+             */
+            day: string;
+            /**
+             * Format: int64
+             * @description Denials.
+             */
+            denials: number;
+            /**
+             * Format: int64
+             * @description Allowed calls.
+             */
+            requests: number;
+            /**
+             * Format: int64
+             * @description Usage.
+             */
+            usage: number;
         };
         /** @description Body of `PUT /v1/admin/users/{id}/limits`. */
         LimitRequest: {
@@ -1102,6 +1253,108 @@ export interface operations {
             };
         };
     };
+    account: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountRow"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description No such account */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+        };
+    };
+    audit: {
+        parameters: {
+            query?: {
+                /** @description How many, newest first (1 to 500, default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEntry"][];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+        };
+    };
+    credits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditRow"][];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+        };
+    };
     grant: {
         parameters: {
             query?: never;
@@ -1124,6 +1377,41 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Grant"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+        };
+    };
+    history: {
+        parameters: {
+            query?: {
+                /** @description Days back from today, 1 to 366 (default 30). */
+                days?: number;
+                /** @description Meter (default `ai_requests`). */
+                meter?: string;
+            };
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryDay"][];
                 };
             };
             400: {
