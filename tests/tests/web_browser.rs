@@ -4,12 +4,16 @@
 
 use std::{path::PathBuf, process::Stdio};
 
+use aiquota_api::config::Secret;
 use aiquota_tests::http::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// The admin API key the browser tests sign in with; only its digest is configured.
 const ADMIN_KEY: &str = "aiquota-browser-test-admin-key-5b1e";
+/// Keys of the Razorpay stand-in (`web/scripts/razorpay-standin.mjs`) the upgrade test pays through.
+const RAZORPAY_KEY_ID: &str = "rzp_test_browser1";
+const RAZORPAY_KEY_SECRET: &str = "browser-test-key-secret-Kq47";
 
 fn web_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
@@ -74,14 +78,20 @@ async fn generated_types_match_the_served_openapi_document() {
 async fn the_kit_in_a_real_browser() {
     let page_port = free_port();
     let origin = format!("http://127.0.0.1:{page_port}");
+    let razorpay_port = free_port();
     let digest: [u8; 32] = Sha256::digest(ADMIN_KEY.as_bytes()).into();
     let app = TestApp::start_with("web_browser", |c| {
         c.cors_origins = vec![origin.clone()];
         c.admin_key_hashes = vec![digest];
+        c.payments.razorpay_key_id = Some(RAZORPAY_KEY_ID.into());
+        c.payments.razorpay_key_secret = Some(Secret::new(RAZORPAY_KEY_SECRET));
+        c.payments.razorpay_api_base = format!("http://127.0.0.1:{razorpay_port}");
+        c.payments.public_url = Some(origin.clone());
     })
     .await;
     let users = json!({
         "meter": "wb_meter", "live": "wb_live", "copilot": "wb_copilot", "admin": "wb_admin",
+        "upgrade": "wb_upgrade",
     });
     let mut tokens = serde_json::Map::new();
     for (k, u) in users.as_object().unwrap() {
@@ -90,6 +100,7 @@ async fn the_kit_in_a_real_browser() {
     let env = json!({
         "api": app.base, "pagePort": page_port, "tokens": tokens, "users": users,
         "adminKey": ADMIN_KEY,
+        "razorpay": {"port": razorpay_port, "keyId": RAZORPAY_KEY_ID, "keySecret": RAZORPAY_KEY_SECRET},
         "screenshots": web_dir().join("../docs/img").canonicalize().unwrap_or_else(|_| web_dir().join("../docs/img")),
     });
     let env_path = temp_file("web-env.json", &env.to_string());
@@ -142,5 +153,17 @@ async fn the_kit_in_a_real_browser() {
         .unwrap()
         .get(0);
     assert_eq!(credits, 25);
+    let plan: String = db
+        .query_one("SELECT plan FROM quota.accounts WHERE user_id = 'wb_upgrade'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(plan, "pro", "the payment upgraded the buyer");
+    let plan: String = db
+        .query_one("SELECT plan FROM quota.accounts WHERE user_id = 'wb_upgrade'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(plan, "pro", "the payment upgraded the buyer");
     app.stop().await;
 }

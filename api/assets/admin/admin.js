@@ -97,6 +97,8 @@ function chart(id, days) {
       r.append(title);
       svg.append(r);
     }
+    // A date under every bar while they fit, else under every fifth.
+    if (days.length > 14 && (days.length - 1 - i) % 5 !== 0) return;
     const label = document.createElementNS(ns, "text");
     label.setAttribute("x", String(x + 2));
     label.setAttribute("y", String(h - 3));

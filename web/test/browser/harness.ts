@@ -22,6 +22,8 @@ export interface WebEnv {
   users: Record<string, string>;
   /** An admin API key whose digest is in AIQUOTA_ADMIN_KEYS. */
   adminKey: string;
+  /** The Razorpay stand-in's port and keys (the API is configured with them). */
+  razorpay: { port: number; keyId: string; keySecret: string };
   /** Where screenshots go (docs/img). */
   screenshots: string;
 }
@@ -51,7 +53,9 @@ export async function servePages(): Promise<Server> {
   for (const f of readdirSync(pages).filter((f) => f.endsWith(".html"))) copyFileSync(join(pages, f), join(out, f));
   const types: Record<string, string> = { ".html": "text/html", ".js": "text/javascript" };
   const server = createServer((req, res) => {
-    const name = (req.url ?? "/").split("?")[0]!.replace(/^\/+/, "");
+    const path = (req.url ?? "/").split("?")[0]!;
+    // Razorpay sends the buyer back to AIQUOTA_PUBLIC_URL + /billing/razorpay/callback: the upgrade page.
+    const name = path === "/billing/razorpay/callback" ? "upgrade.html" : path.replace(/^\/+/, "");
     if (!/^[a-z0-9_-]+\.(html|js)$/.test(name)) return void res.writeHead(404).end();
     try {
       const body = readFileSync(join(out, name));
@@ -108,7 +112,7 @@ export async function shot(page: Page, name: string, selector?: string): Promise
   mkdirSync(env.screenshots, { recursive: true });
   const path = join(env.screenshots, `${name}.png`);
   if (selector) await page.locator(selector).first().screenshot({ path });
-  else await page.screenshot({ path });
+  else await page.screenshot({ path, fullPage: true });
 }
 
 /** The URL of a test page for `token`. */
