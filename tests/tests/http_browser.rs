@@ -176,3 +176,52 @@ async fn an_admin_api_key_is_accepted_by_its_digest_and_audited_by_a_prefix() {
     assert_eq!(plan, "pro");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_is_embedded_and_the_demo_is_served_only_when_configured() {
+    let app = TestApp::start("http_dashboard").await;
+    let res = app.client.get(app.url("/admin/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let csp = header(&res, "content-security-policy").unwrap_or("").to_string();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(res.text().await.unwrap().contains("/admin/admin.js"));
+    let res = app.client.get(app.url("/admin/admin.js")).send().await.unwrap();
+    assert_eq!(header(&res, "content-type"), Some("text/javascript; charset=utf-8"));
+    // No demo without AIQUOTA_DEMO_DIR: a problem+json 404 like any unknown route.
+    problem(app.client.get(app.url("/demo/")).send().await.unwrap(), 404).await;
+    app.stop().await;
+
+    let dir = std::env::temp_dir().join(format!("aiquota-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<p>demo</p>").unwrap();
+    std::fs::write(dir.join("demo.js"), "export {}").unwrap();
+    std::fs::write(dir.join(".secret.js"), "no").unwrap();
+    let d = dir.clone();
+    let app = TestApp::start_with("http_demo", move |c| c.demo_dir = Some(d)).await;
+    let res = app.client.get(app.url("/demo/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "<p>demo</p>");
+    let res = app.client.get(app.url("/demo/demo.js")).send().await.unwrap();
+    assert_eq!(header(&res, "content-type"), Some("text/javascript; charset=utf-8"));
+    for bad in ["/demo/.secret.js", "/demo/..%2Fetc%2Fpasswd", "/demo/%2e%2e", "/demo/missing.js"] {
+        let res = app.client.get(app.url(bad)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{bad}");
+    }
+    // Razorpay's callback goes on to the demo page with its query.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = no_redirects
+        .get(app.url("/billing/razorpay/callback?razorpay_payment_id=pay_1&x=y"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        header(&res, "location"),
+        Some("/demo/?razorpay_payment_id=pay_1&x=y")
+    );
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

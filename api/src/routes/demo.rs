@@ -1,11 +1,13 @@
 //! The development demo page at `/demo/`, on only when `AIQUOTA_DEMO_DIR` names a directory (`make run`
 //! sets it to the web kit's built demo). Files are served by bare name from that one directory: a name with
-//! a slash, a backslash or a leading dot is not found, so nothing outside it can be reached.
+//! a slash, a backslash or a leading dot is not found, so nothing outside it can be reached. With the demo
+//! on, Razorpay's callback (`AIQUOTA_PUBLIC_URL` + `/billing/razorpay/callback`) is sent on to the demo page
+//! with its query, where the page completes the upgrade.
 
 use std::{path::PathBuf, sync::Arc};
 
 use axum::{
-    extract::Path,
+    extract::{Path, RawQuery},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::get,
@@ -24,6 +26,10 @@ pub fn router(dir: Option<&std::path::Path>) -> Router<AppState> {
     Router::new()
         .route("/demo", get(|| async { Redirect::temporary("/demo/") }))
         .route(
+            crate::payments::razorpay::CALLBACK_PATH,
+            get(|RawQuery(q): RawQuery| async move { to_demo(q.as_deref()) }),
+        )
+        .route(
             "/demo/",
             get(move || {
                 let d = index.clone();
@@ -37,6 +43,14 @@ pub fn router(dir: Option<&std::path::Path>) -> Router<AppState> {
                 async move { file(&d, &name).await }
             }),
         )
+}
+
+/// 303 to the demo page with the callback's query (already valid URI characters, checked again here).
+fn to_demo(query: Option<&str>) -> Response {
+    match HeaderValue::from_str(&format!("/demo/?{}", query.unwrap_or_default())) {
+        Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
 }
 
 async fn file(dir: &PathBuf, name: &str) -> Response {
