@@ -15,18 +15,18 @@ const ADMIN_KEY: &str = "aiquota-browser-test-admin-key-5b1e";
 const RAZORPAY_KEY_ID: &str = "rzp_test_browser1";
 const RAZORPAY_KEY_SECRET: &str = "browser-test-key-secret-Kq47";
 
-fn web_dir() -> PathBuf {
+fn kit_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
 }
 
 /// `node` with the kit's dependencies installed, or a clear failure saying how to get them.
 fn node() -> tokio::process::Command {
     assert!(
-        web_dir().join("node_modules/playwright-core").is_dir(),
+        kit_dir().join("node_modules/playwright-core").is_dir(),
         "web/node_modules is missing: run `make test-web` (it runs `npm ci` in web/)"
     );
     let mut c = tokio::process::Command::new("node");
-    c.current_dir(web_dir()).stdin(Stdio::null());
+    c.current_dir(kit_dir()).stdin(Stdio::null());
     c
 }
 
@@ -47,7 +47,7 @@ fn temp_file(name: &str, contents: &str) -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn generated_types_match_the_served_openapi_document() {
+async fn web_generated_types_match_the_served_openapi_document() {
     let app = TestApp::start("web_types").await;
     let doc = app
         .client
@@ -75,10 +75,15 @@ async fn generated_types_match_the_served_openapi_document() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_kit_in_a_real_browser() {
+async fn web_kit_in_a_real_browser() {
     let page_port = free_port();
     let origin = format!("http://127.0.0.1:{page_port}");
     let razorpay_port = free_port();
+    let demo = kit_dir().join("dist/demo");
+    assert!(
+        demo.join("index.html").is_file(),
+        "web/dist/demo is missing: `make test-web` builds it (npm run build) first"
+    );
     let digest: [u8; 32] = Sha256::digest(ADMIN_KEY.as_bytes()).into();
     let app = TestApp::start_with("web_browser", |c| {
         c.cors_origins = vec![origin.clone()];
@@ -87,11 +92,12 @@ async fn the_kit_in_a_real_browser() {
         c.payments.razorpay_key_secret = Some(Secret::new(RAZORPAY_KEY_SECRET));
         c.payments.razorpay_api_base = format!("http://127.0.0.1:{razorpay_port}");
         c.payments.public_url = Some(origin.clone());
+        c.demo_dir = Some(demo);
     })
     .await;
     let users = json!({
         "meter": "wb_meter", "live": "wb_live", "copilot": "wb_copilot", "admin": "wb_admin",
-        "upgrade": "wb_upgrade",
+        "upgrade": "wb_upgrade", "demo": "wb_demo",
     });
     let mut tokens = serde_json::Map::new();
     for (k, u) in users.as_object().unwrap() {
@@ -101,10 +107,10 @@ async fn the_kit_in_a_real_browser() {
         "api": app.base, "pagePort": page_port, "tokens": tokens, "users": users,
         "adminKey": ADMIN_KEY,
         "razorpay": {"port": razorpay_port, "keyId": RAZORPAY_KEY_ID, "keySecret": RAZORPAY_KEY_SECRET},
-        "screenshots": web_dir().join("../docs/img").canonicalize().unwrap_or_else(|_| web_dir().join("../docs/img")),
+        "screenshots": kit_dir().join("../docs/img").canonicalize().unwrap_or_else(|_| kit_dir().join("../docs/img")),
     });
     let env_path = temp_file("web-env.json", &env.to_string());
-    let mut files: Vec<String> = std::fs::read_dir(web_dir().join("test/browser"))
+    let mut files: Vec<String> = std::fs::read_dir(kit_dir().join("test/browser"))
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.ends_with(".test.ts"))

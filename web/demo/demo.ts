@@ -18,9 +18,10 @@ const say = (id: string, text: string): void => {
 function start(): void {
   $("signin").hidden = true;
   $("app").hidden = false;
-  const qf = createQuotaFetch({ onDenied: (e) => say("denial", e.reason) });
+  const meter = $("meter") as HTMLElement & { getToken: () => string | null; refresh: () => Promise<void> };
+  // The live stream announces status changes; re-reading after each call moves the bar at every step.
+  const qf = createQuotaFetch({ onDenied: (e) => say("denial", e.reason), onSettled: () => void meter.refresh() });
   const client = createClient({ baseUrl: location.origin, getToken: token, fetch: qf });
-  const meter = $("meter") as HTMLElement & { getToken: () => string | null };
   meter.setAttribute("base-url", location.origin);
   meter.getToken = token;
   $("send").addEventListener("click", async () => {

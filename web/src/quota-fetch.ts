@@ -13,6 +13,8 @@ export interface QuotaFetchOptions {
   fetch?: typeof fetch;
   /** Called once per real denial (not for the calls it then refuses locally). */
   onDenied?: (e: QuotaError) => void;
+  /** Called after every request that went out (allowed, denied or failed), e.g. to re-read the quota. */
+  onSettled?: () => void;
   /** The clock, for tests. */
   now?: () => number;
 }
@@ -35,6 +37,13 @@ export function createQuotaFetch(opts: QuotaFetchOptions = {}): QuotaFetch {
     if (blocked && now() < until) throw blocked;
     blocked = null;
     const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    try {
+      return await send(doFetch, input, init);
+    } finally {
+      opts.onSettled?.();
+    }
+  };
+  const send = async (doFetch: typeof fetch, input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const res = await doFetch(input, init);
     if (res.status !== 429 && res.status !== 403) return res;
     const type = res.headers.get("content-type") ?? "";

@@ -60,6 +60,14 @@ export class AiquotaMeterElement extends HTMLElement {
     this.restart();
   }
 
+  /**
+   * Re-reads the quota now. Call it after your own consume: the live stream announces plan changes, resets
+   * and status changes (warning, critical, exceeded), not every single use.
+   */
+  refresh(): Promise<void> {
+    return this.store?.refresh() ?? Promise.resolve();
+  }
+
   connectedCallback(): void {
     this.restart();
     this.tick = setInterval(() => this.render(), 1000);

@@ -1,7 +1,8 @@
 /**
  * CopilotKit (and any SDK with a `fetch` option): `useQuotaFetch()` gives a quota-aware fetch whose denial is
  * shown to the user and never retried, and which is unblocked as soon as the live quota has room again (an
- * upgrade, a reset, a new window), so the next message goes through without a reload.
+ * upgrade, a reset, a new window), so the next message goes through without a reload. After each call it
+ * re-reads the quota, so meters move with every message (the live stream announces only status changes).
  *
  * ```tsx
  * const { fetch, denial } = useQuotaFetch("ai_requests");
@@ -13,6 +14,7 @@ import { useEffect, useMemo, useState } from "react";
 
 import type { QuotaError } from "../errors.js";
 import { createQuotaFetch, type QuotaFetch } from "../quota-fetch.js";
+import { useAiquota } from "./provider.js";
 import { useQuota } from "./use-quota.js";
 
 /** What {@link useQuotaFetch} returns. */
@@ -26,7 +28,12 @@ export interface UseQuotaFetch {
 /** A quota-aware fetch tied to the live quota of `meter`. */
 export function useQuotaFetch(meter?: string, base?: typeof fetch): UseQuotaFetch {
   const [denial, setDenial] = useState<QuotaError | null>(null);
-  const qf = useMemo(() => createQuotaFetch({ fetch: base, onDenied: setDenial }), [base]);
+  const { store } = useAiquota();
+  // Consume announces only status changes on the live stream, so re-read after each call to show every step.
+  const qf = useMemo(
+    () => createQuotaFetch({ fetch: base, onDenied: setDenial, onSettled: () => void store.refresh() }),
+    [base, store],
+  );
   const { window } = useQuota(meter);
   const roomAgain = window != null && window.status !== "exceeded" && (window.remaining ?? 1) > 0;
   useEffect(() => {

@@ -109,3 +109,23 @@ test("a CopilotKit-style page with quotaFetch makes exactly one request after ex
   await shot(page, "copilot-denied");
   await page.close();
 });
+
+test("the demo page (served by the API in development) shows the live meter and consumes through quotaFetch", async () => {
+  const page = await ctx.newPage();
+  await page.goto(`${env.api}/demo/#token=${encodeURIComponent(env.tokens.demo!)}`);
+  assert.equal(new URL(page.url()).hash, "", "the token is taken out of the address bar");
+  const el = page.locator("aiquota-meter");
+  await el.locator("[part=text]", { hasText: "0 of 10 ai_requests used today" }).waitFor({ timeout: 5000 });
+  page.on("pageerror", (e) => console.log("page error:", e.message));
+  for (let i = 1; i <= 10; i++) {
+    await page.locator("#send").click();
+    await page.waitForFunction(() => (document.getElementById("status")?.textContent ?? "") + (document.getElementById("denial")?.textContent ?? "") !== "", undefined, { timeout: 5000 });
+    assert.match((await page.locator("#status").textContent()) ?? "", /^Allowed/, (await page.locator("#denial").textContent()) ?? "");
+    await el.locator("[part=text]", { hasText: `${i} of 10 ai_requests used today` }).waitFor({ timeout: 5000 });
+  }
+  await page.locator("#send").click();
+  await page.locator("#denial", { hasText: "Daily limit of 10 ai_requests reached" }).waitFor({ timeout: 5000 });
+  assert.equal(await el.getAttribute("status"), "exceeded");
+  await shot(page, "demo");
+  await page.close();
+});

@@ -9,7 +9,8 @@ test("a quota denial throws a QuotaError once and is never retried while it hold
   const srv = await serve((_req, res) => json(res, 429, denial(60), { "retry-after": "60" }));
   let clock = 1_000_000;
   const denied: QuotaError[] = [];
-  const qf = createQuotaFetch({ now: () => clock, onDenied: (e) => denied.push(e) });
+  let settled = 0;
+  const qf = createQuotaFetch({ now: () => clock, onDenied: (e) => denied.push(e), onSettled: () => settled++ });
   await assert.rejects(qf(`${srv.url}/api/copilotkit`, { method: "POST" }), (e: unknown) => {
     assert.ok(e instanceof QuotaError);
     assert.equal(e.reason, "Daily limit of 10 ai_requests reached. Resets in 3h 45m.");
@@ -27,6 +28,7 @@ test("a quota denial throws a QuotaError once and is never retried while it hold
   clock += 30_001;
   await assert.rejects(qf(`${srv.url}/x`), QuotaError);
   assert.equal(srv.seen.length, 2);
+  assert.equal(settled, 2, "onSettled runs once per request that went out, not for the local refusals");
   await srv.close();
 });
 
