@@ -340,7 +340,12 @@ fn http_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
 /// environment should never hold one (`printf %s "$KEY" | sha256sum` gives the digest).
 fn admin_key_hashes(list: &str) -> Result<Vec<[u8; 32]>, ConfigError> {
     let mut out = Vec::new();
-    for (i, item) in list.split(',').map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+    for (i, item) in list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
         let digest = crate::payments::signature::from_hex(item)
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             // The item is not quoted: it may be a key pasted by mistake.
@@ -459,17 +464,23 @@ mod tests {
     fn admin_keys_are_digests() {
         let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
         let d = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
-        let c = Config::from_lookup(lookup(&[secret, ("AIQUOTA_ADMIN_KEYS", &format!("{d}, {d}"))]))
-            .unwrap();
+        let c = Config::from_lookup(lookup(&[
+            secret,
+            ("AIQUOTA_ADMIN_KEYS", &format!("{d}, {d}")),
+        ]))
+        .unwrap();
         assert_eq!(c.admin_key_hashes.len(), 2);
         assert_eq!(c.admin_key_hashes[0][0], 0x9f);
         assert_eq!(c.admin_key_hashes[0][31], 0x08);
         let err = Config::from_lookup(lookup(&[secret, ("AIQUOTA_ADMIN_KEYS", "sb_secret_abc")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("AIQUOTA_ADMIN_KEYS") && !err.contains("sb_secret_abc"), "{err}");
-        let err = Config::from_lookup(lookup(&[secret, ("AIQUOTA_CORS_ORIGINS", "nope")]))
-            .unwrap_err();
+        assert!(
+            err.contains("AIQUOTA_ADMIN_KEYS") && !err.contains("sb_secret_abc"),
+            "{err}"
+        );
+        let err =
+            Config::from_lookup(lookup(&[secret, ("AIQUOTA_CORS_ORIGINS", "nope")])).unwrap_err();
         assert!(err.to_string().contains("AIQUOTA_CORS_ORIGINS"));
     }
 

@@ -34,9 +34,8 @@ pub fn parse_origins(name: &'static str, list: &str) -> Result<Vec<String>, Conf
             .or_else(|| o.strip_prefix("http://"));
         let ok = host.is_some_and(|h| {
             !h.is_empty()
-                && h.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']')
-                })
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']'))
         });
         if !ok {
             return Err(ConfigError::Invalid {
@@ -87,7 +86,12 @@ mod tests {
             parse_origins(N, "https://a.example/, http://localhost:3000").unwrap(),
             ["https://a.example", "http://localhost:3000"]
         );
-        for bad in ["a.example", "*, https://a.example", " , ", "https://a.example/app"] {
+        for bad in [
+            "a.example",
+            "*, https://a.example",
+            " , ",
+            "https://a.example/app",
+        ] {
             let e = parse_origins(N, bad).unwrap_err().to_string();
             assert!(e.contains(N), "{bad}: {e}");
         }

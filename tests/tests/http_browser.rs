@@ -32,12 +32,19 @@ async fn browser_routes_answer_cors_and_expose_the_rate_limit_headers() {
             .request(Method::OPTIONS, app.url(path))
             .header("origin", APP)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
             .send()
             .await
             .unwrap();
         assert!(res.status().is_success(), "{path}: {}", res.status());
-        assert_eq!(header(&res, "access-control-allow-origin"), Some(APP), "{path}");
+        assert_eq!(
+            header(&res, "access-control-allow-origin"),
+            Some(APP),
+            "{path}"
+        );
         let allowed = header(&res, "access-control-allow-headers").unwrap_or("");
         assert!(allowed.contains("authorization"), "{path}: {allowed}");
         assert_eq!(header(&res, "access-control-allow-credentials"), None);
@@ -65,8 +72,16 @@ async fn browser_routes_answer_cors_and_expose_the_rate_limit_headers() {
     let exposed = header(&res, "access-control-expose-headers")
         .unwrap_or("")
         .to_ascii_lowercase();
-    for h in ["ratelimit", "ratelimit-policy", "retry-after", "x-request-id"] {
-        assert!(exposed.split(',').any(|e| e.trim() == h), "{h} not in {exposed}");
+    for h in [
+        "ratelimit",
+        "ratelimit-policy",
+        "retry-after",
+        "x-request-id",
+    ] {
+        assert!(
+            exposed.split(',').any(|e| e.trim() == h),
+            "{h} not in {exposed}"
+        );
     }
     problem(res, 429).await;
 
@@ -182,11 +197,24 @@ async fn the_dashboard_is_embedded_and_the_demo_is_served_only_when_configured()
     let app = TestApp::start("http_dashboard").await;
     let res = app.client.get(app.url("/admin/")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let csp = header(&res, "content-security-policy").unwrap_or("").to_string();
-    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    let csp = header(&res, "content-security-policy")
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
     assert!(res.text().await.unwrap().contains("/admin/admin.js"));
-    let res = app.client.get(app.url("/admin/admin.js")).send().await.unwrap();
-    assert_eq!(header(&res, "content-type"), Some("text/javascript; charset=utf-8"));
+    let res = app
+        .client
+        .get(app.url("/admin/admin.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&res, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     // No demo without AIQUOTA_DEMO_DIR: a problem+json 404 like any unknown route.
     problem(app.client.get(app.url("/demo/")).send().await.unwrap(), 404).await;
     app.stop().await;
@@ -201,9 +229,22 @@ async fn the_dashboard_is_embedded_and_the_demo_is_served_only_when_configured()
     let res = app.client.get(app.url("/demo/")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "<p>demo</p>");
-    let res = app.client.get(app.url("/demo/demo.js")).send().await.unwrap();
-    assert_eq!(header(&res, "content-type"), Some("text/javascript; charset=utf-8"));
-    for bad in ["/demo/.secret.js", "/demo/..%2Fetc%2Fpasswd", "/demo/%2e%2e", "/demo/missing.js"] {
+    let res = app
+        .client
+        .get(app.url("/demo/demo.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&res, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    for bad in [
+        "/demo/.secret.js",
+        "/demo/..%2Fetc%2Fpasswd",
+        "/demo/%2e%2e",
+        "/demo/missing.js",
+    ] {
         let res = app.client.get(app.url(bad)).send().await.unwrap();
         assert_eq!(res.status(), 404, "{bad}");
     }

@@ -139,7 +139,10 @@ async fn web_kit_in_a_real_browser() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(actions, ["assign_plan", "set_limit", "reset_usage", "grant"]);
+    assert_eq!(
+        actions,
+        ["assign_plan", "set_limit", "reset_usage", "grant"]
+    );
     let row = db
         .query_one(
             "SELECT plan, used, \"limit\" FROM quota.status('wb_admin') WHERE meter = 'ai_requests' AND period = 'day'",
@@ -160,13 +163,19 @@ async fn web_kit_in_a_real_browser() {
         .get(0);
     assert_eq!(credits, 25);
     let plan: String = db
-        .query_one("SELECT plan FROM quota.accounts WHERE user_id = 'wb_upgrade'", &[])
+        .query_one(
+            "SELECT plan FROM quota.accounts WHERE user_id = 'wb_upgrade'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(plan, "pro", "the payment upgraded the buyer");
     let plan: String = db
-        .query_one("SELECT plan FROM quota.accounts WHERE user_id = 'wb_upgrade'", &[])
+        .query_one(
+            "SELECT plan FROM quota.accounts WHERE user_id = 'wb_upgrade'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

@@ -17,7 +17,7 @@ export { ApiError, QuotaError, errorFromBody, errorFromResponse, isQuotaProblem 
 export type { ProblemBody } from "./errors.js";
 export { SseParser, backoffDelay, streamEvents } from "./sse.js";
 export type { SseMessage, StreamOptions } from "./sse.js";
-export { createQuotaFetch, quotaFetch } from "./quota-fetch.js";
+export { createQuotaFetch, installQuotaFetch, quotaFetch } from "./quota-fetch.js";
 export type { QuotaFetch, QuotaFetchOptions } from "./quota-fetch.js";
 export { bindingWindow, createQuotaStore } from "./store.js";
 export type { QuotaSnapshot, QuotaStore } from "./store.js";

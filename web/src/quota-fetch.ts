@@ -26,17 +26,20 @@ export interface QuotaFetch {
   readonly blockedBy: QuotaError | null;
   /** Lifts the block, e.g. when the live quota shows the user was upgraded. */
   clear(): void;
+  /** Sends through `f` from now on (used by {@link installQuotaFetch}). */
+  useFetch(f: typeof fetch): void;
 }
 
 /** Builds a quota-aware fetch. */
 export function createQuotaFetch(opts: QuotaFetchOptions = {}): QuotaFetch {
   const now = opts.now ?? Date.now;
   let blocked: QuotaError | null = null;
+  let inner: typeof fetch | undefined = opts.fetch;
   let until = 0; // ms since the epoch; Infinity when the denial can never pass on this plan
   const f = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     if (blocked && now() < until) throw blocked;
     blocked = null;
-    const doFetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    const doFetch = inner ?? globalThis.fetch.bind(globalThis);
     try {
       return await send(doFetch, input, init);
     } finally {
@@ -70,8 +73,40 @@ export function createQuotaFetch(opts: QuotaFetchOptions = {}): QuotaFetch {
         until = 0;
       },
     },
+    useFetch: {
+      value: (f: typeof fetch) => {
+        inner = f;
+      },
+    },
   }) as QuotaFetch;
 }
 
 /** A shared quota-aware fetch over the global fetch, for the common case. */
 export const quotaFetch: QuotaFetch = createQuotaFetch();
+
+/**
+ * Routes the page's own `fetch` calls to URLs under `prefix` through `qf`, for libraries that take no
+ * `fetch` option (CopilotKit's provider takes a runtime URL and headers only). Other URLs are untouched.
+ * Returns the function that puts the original `fetch` back.
+ */
+export function installQuotaFetch(qf: QuotaFetch, prefix: string): () => void {
+  const original = globalThis.fetch;
+  const base = typeof location !== "undefined" ? location.href : undefined;
+  const target = new URL(prefix, base).href;
+  const patched = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const raw = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    let url: string;
+    try {
+      url = new URL(raw, base).href;
+    } catch {
+      return original(input, init);
+    }
+    return url.startsWith(target) ? qf(input, init) : original(input, init);
+  };
+  // `qf` looks up globalThis.fetch per call; give it the original, or it would call itself.
+  qf.useFetch(original);
+  globalThis.fetch = patched as typeof fetch;
+  return () => {
+    if (globalThis.fetch === patched) globalThis.fetch = original;
+  };
+}

@@ -125,9 +125,8 @@ async fn history(
     let days = q.days.unwrap_or(30);
     let meter = q.meter.unwrap_or_else(|| "ai_requests".into());
     let (user, meter) = (&user, &meter);
-    let rows = s
-        .db
-        .run(Retry::Safe, |c| async move {
+    let rows =
+        s.db.run(Retry::Safe, |c| async move {
             let rows = admin_tx(
                 c,
                 "SELECT * FROM quota.usage_history($1::text, $2::int, $3::text)",
@@ -172,9 +171,8 @@ async fn credits(
     ApiPath(user): ApiPath<String>,
 ) -> Result<Json<Vec<CreditRow>>, ApiError> {
     let user = &user;
-    let rows = s
-        .db
-        .run(Retry::Safe, |c| async move {
+    let rows =
+        s.db.run(Retry::Safe, |c| async move {
             let rows = admin_tx(c, "SELECT * FROM quota.credits($1::text)", &[user]).await?;
             rows.iter()
                 .map(|r| {
@@ -235,9 +233,8 @@ async fn audit(
     }
     let actions: Vec<String> = USER_ACTIONS.iter().map(|a| a.to_string()).collect();
     let (user, actions) = (&user, &actions);
-    let rows = s
-        .db
-        .run(Retry::Safe, |c| async move {
+    let rows =
+        s.db.run(Retry::Safe, |c| async move {
             let rows = admin_tx(
                 c,
                 "SELECT id, actor, action, target, details, created_at FROM quota.audit_log \

@@ -23,7 +23,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
-        .route("/admin/", get(|| async { asset(INDEX, "text/html; charset=utf-8") }))
+        .route(
+            "/admin/",
+            get(|| async { asset(INDEX, "text/html; charset=utf-8") }),
+        )
         .route(
             "/admin/admin.js",
             get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),

@@ -2,7 +2,7 @@
 
 pub mod admin;
 pub mod admin_user;
-pub mod health;
-pub mod quota;
 pub mod dashboard;
 pub mod demo;
+pub mod health;
+pub mod quota;

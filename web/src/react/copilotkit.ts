@@ -4,16 +4,19 @@
  * upgrade, a reset, a new window), so the next message goes through without a reload. After each call it
  * re-reads the quota, so meters move with every message (the live stream announces only status changes).
  *
+ * CopilotKit's provider takes no `fetch`, so {@link useCopilotKitQuota} routes the page's requests to the
+ * runtime URL through the quota-aware fetch while the component is mounted:
+ *
  * ```tsx
- * const { fetch, denial } = useQuotaFetch("ai_requests");
- * <CopilotKit runtimeUrl="/api/copilotkit" fetch={fetch}>...</CopilotKit>
+ * const { denial } = useCopilotKitQuota("/api/copilotkit");
+ * <CopilotKit runtimeUrl="/api/copilotkit">...</CopilotKit>
  * {denial && <p>{denial.reason}</p>}
  * ```
  */
 import { useEffect, useMemo, useState } from "react";
 
 import type { QuotaError } from "../errors.js";
-import { createQuotaFetch, type QuotaFetch } from "../quota-fetch.js";
+import { createQuotaFetch, installQuotaFetch, type QuotaFetch } from "../quota-fetch.js";
 import { useAiquota } from "./provider.js";
 import { useQuota } from "./use-quota.js";
 
@@ -43,4 +46,14 @@ export function useQuotaFetch(meter?: string, base?: typeof fetch): UseQuotaFetc
     }
   }, [roomAgain, denial, qf]);
   return { fetch: qf, denial };
+}
+
+/**
+ * For CopilotKit: while mounted, every request the page sends to `runtimeUrl` (and below it) goes through a
+ * quota-aware fetch tied to the live quota of `meter`; returns the denial to show.
+ */
+export function useCopilotKitQuota(runtimeUrl: string, meter?: string): UseQuotaFetch {
+  const q = useQuotaFetch(meter);
+  useEffect(() => installQuotaFetch(q.fetch, runtimeUrl), [q.fetch, runtimeUrl]);
+  return q;
 }

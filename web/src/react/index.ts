@@ -7,5 +7,5 @@ export { QuotaMeter } from "./quota-meter.js";
 export type { QuotaMeterProps } from "./quota-meter.js";
 export { QuotaGate, UpgradeButton } from "./quota-gate.js";
 export type { QuotaGateProps, UpgradeButtonProps } from "./quota-gate.js";
-export { useQuotaFetch } from "./copilotkit.js";
+export { useCopilotKitQuota, useQuotaFetch } from "./copilotkit.js";
 export type { UseQuotaFetch } from "./copilotkit.js";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { QuotaError } from "../../src/errors.js";
-import { createQuotaFetch } from "../../src/quota-fetch.js";
+import { createQuotaFetch, installQuotaFetch } from "../../src/quota-fetch.js";
 import { denial, json, serve } from "./server.js";
 
 test("a quota denial throws a QuotaError once and is never retried while it holds", async () => {
@@ -63,5 +63,22 @@ test("other responses, an upstream 429 included, pass through untouched and unbl
   assert.equal(srv.seen[1]?.body, "x");
   assert.equal(srv.seen[1]?.headers["x-test"], "1");
   assert.equal(qf.blockedBy, null);
+  await srv.close();
+});
+
+test("installQuotaFetch routes only the runtime's URLs through the quota fetch, and uninstalls", async () => {
+  const srv = await serve((req, res) => (req.url?.startsWith("/api/copilotkit") ? json(res, 429, denial(60)) : json(res, 200, { ok: 1 })));
+  const original = globalThis.fetch;
+  const qf = createQuotaFetch();
+  const uninstall = installQuotaFetch(qf, `${srv.url}/api/copilotkit`);
+  try {
+    await assert.rejects(fetch(`${srv.url}/api/copilotkit/agent/run`, { method: "POST" }), QuotaError);
+    await assert.rejects(fetch(`${srv.url}/api/copilotkit`), QuotaError);
+    assert.equal((await fetch(`${srv.url}/other`)).status, 200, "other URLs are untouched");
+    assert.equal(srv.seen.length, 2, "the second runtime call was refused locally");
+  } finally {
+    uninstall();
+  }
+  assert.equal(globalThis.fetch, original);
   await srv.close();
 });

@@ -1,16 +1,19 @@
-// A CopilotKit-style chat: the "SDK" below retries a failed fetch twice, as the OpenAI SDK does by default.
-// With useQuotaFetch the first denial is shown and no retry or later message reaches the API.
+// A CopilotKit-style chat: the "SDK" below calls the page's global fetch, as CopilotKit does, and retries a
+// failed request twice, as the OpenAI SDK does by default. With useCopilotKitQuota the first denial is shown
+// and no retry or later message reaches the API.
 import { useState } from "react";
 import { createRoot } from "react-dom/client";
 
-import { AiquotaProvider, QuotaMeter, useQuotaFetch } from "../../../src/react/index.js";
+import { AiquotaProvider, QuotaMeter, useCopilotKitQuota } from "../../../src/react/index.js";
 import { api, token } from "./params.js";
 
-async function sdkSend(f: typeof fetch, text: string): Promise<string> {
+const runtimeUrl = `${api}/v1/quota/consume`;
+
+async function sdkSend(text: string): Promise<string> {
   let last: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const res = await f(`${api}/v1/quota/consume`, {
+      const res = await fetch(runtimeUrl, {
         method: "POST",
         headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
         body: JSON.stringify({ meter: "ai_requests", amount: 1, metadata: { text } }),
@@ -26,11 +29,11 @@ async function sdkSend(f: typeof fetch, text: string): Promise<string> {
 }
 
 function Chat() {
-  const { fetch, denial } = useQuotaFetch("ai_requests");
+  const { denial } = useCopilotKitQuota(runtimeUrl, "ai_requests");
   const [log, setLog] = useState<string[]>([]);
   const send = async (): Promise<void> => {
     try {
-      const r = await sdkSend(fetch, `message ${log.length + 1}`);
+      const r = await sdkSend(`message ${log.length + 1}`);
       setLog((l) => [...l, r]);
     } catch (e) {
       setLog((l) => [...l, `error: ${(e as Error).message}`]);
