@@ -4,7 +4,7 @@
 //! on, Razorpay's callback (`AIQUOTA_PUBLIC_URL` + `/billing/razorpay/callback`) is sent on to the demo page
 //! with its query, where the page completes the upgrade.
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
 use axum::{
     extract::{Path, RawQuery},
@@ -53,7 +53,7 @@ fn to_demo(query: Option<&str>) -> Response {
     }
 }
 
-async fn file(dir: &PathBuf, name: &str) -> Response {
+async fn file(dir: &std::path::Path, name: &str) -> Response {
     let safe = !name.is_empty()
         && !name.starts_with('.')
         && name

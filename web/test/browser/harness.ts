@@ -111,6 +111,7 @@ export async function countAtApi(route: string, status: number): Promise<number>
 export async function shot(page: Page, name: string, selector?: string): Promise<void> {
   mkdirSync(env.screenshots, { recursive: true });
   const path = join(env.screenshots, `${name}.png`);
+  await page.waitForTimeout(400); // let the bar's width transition (0.3 s) finish
   if (selector) await page.locator(selector).first().screenshot({ path });
   else await page.screenshot({ path, fullPage: true });
 }
