@@ -20,18 +20,24 @@ export interface AiquotaProviderProps {
   getToken: TokenSource;
   /** A fetch to use instead of the global one. */
   fetch?: typeof fetch;
+  /**
+   * Who is signed in (e.g. the user id): when it changes (sign-in, sign-out, another user) the client and the
+   * live quota start again for the new token. A stream refused with 401 is not retried otherwise.
+   */
+  userKey?: string | null;
   children?: ReactNode;
 }
 
 /** Makes the client and the live quota available to `useQuota`, `<QuotaMeter>` and `<QuotaGate>`. */
-export function AiquotaProvider({ baseUrl, getToken, fetch, children }: AiquotaProviderProps) {
+export function AiquotaProvider({ baseUrl, getToken, fetch, userKey, children }: AiquotaProviderProps) {
   // The latest getToken is used without rebuilding the client when the caller passes a new closure.
   const tokenRef = useRef(getToken);
   tokenRef.current = getToken;
   const value = useMemo(() => {
     const client = createClient({ baseUrl, getToken: () => tokenRef.current(), fetch });
     return { client, store: createQuotaStore(client) };
-  }, [baseUrl, fetch]);
+    // userKey is a dependency on purpose: a new user gets a new store.
+  }, [baseUrl, fetch, userKey]);
   return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
 }
 
