@@ -21,12 +21,14 @@ function start(): void {
   const meter = $("meter") as HTMLElement & { getToken: () => string | null; refresh: () => Promise<void> };
   // The live stream announces status changes; re-reading after each call moves the bar at every step.
   const qf = createQuotaFetch({ onDenied: (e) => say("denial", e.reason), onSettled: () => void meter.refresh() });
-  const client = createClient({ baseUrl: location.origin, getToken: token, fetch: qf });
+  // Only the calls that spend quota go through quotaFetch: its block must not stop the upgrade itself.
+  const client = createClient({ baseUrl: location.origin, getToken: token });
+  const spender = createClient({ baseUrl: location.origin, getToken: token, fetch: qf });
   meter.setAttribute("base-url", location.origin);
   meter.getToken = token;
   $("send").addEventListener("click", async () => {
     try {
-      const d = await client.consume({ meter: "ai_requests", amount: 1 });
+      const d = await spender.consume({ meter: "ai_requests", amount: 1 });
       say("denial", "");
       say("status", `Allowed: ${d.remaining ?? "unlimited"} left (${d.status}).`);
     } catch (e) {

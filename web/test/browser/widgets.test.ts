@@ -5,6 +5,8 @@ import { after, before, test } from "node:test";
 
 import type { BrowserContext, Page } from "playwright-core";
 
+// @ts-expect-error: a plain ES module without declarations
+import { startStandin } from "../../scripts/razorpay-standin.mjs";
 import { browser, call, consume, countAtApi, env, pageUrl, servePages, shot } from "./harness.js";
 
 let server: Server;
@@ -127,5 +129,13 @@ test("the demo page (served by the API in development) shows the live meter and 
   await page.locator("#denial", { hasText: "Daily limit of 10 ai_requests reached" }).waitFor({ timeout: 5000 });
   assert.equal(await el.getAttribute("status"), "exceeded");
   await shot(page, "demo");
+  // The block quotaFetch keeps after the denial must not stop the upgrade: it goes to the checkout page.
+  const standin = await startStandin(env.razorpay);
+  try {
+    await page.locator("#upgrade").click();
+    await page.waitForURL(/127\.0\.0\.1:\d+\/pay\/plink_/, { timeout: 5000 });
+  } finally {
+    await standin.close();
+  }
   await page.close();
 });
