@@ -28,6 +28,12 @@ const COLORS = {
   exceeded: "rgb(127, 29, 29)",
 };
 
+/** Minutes in "Resets in 3h 45m" or "Resets in 15m". */
+function minutesLeft(text: string): number {
+  const m = text.match(/(?:(\d+)h )?(\d+)m/);
+  return m ? Number(m[1] ?? 0) * 60 + Number(m[2]) : 0; // "Resets in 45s": under a minute
+}
+
 async function expectMeter(page: Page, used: number, limit: number, status: keyof typeof COLORS): Promise<void> {
   const text = `${used} of ${limit} ai_requests used today`;
   const react = page.locator("#react [data-aiquota-meter]");
@@ -45,9 +51,10 @@ async function expectMeter(page: Page, used: number, limit: number, status: keyo
   assert.equal(await el.locator("[part=fill]").evaluate((e) => getComputedStyle(e).backgroundColor), COLORS[status]);
 }
 
-test("the meter shows the right numbers and colour at 0, 60, 90 and 100 %, live", async () => {
+test("the meter shows the right numbers and colour at 0, 60, 90 and 100 %, live, and counts down", async () => {
   const token = env.tokens.meter!;
   const page = await ctx.newPage();
+  await page.clock.install();
   await page.goto(pageUrl("meter", token));
   await expectMeter(page, 0, 10, "normal");
   await page.locator("[data-testid=gated]").waitFor();
@@ -60,6 +67,18 @@ test("the meter shows the right numbers and colour at 0, 60, 90 and 100 %, live"
   await shot(page, "meter-90", "#react");
   await consume(token, 1);
   await expectMeter(page, 10, 10, "exceeded");
+  // "Resets in" counts down by itself: minutes later (on the page's clock) it says that many minutes less.
+  // (Within two minutes of the window's end there is nothing left to count; the check is skipped then.)
+  const resets = page.locator("#react [data-aiquota-resets]");
+  const before = minutesLeft((await resets.textContent()) ?? "");
+  const step = Math.min(10, before - 1);
+  if (step >= 1) {
+    await page.clock.fastForward(step * 60_000);
+    await page.waitForFunction(([b, n]) => {
+      const m = (document.querySelector("#react [data-aiquota-resets]")?.textContent ?? "").match(/(?:(\d+)h )?(\d+)m/);
+      return m !== null && Number(m[1] ?? 0) * 60 + Number(m[2]) <= b! - n!;
+    }, [before, step], { timeout: 3000 });
+  }
   // The gate now shows its fallback with the upgrade button instead of the chat.
   await page.locator("[data-aiquota-gate=exhausted] [data-aiquota-upgrade=pro_week]").waitFor({ timeout: 5000 });
   assert.equal(await page.locator("[data-testid=gated]").count(), 0);
