@@ -12,6 +12,30 @@ if [ -z "${AIQUOTA_JWT_SECRET:-}" ] && [ -z "${AIQUOTA_JWKS_URL:-}" ]; then
     "!! Anyone can mint tokens for it. Set AIQUOTA_JWT_SECRET (or AIQUOTA_JWKS_URL) for anything but local development." >&2
 fi
 
+# The demo page, the admin key for the dashboard and the local Razorpay stand-in (development only).
+DEMO=""
+if "$ROOT/scripts/setup-web.sh" --no-browser && (cd "$ROOT/web" && npm run --silent build >/dev/null); then
+  export AIQUOTA_DEMO_DIR="${AIQUOTA_DEMO_DIR:-$ROOT/web/dist/demo}"
+  DEMO=1
+else
+  log "the web kit did not build: no demo page"
+fi
+ADMIN_KEY=""
+if [ -z "${AIQUOTA_ADMIN_KEYS:-}" ]; then
+  ADMIN_KEY="aq_admin_dev_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  export AIQUOTA_ADMIN_KEYS="$(printf %s "$ADMIN_KEY" | sha256sum | cut -d' ' -f1)"
+fi
+STANDIN_PID=""
+if [ -n "$DEMO" ] && [ -z "${AIQUOTA_RAZORPAY_KEY_ID:-}" ]; then
+  STANDIN_PORT="${AIQUOTA_STANDIN_PORT:-8090}"
+  export AIQUOTA_RAZORPAY_KEY_ID=rzp_test_standin
+  export AIQUOTA_RAZORPAY_KEY_SECRET="standin-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+  export AIQUOTA_RAZORPAY_API_BASE="http://127.0.0.1:$STANDIN_PORT"
+  export AIQUOTA_PUBLIC_URL="${AIQUOTA_PUBLIC_URL:-http://$AIQUOTA_LISTEN}"
+  node "$ROOT/web/scripts/razorpay-standin.mjs" "$STANDIN_PORT" >/dev/null &
+  STANDIN_PID=$!
+fi
+
 log "building the API (release)"
 (cd "$ROOT" && cargo build --release -q -p aiquota-api)
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/aiquota-api"
@@ -23,6 +47,7 @@ stop_all() {
   echo
   kill -TERM "$API_PID" 2>/dev/null || true
   wait "$API_PID" 2>/dev/null || true
+  [ -z "$STANDIN_PID" ] || kill "$STANDIN_PID" 2>/dev/null || true
   "$ROOT/scripts/db.sh" stop
   exit 0
 }
@@ -31,7 +56,7 @@ trap stop_all INT TERM
 URL="http://$AIQUOTA_LISTEN"
 for _ in $(seq 1 100); do
   curl -fsS "$URL/healthz" >/dev/null 2>&1 && break
-  kill -0 "$API_PID" 2>/dev/null || { "$ROOT/scripts/db.sh" stop; exit 1; }
+  kill -0 "$API_PID" 2>/dev/null || { [ -z "$STANDIN_PID" ] || kill "$STANDIN_PID"; "$ROOT/scripts/db.sh" stop; exit 1; }
   sleep 0.1
 done
 
@@ -48,6 +73,17 @@ aiquota is running.
     export TOKEN=$TOKEN
     export ADMIN=$ADMIN
 
+  In a browser:
+TXT
+  [ -z "$DEMO" ] || echo "    Demo page (alice's meter, live): $URL/demo/#token=$TOKEN"
+  [ -z "$STANDIN_PID" ] || echo "    Upgrades pay on the local Razorpay stand-in at $AIQUOTA_RAZORPAY_API_BASE (no money moves)"
+  if [ -n "$ADMIN_KEY" ]; then
+    echo "    Admin dashboard: $URL/admin/   sign in with the admin key $ADMIN_KEY"
+  else
+    echo "    Admin dashboard: $URL/admin/   sign in with one of your AIQUOTA_ADMIN_KEYS or the ADMIN token"
+  fi
+  cat <<TXT
+
   Try:
     curl -s $URL/v1/quota -H "Authorization: Bearer \$TOKEN"
     curl -s -X POST $URL/v1/quota/consume -H "Authorization: Bearer \$TOKEN" \\
@@ -62,5 +98,6 @@ else
   printf '\naiquota is running at %s (tokens come from your JWKS issuer). Ctrl-C stops it.\n' "$URL"
 fi
 wait "$API_PID"
-# The API exited by itself (not Ctrl-C): stop the cluster too.
+# The API exited by itself (not Ctrl-C): stop the stand-in and the cluster too.
+[ -z "$STANDIN_PID" ] || kill "$STANDIN_PID" 2>/dev/null || true
 "$ROOT/scripts/db.sh" stop

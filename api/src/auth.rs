@@ -10,6 +10,8 @@ use std::sync::Arc;
 use axum::{extract::FromRequestParts, http::request::Parts};
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::{config::Config, jwks::Jwks, problem::ApiError, AppState};
 
@@ -79,6 +81,7 @@ pub struct Verifier {
     audience: String,
     issuer: Option<String>,
     admin_roles: Vec<String>,
+    admin_key_hashes: Vec<[u8; 32]>,
 }
 
 impl Verifier {
@@ -96,6 +99,7 @@ impl Verifier {
             audience: config.jwt_audience.clone(),
             issuer: config.jwt_issuer.clone(),
             admin_roles: config.admin_roles.clone(),
+            admin_key_hashes: config.admin_key_hashes.clone(),
         }
     }
 
@@ -143,6 +147,27 @@ impl Verifier {
         Ok(data.claims)
     }
 
+    /// The actor name of an admin API key (`AIQUOTA_ADMIN_KEYS`), or `None` when `token` is no such key.
+    /// Every digest is compared in constant time, and all of them, so the timing tells nothing about which
+    /// digest (or how much of one) matched. The actor is `api-key:` and the first 12 hex digits of the
+    /// digest: it tells keys apart in the audit log without revealing them.
+    fn admin_key(&self, token: &str) -> Option<String> {
+        if self.admin_key_hashes.is_empty() {
+            return None;
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for h in &self.admin_key_hashes {
+            if bool::from(h.ct_eq(&digest)) {
+                found = Some(h);
+            }
+        }
+        found.map(|h| {
+            let hex: String = h[..6].iter().map(|b| format!("{b:02x}")).collect();
+            format!("api-key:{hex}")
+        })
+    }
+
     fn is_admin(&self, claims: &Verified) -> bool {
         claims
             .role
@@ -158,7 +183,8 @@ pub struct User {
     pub id: String,
 }
 
-/// An authenticated caller whose `role` is one of `AIQUOTA_ADMIN_ROLES`; `id` is recorded as the actor.
+/// An authenticated caller whose `role` is one of `AIQUOTA_ADMIN_ROLES`, or who sent an admin API key
+/// (`AIQUOTA_ADMIN_KEYS`); `id` is recorded as the actor.
 #[derive(Debug, Clone)]
 pub struct Admin {
     /// The admin's `sub`, passed to the extension as `p_actor`.
@@ -203,6 +229,9 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(id) = state.verifier.admin_key(bearer(parts)?) {
+            return Ok(Admin { id });
+        }
         let c = claims(parts, state).await?;
         if !state.verifier.is_admin(&c) {
             return Err(ApiError::Forbidden);

@@ -57,6 +57,13 @@ pub struct Config {
     pub jwt_issuer: Option<String>,
     /// JWT `role` values that may use the admin routes.
     pub admin_roles: Vec<String>,
+    /// SHA-256 digests of the admin API keys (`AIQUOTA_ADMIN_KEYS`): a bearer token whose digest is one of
+    /// these is an admin, so a Supabase `sb_secret_...` key or a service's key gets in without a JWT.
+    pub admin_key_hashes: Vec<[u8; 32]>,
+    /// Browser origins allowed to call the user, payment and event routes (CORS); `*` for any.
+    pub cors_origins: Vec<String>,
+    /// Directory of the development demo page, served at `/demo/` (`AIQUOTA_DEMO_DIR`); off when `None`.
+    pub demo_dir: Option<std::path::PathBuf>,
     /// Status of a denied consume or reservation: 429, or 403 for clients that must stop retrying.
     pub deny_status: StatusCode,
     /// Maximum number of pooled database connections.
@@ -116,6 +123,9 @@ impl Config {
             jwt_audience: "authenticated".into(),
             jwt_issuer: None,
             admin_roles: vec!["service_role".into()],
+            admin_key_hashes: Vec::new(),
+            cors_origins: Vec::new(),
+            demo_dir: None,
             deny_status: StatusCode::TOO_MANY_REQUESTS,
             pool_size: 16,
             request_timeout: Duration::from_secs(10),
@@ -189,6 +199,22 @@ impl Config {
             if c.admin_roles.is_empty() {
                 return Err(invalid("AIQUOTA_ADMIN_ROLES", "names no role".into()));
             }
+        }
+        if let Some(list) = get("AIQUOTA_ADMIN_KEYS") {
+            c.admin_key_hashes = admin_key_hashes(&list)?;
+        }
+        if let Some(list) = get("AIQUOTA_CORS_ORIGINS") {
+            c.cors_origins = crate::cors::parse_origins("AIQUOTA_CORS_ORIGINS", &list)?;
+        }
+        if let Some(dir) = get("AIQUOTA_DEMO_DIR") {
+            let dir = std::path::PathBuf::from(dir.trim());
+            if !dir.join("index.html").is_file() {
+                return Err(invalid(
+                    "AIQUOTA_DEMO_DIR",
+                    format!("{} holds no index.html", dir.display()),
+                ));
+            }
+            c.demo_dir = Some(dir);
         }
         if let Some(s) = get("AIQUOTA_DENY_STATUS") {
             c.deny_status = match s.trim() {
@@ -310,6 +336,33 @@ fn http_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// Comma-separated SHA-256 digests in hex (64 characters each). Keys themselves are refused: the
+/// environment should never hold one (`printf %s "$KEY" | sha256sum` gives the digest).
+fn admin_key_hashes(list: &str) -> Result<Vec<[u8; 32]>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, item) in list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
+        let digest = crate::payments::signature::from_hex(item)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            // The item is not quoted: it may be a key pasted by mistake.
+            .ok_or_else(|| {
+                invalid(
+                    "AIQUOTA_ADMIN_KEYS",
+                    format!("item {} is not a SHA-256 digest (64 hex characters)", i + 1),
+                )
+            })?;
+        out.push(digest);
+    }
+    if out.is_empty() {
+        return Err(invalid("AIQUOTA_ADMIN_KEYS", "names no digest".into()));
+    }
+    Ok(out)
+}
+
 fn invalid(name: &'static str, why: String) -> ConfigError {
     ConfigError::Invalid { name, why }
 }
@@ -405,6 +458,30 @@ mod tests {
         ] {
             assert!(!printed.contains(s), "{s} printed");
         }
+    }
+
+    #[test]
+    fn admin_keys_are_digests() {
+        let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let d = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
+        let c = Config::from_lookup(lookup(&[
+            secret,
+            ("AIQUOTA_ADMIN_KEYS", &format!("{d}, {d}")),
+        ]))
+        .unwrap();
+        assert_eq!(c.admin_key_hashes.len(), 2);
+        assert_eq!(c.admin_key_hashes[0][0], 0x9f);
+        assert_eq!(c.admin_key_hashes[0][31], 0x08);
+        let err = Config::from_lookup(lookup(&[secret, ("AIQUOTA_ADMIN_KEYS", "sb_secret_abc")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AIQUOTA_ADMIN_KEYS") && !err.contains("sb_secret_abc"),
+            "{err}"
+        );
+        let err =
+            Config::from_lookup(lookup(&[secret, ("AIQUOTA_CORS_ORIGINS", "nope")])).unwrap_err();
+        assert!(err.to_string().contains("AIQUOTA_CORS_ORIGINS"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod events;
 pub mod extract;
@@ -64,7 +65,7 @@ pub struct AppState {
     modifiers(&BearerAuth),
     tags(
         (name = "quota", description = "The caller's own quota (user = JWT sub)"),
-        (name = "admin", description = "Admin routes (JWT role in AIQUOTA_ADMIN_ROLES)"),
+        (name = "admin", description = "Admin routes (JWT role in AIQUOTA_ADMIN_ROLES, or an admin API key from AIQUOTA_ADMIN_KEYS)"),
         (name = "payments", description = "Buying a plan: Razorpay payment links and callback, Razorpay and Stripe webhooks"),
         (name = "health", description = "Probes and metrics"),
     )
@@ -88,17 +89,31 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The routes a browser app on another origin calls: the caller's quota, its event stream and payments.
+/// They get the CORS layer (`AIQUOTA_CORS_ORIGINS`).
+fn browser_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(routes::quota::router())
+        .merge(events::router())
+        .merge(payments::router())
+}
+
+/// The routes only servers and the same-origin dashboard call.
+fn server_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(routes::admin::router())
+        .merge(routes::admin_user::router())
+        .merge(routes::health::router())
+}
+
 /// Every route with its OpenAPI description, from one router so the document cannot drift.
 fn api_router() -> OpenApiRouter<AppState> {
     let mut doc = ApiDoc::openapi();
     // The proxy's routes are described, not routed here: its router is mounted separately.
     doc.merge(proxy::openapi::ProxyDoc::openapi());
     OpenApiRouter::with_openapi(doc)
-        .merge(routes::quota::router())
-        .merge(events::router())
-        .merge(routes::admin::router())
-        .merge(payments::router())
-        .merge(routes::health::router())
+        .merge(browser_routes())
+        .merge(server_routes())
 }
 
 /// The OpenAPI document (also served at `/openapi.json`).
@@ -221,10 +236,19 @@ impl App {
 
 /// The router with every layer; the order of the layers is part of the behaviour (see comments).
 fn router(state: AppState, proxy: Option<Arc<proxy::Proxy>>) -> Router {
-    let (api, doc) = api_router().split_for_parts();
-    let doc = Arc::new(doc);
+    let doc = Arc::new(openapi());
+    let (browser, _) = browser_routes().split_for_parts();
+    let browser = match cors::layer(&state.config.cors_origins) {
+        Some(c) => browser.layer(c),
+        None => browser,
+    };
+    let (server, _) = server_routes().split_for_parts();
     let timeout = state.config.request_timeout;
-    api.route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
+    server
+        .merge(browser)
+        .merge(routes::dashboard::router())
+        .merge(routes::demo::router(state.config.demo_dir.as_deref()))
+        .route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         // Inside the route: the timeout, then the matched route noted for the metrics.
         .route_layer(middleware::from_fn_with_state(timeout, time_limit))
         .route_layer(middleware::from_fn(metrics::route_label))

@@ -287,7 +287,7 @@ fn confirm_paid(link: &Link, cb: &Callback) -> Result<(), PaymentError> {
 /// no JWT.
 ///
 /// Duplicates (same `x-razorpay-event-id`, or a payment already recorded by the callback) answer 200.
-#[utoipa::path(post, path = "/v1/webhooks/razorpay", tag = "payments",
+#[utoipa::path(post, path = "/v1/webhooks/razorpay", tag = "payments", operation_id = "razorpay_webhook",
     request_body(content = Object, description = "Razorpay event envelope (raw bytes are verified)"),
     params(("X-Razorpay-Signature" = String, Header, description = "Hex HMAC-SHA256 of the raw body with the webhook secret"),
            ("x-razorpay-event-id" = Option<String>, Header, description = "Shared by redeliveries of one event")),

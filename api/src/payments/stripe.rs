@@ -103,7 +103,7 @@ pub fn verify_signature(
 ///
 /// The user is the session's `client_reference_id` (or `metadata.user_id`), the product `metadata.product`:
 /// set them when creating the Checkout Session on your server. Duplicates answer 200.
-#[utoipa::path(post, path = "/v1/webhooks/stripe", tag = "payments",
+#[utoipa::path(post, path = "/v1/webhooks/stripe", tag = "payments", operation_id = "stripe_webhook",
     request_body(content = Object, description = "Stripe event (raw bytes are verified)"),
     params(("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex>[,v1=...]")),
     responses(
