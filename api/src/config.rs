@@ -61,6 +61,8 @@ pub struct Config {
     pub deny_status: StatusCode,
     /// Maximum number of pooled database connections.
     pub pool_size: usize,
+    /// Requests of one user that may run database work at once; the rest wait for a turn.
+    pub user_concurrency: usize,
     /// Time a request may take before it is answered 503.
     pub request_timeout: Duration,
     /// Largest request body accepted.
@@ -118,6 +120,7 @@ impl Config {
             admin_roles: vec!["service_role".into()],
             deny_status: StatusCode::TOO_MANY_REQUESTS,
             pool_size: 16,
+            user_concurrency: 2,
             request_timeout: Duration::from_secs(10),
             body_limit: 64 * 1024,
             shutdown_timeout: Duration::from_secs(30),
@@ -204,6 +207,9 @@ impl Config {
         }
         if let Some(s) = get("AIQUOTA_POOL_SIZE") {
             c.pool_size = whole("AIQUOTA_POOL_SIZE", &s, 1, 1000)? as usize;
+        }
+        if let Some(s) = get("AIQUOTA_USER_CONCURRENCY") {
+            c.user_concurrency = whole("AIQUOTA_USER_CONCURRENCY", &s, 1, 1000)? as usize;
         }
         if let Some(s) = get("AIQUOTA_REQUEST_TIMEOUT_S") {
             c.request_timeout =

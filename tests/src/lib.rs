@@ -5,6 +5,7 @@ use std::sync::Once;
 
 pub use postgres::{Client, NoTls};
 
+pub mod cut;
 pub mod http;
 pub mod payments;
 pub mod proxy;

@@ -171,3 +171,90 @@ async fn listener_reconnects_after_its_connection_is_killed() {
     assert!(got.is_some(), "no event after the reconnect");
     app.stop().await;
 }
+
+/// Terminates the shared LISTEN connection and waits until the listener has connected again.
+async fn kill_listener_and_wait(db: &tokio_postgres::Client) {
+    let killed: i64 = db
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1, "one shared LISTEN connection");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND query ILIKE 'LISTEN%' AND state = 'idle'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the listener did not reconnect");
+    }
+}
+
+/// Reads events until one has `plan`, for at most `within`.
+async fn wait_for_plan(events: &mut Events, plan: &str, within: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while let Some(left) = within.checked_sub(start.elapsed()) {
+        match events.next(left).await {
+            Some(e) if e["plan"] == plan => return Some(start.elapsed()),
+            Some(_) => {}
+            None => return None,
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_stream_resyncs_after_any_listen_loss_short_or_long() {
+    let app = TestApp::start("http_events_resync").await;
+    let mut streams = Vec::new();
+    for user in ["nina", "noah"] {
+        let res = app
+            .get("/v1/quota/events", &user_token(user))
+            .send()
+            .await
+            .unwrap();
+        let mut events = Events::new(res);
+        events
+            .next(Duration::from_secs(5))
+            .await
+            .expect("the quota at connect");
+        streams.push(events);
+    }
+    let db = sql(&app.db).await;
+    // A run of losses, as while PostgreSQL restarts: none of them may slow the next recovery down.
+    for _ in 0..5 {
+        kill_listener_and_wait(&db).await;
+    }
+    // A short loss, with the plans changed right after it, before the listener is back.
+    db.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND usename = 'aiquota_api'",
+        &[],
+    )
+    .await
+    .unwrap();
+    for user in ["nina", "noah"] {
+        db.execute("SELECT quota.assign_plan($1, 'pro')", &[&user])
+            .await
+            .unwrap();
+    }
+    for (user, events) in ["nina", "noah"].iter().zip(streams.iter_mut()) {
+        let took = wait_for_plan(events, "pro", Duration::from_secs(3)).await;
+        println!("{user}: the plan change arrived after {took:?}");
+        assert!(took.is_some(), "{user}'s stream did not resync within 3 s");
+    }
+    app.stop().await;
+}
