@@ -72,7 +72,11 @@ async fn a_locked_user_cannot_starve_the_others() {
     );
     for s in stuck_statuses {
         let s = s.unwrap();
-        assert!(s == 200 || s == 503, "the stuck user gets 200 or 503: {s}");
+        // Allowed, denied (10 a day) once the lock went, or a certain 503 before that.
+        assert!(
+            [200, 429, 503].contains(&s),
+            "the stuck user gets 200, 429 or 503: {s}"
+        );
     }
     let db = sql(&app.db).await;
     let bad: i64 = db
