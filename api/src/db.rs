@@ -239,7 +239,12 @@ pub async fn query_one(
         return Err(StatementError::NoRow);
     };
     // Read to the end (ReadyForQuery): an error now comes after the statement ran.
-    while rows.try_next().await.map_err(StatementError::After)?.is_some() {}
+    while rows
+        .try_next()
+        .await
+        .map_err(StatementError::After)?
+        .is_some()
+    {}
     Ok(row)
 }
 
@@ -317,7 +322,9 @@ impl Db {
     {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(never_sent("the request deadline passed before the statement was sent"));
+            return Err(never_sent(
+                "the request deadline passed before the statement was sent",
+            ));
         }
         let wait = Timeouts {
             wait: Some(left),
@@ -331,7 +338,8 @@ impl Db {
         })?;
         let created = Object::metrics(&client).created;
         let cancel = client.cancel_token();
-        let mut statement = pin!(f(client));
+        // Boxed so that it can be dropped (with its connection) before the connection is taken out of the pool.
+        let mut statement = Box::pin(f(client));
         let result = match tokio::time::timeout_at(deadline, &mut statement).await {
             Ok(r) => r,
             Err(_) => {
@@ -364,7 +372,10 @@ impl Db {
         };
         result.map_err(|e| {
             let failed = classify(e, retry);
-            if matches!(failed.error, DbError::Transient(_) | DbError::OutcomeUnknown(_)) {
+            if matches!(
+                failed.error,
+                DbError::Transient(_) | DbError::OutcomeUnknown(_)
+            ) {
                 // The connection may be gone (or lead to a read-only server) and still look alive in the
                 // pool (its task has not seen the socket close yet); remove it so no request picks it up.
                 self.pool.retain(|_, m| m.created != created);

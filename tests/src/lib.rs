@@ -6,6 +6,7 @@ use std::sync::Once;
 pub use postgres::{Client, NoTls};
 
 pub mod cut;
+pub mod faults;
 pub mod http;
 pub mod payments;
 pub mod proxy;

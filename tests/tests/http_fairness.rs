@@ -43,7 +43,10 @@ async fn a_locked_user_cannot_starve_the_others() {
     // ...and 15 other users consume meanwhile, 3 times each, all at once.
     let others = (0..45).map(|i| {
         let req = app
-            .post("/v1/quota/consume", &user_token(&format!("other{}", i % 15)))
+            .post(
+                "/v1/quota/consume",
+                &user_token(&format!("other{}", i % 15)),
+            )
             .json(&serde_json::json!({"metadata": {"i": i}}));
         async move {
             let started = Instant::now();

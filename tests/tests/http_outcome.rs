@@ -96,7 +96,10 @@ async fn no_503_is_charged_when_a_locked_row_outlasts_the_request_timeout() {
         answers.iter().all(|a| a.0 == 200 || (a.0 == 503 && a.1)),
         "only 200 or 503 + Retry-After: {answers:?}"
     );
-    assert!(retryable >= 20, "most waited past the deadline: {answers:?}");
+    assert!(
+        retryable >= 20,
+        "most waited past the deadline: {answers:?}"
+    );
     assert_eq!(
         rows,
         1 + allowed,

@@ -33,7 +33,9 @@ async fn a_read_only_database_is_503_with_retry_after_and_reads_keep_working() {
     let app = TestApp::start_on(db.clone(), test_config(&db)).await;
     let res = app.post("/v1/quota/consume", &t).send().await.unwrap();
     assert_eq!(
-        res.headers().get("retry-after").map(|v| v.to_str().unwrap()),
+        res.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
         Some("1"),
         "a read-only database is a 503 with Retry-After"
     );
@@ -46,7 +48,9 @@ async fn a_read_only_database_is_503_with_retry_after_and_reads_keep_working() {
 
     // Writable again: the pool drops the read-only connections by itself.
     admin
-        .batch_execute(&format!("ALTER DATABASE {db} RESET default_transaction_read_only"))
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} RESET default_transaction_read_only"
+        ))
         .await
         .unwrap();
     let started = Instant::now();

@@ -28,7 +28,10 @@ use crate::{
 /// Waits for one of the caller's turns at the database (see [`crate::fair`]) within the request deadline.
 async fn turn(s: &AppState, user: &str) -> Result<Turn, ApiError> {
     let deadline = deadline::current(s.config.request_timeout);
-    s.fair.turn(user, deadline).await.map_err(|_| ApiError::Busy)
+    s.fair
+        .turn(user, deadline)
+        .await
+        .map_err(|_| ApiError::Busy)
 }
 
 /// The routes of this module.
@@ -264,9 +267,8 @@ async fn charge(
 ) -> Result<Response, ApiError> {
     let _turn = turn(s, user).await?;
     let (meter, amount, metadata) = (&body.meter, body.amount, &body.metadata);
-    let decision = s
-        .db
-        .run_statement(retry, |c| async move {
+    let decision =
+        s.db.run_statement(retry, |c| async move {
             let row = db::query_one(
                 &c,
                 "SELECT * FROM quota.consume($1::text, $2::text, $3::bigint, $4::text, $5::jsonb)",
