@@ -7,7 +7,8 @@
 #        scripts/faults.sh restart-fast | restart-immediate
 #        scripts/faults.sh freeze | thaw  SIGSTOP / SIGCONT the postmaster and every backend
 source "$(dirname "$0")/env.sh"
-FAULT_PORT=$((PGPORT + 1))
+# The suite runs its tests with AIQUOTA_PGPORT set to this port, so the port is passed down as well.
+FAULT_PORT="${AIQUOTA_FAULTS_PORT:-$((PGPORT + 1))}"
 FAULT_DATA="$DATA_DIR/faults/pg"
 FAULT_RUN="$DATA_DIR/faults/run"
 
@@ -20,6 +21,8 @@ cluster_pids() {
   [ -n "$pm" ] && kill -0 "$pm" 2>/dev/null || return 0
   echo "$pm"; pgrep -P "$pm" || true
 }
+
+any_alive() { for p in "$@"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
 
 start() {
   if [ ! -f "$FAULT_DATA/PG_VERSION" ]; then
@@ -58,7 +61,7 @@ run() {
   start
   log "fault suite on 127.0.0.1:$FAULT_PORT"
   local rc=0
-  AIQUOTA_PGPORT="$FAULT_PORT" AIQUOTA_FAULTS="$ROOT/scripts/faults.sh" \
+  AIQUOTA_PGPORT="$FAULT_PORT" AIQUOTA_FAULTS_PORT="$FAULT_PORT" AIQUOTA_FAULTS="$ROOT/scripts/faults.sh" \
     cargo test -p aiquota-tests --test faults -- --ignored --test-threads=1 --nocapture || rc=$?
   stop
   return $rc
@@ -68,7 +71,12 @@ case "${1:-}" in
   run) run ;;
   start) start ;;
   stop) stop ;;
-  kill9) pids="$(cluster_pids)"; [ -n "$pids" ] && kill -9 $pids; sleep 0.2 ;;
+  kill9)
+    pids="$(cluster_pids)"
+    [ -n "$pids" ] && kill -9 $pids
+    for _ in $(seq 1 100); do any_alive $pids || break; sleep 0.05; done
+    # Every process of the cluster is gone: the lock file is stale, and start need not wonder about it.
+    rm -f "$FAULT_DATA/postmaster.pid" ;;
   restart-fast) ctl -m fast -w -t 60 restart -l "$FAULT_DATA/server.log" >/dev/null; wait_ready ;;
   restart-immediate) ctl -m immediate -w -t 60 restart -l "$FAULT_DATA/server.log" >/dev/null; wait_ready ;;
   freeze) pids="$(cluster_pids)"; [ -n "$pids" ] && kill -STOP $pids ;;

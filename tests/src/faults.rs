@@ -252,8 +252,15 @@ impl Tally {
     /// Fails on any loss, double charge, charged 503 or 5xx other than 503.
     pub fn assert_sound(&self) {
         assert_eq!(self.found, self.acknowledged, "acknowledged charges lost");
-        assert_eq!(self.charged_after_503, 0, "503s with Retry-After were charged");
-        assert!(self.other.is_empty(), "unexpected answers: {:?}", self.other);
+        assert_eq!(
+            self.charged_after_503, 0,
+            "503s with Retry-After were charged"
+        );
+        assert!(
+            self.other.is_empty(),
+            "unexpected answers: {:?}",
+            self.other
+        );
         assert_eq!(self.double_charged, 0, "double charges");
         assert_eq!(self.verify_rows, 0, "quota.verify() is not empty");
     }
