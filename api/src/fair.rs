@@ -86,3 +86,40 @@ impl Drop for Turn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn soon(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    #[tokio::test]
+    async fn a_user_gets_at_most_its_turns_and_others_are_not_held_up() {
+        let fair = Fair::new(2);
+        let a1 = fair.turn("a", soon(100)).await.unwrap();
+        let _a2 = fair.turn("a", soon(100)).await.unwrap();
+        assert!(fair.turn("a", soon(50)).await.is_err(), "a third turn waits");
+        let _b = fair.turn("b", soon(0)).await.expect("another user at once");
+        let waiting = {
+            let fair = fair.clone();
+            tokio::spawn(async move { fair.turn("a", soon(2000)).await.is_ok() })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(a1);
+        assert!(waiting.await.unwrap(), "a freed turn goes to the queue");
+    }
+
+    #[tokio::test]
+    async fn users_are_forgotten_once_nobody_holds_or_waits() {
+        let fair = Fair::new(1);
+        let t = fair.turn("a", soon(100)).await.unwrap();
+        assert!(fair.turn("a", soon(10)).await.is_err());
+        assert_eq!(fair.active_users(), 1);
+        drop(t);
+        assert_eq!(fair.active_users(), 0);
+    }
+}
