@@ -102,7 +102,10 @@ mod tests {
         let fair = Fair::new(2);
         let a1 = fair.turn("a", soon(100)).await.unwrap();
         let _a2 = fair.turn("a", soon(100)).await.unwrap();
-        assert!(fair.turn("a", soon(50)).await.is_err(), "a third turn waits");
+        assert!(
+            fair.turn("a", soon(50)).await.is_err(),
+            "a third turn waits"
+        );
         let _b = fair.turn("b", soon(0)).await.expect("another user at once");
         let waiting = {
             let fair = fair.clone();

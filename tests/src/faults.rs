@@ -130,6 +130,19 @@ impl Load {
         Self { stop, workers }
     }
 
+    /// `workers` users `{prefix}{i}` consuming one `ai_tokens` (10,000 a month) each through `app`, with
+    /// `pause_ms` between calls: steady load that no limit stops.
+    pub fn tokens(app: &crate::http::TestApp, workers: usize, prefix: &str, pause_ms: u64) -> Self {
+        Self::start(
+            std::slice::from_ref(&app.base),
+            workers,
+            prefix,
+            "ai_tokens",
+            1,
+            Duration::from_millis(pause_ms),
+        )
+    }
+
     /// Stops the workers and returns every answer.
     pub async fn finish(self) -> Vec<Answer> {
         self.stop.store(true, Ordering::Relaxed);
@@ -221,11 +234,7 @@ impl Tally {
             .await
             .unwrap()
             .get(0);
-        t.verify_rows = sql
-            .query_one("SELECT count(*) FROM quota.verify()", &[])
-            .await
-            .unwrap()
-            .get(0);
+        t.verify_rows = crate::http::verify_rows(&sql).await;
         t
     }
 

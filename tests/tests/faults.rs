@@ -30,25 +30,17 @@ async fn top_up_low_user(app: &TestApp, user: &str) -> i64 {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    sql(&app.db)
-        .await
-        .query_one(
-            "SELECT count(*) FROM quota.ledger WHERE user_id = $1",
-            &[&user],
-        )
-        .await
-        .unwrap()
-        .get(0)
+    ledger_rows(&sql(&app.db).await, user).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs its own cluster: make test-faults"]
 async fn kill_9_under_load_twice() {
     let app = app("faults_kill9").await;
-    let bases = [app.base.clone()];
-    let load = Load::start(&bases, 8, "k", "ai_tokens", 1, Duration::from_millis(5));
+    let load = Load::tokens(&app, 8, "k", 5);
+    // A 10/day user hammered slowly, so that it reaches its limit across the crashes.
     let low = Load::start(
-        &bases,
+        std::slice::from_ref(&app.base),
         1,
         "low",
         "ai_requests",
@@ -88,14 +80,7 @@ async fn kill_9_under_load_twice() {
 #[ignore = "needs its own cluster: make test-faults"]
 async fn fast_and_immediate_restarts_under_load() {
     let app = app("faults_restart").await;
-    let load = Load::start(
-        &[app.base.clone()],
-        8,
-        "r",
-        "ai_tokens",
-        1,
-        Duration::from_millis(5),
-    );
+    let load = Load::tokens(&app, 8, "r", 5);
     let mut ups = Vec::new();
     for how in ["restart-fast", "restart-immediate"] {
         tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -123,14 +108,7 @@ async fn fast_and_immediate_restarts_under_load() {
 #[ignore = "needs its own cluster: make test-faults"]
 async fn a_stall_longer_than_the_timeout_never_charges_a_503() {
     let app = app("faults_stall").await;
-    let load = Load::start(
-        &[app.base.clone()],
-        8,
-        "s",
-        "ai_tokens",
-        1,
-        Duration::from_millis(5),
-    );
+    let load = Load::tokens(&app, 8, "s", 5);
     tokio::time::sleep(Duration::from_millis(800)).await;
     cluster("freeze").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -152,32 +130,18 @@ async fn a_stall_longer_than_the_timeout_never_charges_a_503() {
 #[ignore = "needs its own cluster: make test-faults"]
 async fn a_locked_user_with_the_pool_exhausted() {
     let app = app("faults_locked").await;
-    let mut locker = sql(&app.db).await;
     // The user's rows exist before they are locked.
     consume(&app.client, &app.base, "stuck", "ai_tokens", 1).await;
-    let tx = locker.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM quota.counters WHERE user_id = 'stuck' FOR UPDATE",
-        &[],
-    )
-    .await
-    .unwrap();
+    let locked = lock_counters(&app.db, "stuck").await;
     // Far more of the stuck user's calls at once than the pool has connections (16).
     let (client, base) = (app.client.clone(), app.base.clone());
     let stuck = tokio::spawn(async move {
         join_all((0..40).map(|_| consume(&client, &base, "stuck", "ai_tokens", 1))).await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let load = Load::start(
-        &[app.base.clone()],
-        8,
-        "o",
-        "ai_tokens",
-        1,
-        Duration::from_millis(5),
-    );
+    let load = Load::tokens(&app, 8, "o", 5);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    tx.rollback().await.unwrap();
+    locked.release().await;
     let others = load.finish().await;
     let stuck: Vec<Answer> = stuck.await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -225,14 +189,7 @@ async fn two_api_instances_allow_exactly_ten_of_a_hundred() {
 async fn read_only_mode_is_503_and_recovers() {
     let app = app("faults_readonly").await;
     let admin = sql(&app.db).await;
-    let load = Load::start(
-        &[app.base.clone()],
-        4,
-        "ro",
-        "ai_tokens",
-        1,
-        Duration::from_millis(10),
-    );
+    let load = Load::tokens(&app, 4, "ro", 10);
     tokio::time::sleep(Duration::from_millis(500)).await;
     admin
         .batch_execute(&format!(

@@ -14,22 +14,8 @@ async fn a_locked_user_cannot_starve_the_others() {
     })
     .await;
     let stuck = user_token("stu");
-    assert_eq!(
-        app.post("/v1/quota/consume", &stuck)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let mut locker = sql(&app.db).await;
-    let tx = locker.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM quota.counters WHERE user_id = 'stu' FOR UPDATE",
-        &[],
-    )
-    .await
-    .unwrap();
+    assert_eq!(app.consume_status(&stuck).await, 200);
+    let locked = lock_counters(&app.db, "stu").await;
     // The stuck user fires more consumes than the pool has connections...
     let stuck_calls: Vec<_> = (0..20)
         .map(|i| {
@@ -55,7 +41,7 @@ async fn a_locked_user_cannot_starve_the_others() {
         }
     });
     let answers = join_all(others).await;
-    tx.rollback().await.unwrap();
+    locked.release().await;
     let stuck_statuses = join_all(stuck_calls).await;
     let mut times: Vec<Duration> = answers.iter().map(|a| a.1).collect();
     times.sort();
@@ -81,12 +67,6 @@ async fn a_locked_user_cannot_starve_the_others() {
             "the stuck user gets 200, 429 or 503: {s}"
         );
     }
-    let db = sql(&app.db).await;
-    let bad: i64 = db
-        .query_one("SELECT count(*) FROM quota.verify()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(bad, 0);
+    assert_eq!(verify_rows(&sql(&app.db).await).await, 0);
     app.stop().await;
 }

@@ -7,17 +7,6 @@ use std::time::Duration;
 use aiquota_tests::{cut, http::*};
 use futures_util::future::join_all;
 
-/// Ledger rows of `user`.
-async fn ledger_rows(db: &tokio_postgres::Client, user: &str) -> i64 {
-    db.query_one(
-        "SELECT count(*) FROM quota.ledger WHERE user_id = $1",
-        &[&user],
-    )
-    .await
-    .unwrap()
-    .get(0)
-}
-
 /// Waits until `n` API backends wait on a lock.
 async fn wait_for_lock_waiters(db: &tokio_postgres::Client, n: i64) {
     for _ in 0..250 {
@@ -45,23 +34,9 @@ async fn no_503_is_charged_when_a_locked_row_outlasts_the_request_timeout() {
     })
     .await;
     let t = user_token("olga");
-    assert_eq!(
-        app.post("/v1/quota/consume", &t)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.consume_status(&t).await, 200);
     let admin = sql(&app.db).await;
-    let mut locker = sql(&app.db).await;
-    let tx = locker.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM quota.counters WHERE user_id = 'olga' FOR UPDATE",
-        &[],
-    )
-    .await
-    .unwrap();
+    let locked = lock_counters(&app.db, "olga").await;
     // 40 consumes at once, more than the pool holds; the row stays locked for 1.5 timeouts, so statements
     // that got a connection late are still running when it is released.
     let calls = (0..40).map(|i| {
@@ -78,7 +53,7 @@ async fn no_503_is_charged_when_a_locked_row_outlasts_the_request_timeout() {
     });
     let unlock = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        tx.rollback().await.unwrap();
+        locked.release().await;
     };
     let (answers, ()) = tokio::join!(join_all(calls), unlock);
     // Anything still running on the server would commit now.
@@ -107,14 +82,7 @@ async fn no_503_is_charged_when_a_locked_row_outlasts_the_request_timeout() {
         rows - 1 - allowed
     );
     // The pool is healthy afterwards.
-    assert_eq!(
-        app.post("/v1/quota/consume", &t)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.consume_status(&t).await, 200);
     app.stop().await;
 }
 
@@ -170,23 +138,9 @@ async fn a_connection_lost_mid_statement_is_outcome_unknown_and_its_key_settles_
     ));
     let app = TestApp::start_on(db, config).await;
     let t = user_token("otto");
-    assert_eq!(
-        app.post("/v1/quota/consume", &t)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.consume_status(&t).await, 200);
     let admin = sql(&app.db).await;
-    let mut locker = sql(&app.db).await;
-    let tx = locker.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM quota.counters WHERE user_id = 'otto' FOR UPDATE",
-        &[],
-    )
-    .await
-    .unwrap();
+    let locked = lock_counters(&app.db, "otto").await;
     let pending = {
         let req = app.post("/v1/quota/consume", &t);
         tokio::spawn(async move { req.send().await.unwrap() })
@@ -211,7 +165,7 @@ async fn a_connection_lost_mid_statement_is_outcome_unknown_and_its_key_settles_
     assert_eq!(p["type"], "/problems/outcome-unknown", "{p}");
     // The orphaned statement may commit once the lock goes (the backend has the whole request): the client
     // cannot know, and must not be told to retry blindly.
-    tx.rollback().await.unwrap();
+    locked.release().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let orphan_charged = ledger_rows(&admin, "otto").await == 2;
     println!("the orphaned statement was charged: {orphan_charged}");

@@ -14,14 +14,7 @@ async fn a_read_only_database_is_503_with_retry_after_and_reads_keep_working() {
     // The user exists before the database turns read-only.
     {
         let app = TestApp::start_on(db.clone(), test_config(&db)).await;
-        assert_eq!(
-            app.post("/v1/quota/consume", &t)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(app.consume_status(&t).await, 200);
         app.stop().await;
     }
     admin
@@ -64,14 +57,10 @@ async fn a_read_only_database_is_503_with_retry_after_and_reads_keep_working() {
     };
     println!("writable again after {:?}", started.elapsed());
     assert_eq!(status, 200, "consumes pass once the database is writable");
-    let rows: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM quota.ledger WHERE user_id = 'rory'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(rows, 2, "the refused consumes charged nothing");
+    assert_eq!(
+        ledger_rows(&admin, "rory").await,
+        2,
+        "the refused consumes charged nothing"
+    );
     app.stop().await;
 }
