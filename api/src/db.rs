@@ -262,10 +262,12 @@ pub struct Db {
     pub timeout: Duration,
 }
 
-/// One failed attempt: the error for the client, and whether the attempt may run again.
+/// One failed attempt: the error for the client, whether the attempt may run again, and whether its
+/// connection must leave the pool.
 struct Failed {
     error: DbError,
     repeatable: bool,
+    discard: bool,
 }
 
 impl Db {
@@ -303,6 +305,7 @@ impl Db {
                 Failed {
                     error: DbError::Transient(why) | DbError::OutcomeUnknown(why),
                     repeatable: true,
+                    ..
                 } if attempt < ATTEMPTS && Instant::now() + backoff < deadline => {
                     tracing::warn!(attempt, %why, "transient database failure, retrying");
                     self.metrics.db_retry();
@@ -335,6 +338,7 @@ impl Db {
         let client = self.pool.timeout_get(&wait).await.map_err(|e| Failed {
             error: DbError::from(e),
             repeatable: true,
+            discard: false,
         })?;
         let created = Object::metrics(&client).created;
         let cancel = client.cancel_token();
@@ -365,6 +369,7 @@ impl Db {
                         return Err(Failed {
                             error: lost(retry, why.into()),
                             repeatable: false,
+                            discard: true,
                         });
                     }
                 }
@@ -372,11 +377,8 @@ impl Db {
         };
         result.map_err(|e| {
             let failed = classify(e, retry);
-            if matches!(
-                failed.error,
-                DbError::Transient(_) | DbError::OutcomeUnknown(_)
-            ) {
-                // The connection may be gone (or lead to a read-only server) and still look alive in the
+            if failed.discard {
+                // The connection is gone (or leads to a read-only server) and may still look alive in the
                 // pool (its task has not seen the socket close yet); remove it so no request picks it up.
                 self.pool.retain(|_, m| m.created != created);
             }
@@ -390,6 +392,7 @@ fn never_sent(why: &str) -> Failed {
     Failed {
         error: DbError::Transient(why.into()),
         repeatable: false,
+        discard: false,
     }
 }
 
@@ -402,31 +405,34 @@ fn lost(retry: Retry, why: String) -> DbError {
     }
 }
 
-/// What a failed statement means for the client and for the retry rule.
+/// What a failed statement means for the client, for the retry rule and for its connection.
 fn classify(e: StatementError, retry: Retry) -> Failed {
     match e {
         StatementError::NoRow => Failed {
             error: DbError::Internal("the statement returned no row".into()),
             repeatable: false,
+            discard: false,
         },
         StatementError::After(e) => Failed {
             error: lost(retry, e.to_string()),
             repeatable: retry != Retry::IfNotApplied,
+            discard: true,
         },
         StatementError::Before(e) => {
             // An error the server sent ends the statement (and its implicit transaction) unapplied.
             let not_applied = e.code().is_some_and(rolled_back);
             let repeatable = not_applied || retry != Retry::IfNotApplied;
-            if e.code().is_none() && connection_dead(&e) {
-                Failed {
-                    error: lost(retry, e.to_string()),
-                    repeatable,
-                }
+            let discard =
+                connection_dead(&e) || e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION);
+            let error = if e.code().is_none() && connection_dead(&e) {
+                lost(retry, e.to_string())
             } else {
-                Failed {
-                    error: DbError::from(e),
-                    repeatable,
-                }
+                DbError::from(e)
+            };
+            Failed {
+                error,
+                repeatable,
+                discard,
             }
         }
     }
