@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use aiquota_tests::{
     faults::{cluster, consume, recovery, Answer, Load, Tally},
     http::*,
+    sse::Events,
 };
 use futures_util::future::join_all;
 
@@ -80,26 +81,50 @@ async fn kill_9_under_load_twice() {
 #[ignore = "needs its own cluster: make test-faults"]
 async fn fast_and_immediate_restarts_under_load() {
     let app = app("faults_restart").await;
+    // A live stream must show a plan change made right after each restart.
+    let res = app
+        .get("/v1/quota/events", &user_token("watch"))
+        .send()
+        .await
+        .unwrap();
+    let mut events = Events::new(res);
+    events
+        .next(Duration::from_secs(5))
+        .await
+        .expect("the quota at connect");
     let load = Load::tokens(&app, 8, "r", 5);
     let mut ups = Vec::new();
-    for how in ["restart-fast", "restart-immediate"] {
+    let mut pushed = Vec::new();
+    for (how, plan) in [("restart-fast", "pro"), ("restart-immediate", "enterprise")] {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         cluster(how).await;
         ups.push(Instant::now());
+        sql(&app.db)
+            .await
+            .execute("SELECT quota.assign_plan('watch', $1)", &[&plan])
+            .await
+            .unwrap();
+        pushed.push(events.wait_for_plan(plan, Duration::from_secs(5)).await);
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let answers = load.finish().await;
     let t = Tally::of(&answers, &app.db).await;
     let rec: Vec<_> = ups.iter().map(|u| recovery(&answers, *u)).collect();
     t.print(
         "restart fast + immediate",
-        &format!(", recovery after restart {rec:.3?}"),
+        &format!(
+            ", recovery after restart {rec:.3?}, SSE shows the plan change after {pushed:.3?}"
+        ),
     );
     t.assert_sound();
     assert!(t.slowest < TIMEOUT * 2 + Duration::from_secs(2), "no hang");
     assert!(
         rec.iter().all(|r| r.is_some()),
         "recovered after each restart"
+    );
+    assert!(
+        pushed.iter().all(|p| p.is_some()),
+        "the SSE stream resynced after each restart"
     );
     app.stop().await;
 }
@@ -122,6 +147,36 @@ async fn a_stall_longer_than_the_timeout_never_charges_a_503() {
         &format!(", recovery after SIGCONT {:.3?}", recovery(&answers, up)),
     );
     t.assert_sound();
+    assert!(recovery(&answers, up).is_some());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs its own cluster: make test-faults"]
+async fn a_stall_longer_than_the_grace_is_outcome_unknown_never_a_charged_503() {
+    let app = app("faults_long_stall").await;
+    let load = Load::tokens(&app, 8, "l", 5);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Longer than the deadline plus the grace a cancelled statement gets (3 s + 3 s).
+    cluster("freeze").await;
+    tokio::time::sleep(Duration::from_millis(7500)).await;
+    cluster("thaw").await;
+    let up = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answers = load.finish().await;
+    // The orphaned statements run on after SIGCONT; let them finish before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = Tally::of(&answers, &app.db).await;
+    t.print(
+        "SIGSTOP 7.5 s (timeout 3 s + 3 s grace)",
+        &format!(", recovery after SIGCONT {:.3?}", recovery(&answers, up)),
+    );
+    t.assert_sound();
+    assert!(t.unknown > 0, "the frozen statements were outcome-unknown");
+    assert!(
+        t.slowest < TIMEOUT * 2 + Duration::from_secs(2),
+        "answered by the end of the grace"
+    );
     assert!(recovery(&answers, up).is_some());
     app.stop().await;
 }

@@ -3,47 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use aiquota_tests::http::*;
-use futures_util::StreamExt;
-use serde_json::Value;
-
-/// Reads `event: quota` messages from an SSE response, skipping comments (keep-alives).
-struct Events {
-    stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buf: String,
-}
-
-impl Events {
-    fn new(res: reqwest::Response) -> Self {
-        Self {
-            stream: res.bytes_stream().boxed(),
-            buf: String::new(),
-        }
-    }
-
-    async fn next(&mut self, within: Duration) -> Option<Value> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let message: String = self.buf.drain(..end + 2).collect();
-                let data: String = message
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(str::trim_start)
-                    .collect();
-                if message.lines().any(|l| l == "event: quota") {
-                    return Some(serde_json::from_str(&data).unwrap());
-                }
-                continue;
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            match tokio::time::timeout(left, self.stream.next()).await {
-                Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
-                _ => return None,
-            }
-        }
-    }
-}
+use aiquota_tests::{http::*, sse::Events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn plan_upgrade_arrives_within_a_second() {
@@ -203,19 +163,6 @@ async fn kill_listener_and_wait(db: &tokio_postgres::Client) {
     }
 }
 
-/// Reads events until one has `plan`, for at most `within`.
-async fn wait_for_plan(events: &mut Events, plan: &str, within: Duration) -> Option<Duration> {
-    let start = Instant::now();
-    while let Some(left) = within.checked_sub(start.elapsed()) {
-        match events.next(left).await {
-            Some(e) if e["plan"] == plan => return Some(start.elapsed()),
-            Some(_) => {}
-            None => return None,
-        }
-    }
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_stream_resyncs_after_any_listen_loss_short_or_long() {
     let app = TestApp::start("http_events_resync").await;
@@ -252,7 +199,7 @@ async fn every_stream_resyncs_after_any_listen_loss_short_or_long() {
             .unwrap();
     }
     for (user, events) in ["nina", "noah"].iter().zip(streams.iter_mut()) {
-        let took = wait_for_plan(events, "pro", Duration::from_secs(3)).await;
+        let took = events.wait_for_plan("pro", Duration::from_secs(3)).await;
         println!("{user}: the plan change arrived after {took:?}");
         assert!(took.is_some(), "{user}'s stream did not resync within 3 s");
     }
