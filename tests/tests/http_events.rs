@@ -1,5 +1,6 @@
 //! Server-Sent Events: the current quota at connect, and a plan upgrade made from plain SQL arrives within
-//! a second; other users' events are not delivered.
+//! a second; other users' events are not delivered; after any loss of the LISTEN connection, one or a run
+//! of them, every open stream shows a change made right after it.
 
 use std::time::{Duration, Instant};
 
