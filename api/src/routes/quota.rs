@@ -340,16 +340,14 @@ async fn reserve(
     let (user, key) = (&user.id, &key);
     let (meter, amount, ttl) = (&body.meter, body.amount, f64::from(body.ttl_s));
     let reservation =
-        s.db.run(retry, |c| async move {
-            let stmt = c
-                .prepare_cached(
-                    "SELECT * FROM quota.reserve($1::text, $2::text, $3::bigint, \
-                     make_interval(secs => $4::float8), $5::text)",
-                )
-                .await?;
-            let row = c
-                .query_one(&stmt, &[user, meter, &amount, &ttl, key])
-                .await?;
+        s.db.run_statement(retry, |c| async move {
+            let row = db::query_one(
+                &c,
+                "SELECT * FROM quota.reserve($1::text, $2::text, $3::bigint, \
+                 make_interval(secs => $4::float8), $5::text)",
+                &[user, meter, &amount, &ttl, key],
+            )
+            .await?;
             Ok(Reservation {
                 reservation_id: row.try_get("reservation_id")?,
                 expires_at: row.try_get("expires_at")?,
@@ -440,11 +438,10 @@ async fn commit(
     let _turn = turn(&s, &user.id).await?;
     let (user, actual) = (&user.id, body.actual);
     let settlement =
-        s.db.run(Retry::IfNotApplied, |c| async move {
-            let stmt = c
-                .prepare_cached("SELECT * FROM quota.commit($1::uuid, $2::bigint, $3::text)")
-                .await?;
-            Settlement::from_row(&c.query_one(&stmt, &[&id, &actual, user]).await?)
+        s.db.run_statement(Retry::IfNotApplied, |c| async move {
+            let sql = "SELECT * FROM quota.commit($1::uuid, $2::bigint, $3::text)";
+            let row = db::query_one(&c, sql, &[&id, &actual, user]).await?;
+            Ok(Settlement::from_row(&row)?)
         })
         .await?;
     Ok(Json(settlement))
@@ -466,11 +463,10 @@ async fn release(
     let _turn = turn(&s, &user.id).await?;
     let user = &user.id;
     let settlement =
-        s.db.run(Retry::IfNotApplied, |c| async move {
-            let stmt = c
-                .prepare_cached("SELECT * FROM quota.release($1::uuid, $2::text)")
-                .await?;
-            Settlement::from_row(&c.query_one(&stmt, &[&id, user]).await?)
+        s.db.run_statement(Retry::IfNotApplied, |c| async move {
+            let sql = "SELECT * FROM quota.release($1::uuid, $2::text)";
+            let row = db::query_one(&c, sql, &[&id, user]).await?;
+            Ok(Settlement::from_row(&row)?)
         })
         .await?;
     Ok(Json(settlement))
