@@ -54,6 +54,7 @@ test-faults: ## kill -9, restarts, a stall, a locked user, two API instances and
 	@scripts/faults.sh run
 
 clean: db-stop
+	@scripts/faults.sh stop
 	rm -rf .data target
 
 .PHONY: bench

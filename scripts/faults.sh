@@ -55,14 +55,21 @@ wait_ready() {
   echo "the fault cluster did not come back" >&2; return 1
 }
 
-stop() { [ -f "$FAULT_DATA/PG_VERSION" ] && { ctl status >/dev/null 2>&1 && ctl -m immediate -w stop >/dev/null; true; }; }
+thaw() { local pids; pids="$(cluster_pids)"; [ -z "$pids" ] || kill -CONT $pids; }
+
+# Thawed first: a run that failed during a freeze must not leave a stopped cluster behind.
+stop() {
+  [ -f "$FAULT_DATA/PG_VERSION" ] || return 0
+  thaw
+  if ctl status >/dev/null 2>&1; then ctl -m immediate -w stop >/dev/null; fi
+}
 
 run() {
   start
   log "fault suite on 127.0.0.1:$FAULT_PORT"
   local rc=0
   AIQUOTA_PGPORT="$FAULT_PORT" AIQUOTA_FAULTS_PORT="$FAULT_PORT" AIQUOTA_FAULTS="$ROOT/scripts/faults.sh" \
-    cargo test -p aiquota-tests --test faults -- --ignored --test-threads=1 --nocapture || rc=$?
+    timeout 900 cargo test -p aiquota-tests --test faults -- --ignored --test-threads=1 --nocapture || rc=$?
   stop
   return $rc
 }
@@ -80,6 +87,6 @@ case "${1:-}" in
   restart-fast) ctl -m fast -w -t 60 restart -l "$FAULT_DATA/server.log" >/dev/null; wait_ready ;;
   restart-immediate) ctl -m immediate -w -t 60 restart -l "$FAULT_DATA/server.log" >/dev/null; wait_ready ;;
   freeze) pids="$(cluster_pids)"; [ -n "$pids" ] && kill -STOP $pids ;;
-  thaw) pm="$(postmaster)"; kill -CONT $pm $(pgrep -P "$pm" || true) ;;
+  thaw) thaw ;;
   *) echo "usage: $0 run|start|stop|kill9|restart-fast|restart-immediate|freeze|thaw" >&2; exit 2 ;;
 esac
