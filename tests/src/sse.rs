@@ -20,6 +20,22 @@ impl Events {
         }
     }
 
+    /// Opens `GET /v1/quota/events` on `app` as `user` and reads the quota it sends at connect.
+    pub async fn subscribe(app: &crate::http::TestApp, user: &str) -> (Self, Value) {
+        let res = app
+            .get("/v1/quota/events", &crate::http::user_token(user))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "the stream opens");
+        let mut events = Self::new(res);
+        let first = events
+            .next(Duration::from_secs(5))
+            .await
+            .expect("the quota at connect");
+        (events, first)
+    }
+
     /// The next `event: quota` within `within`, or `None`.
     pub async fn next(&mut self, within: Duration) -> Option<Value> {
         let deadline = Instant::now() + within;

@@ -82,16 +82,7 @@ async fn kill_9_under_load_twice() {
 async fn fast_and_immediate_restarts_under_load() {
     let app = app("faults_restart").await;
     // A live stream must show a plan change made right after each restart.
-    let res = app
-        .get("/v1/quota/events", &user_token("watch"))
-        .send()
-        .await
-        .unwrap();
-    let mut events = Events::new(res);
-    events
-        .next(Duration::from_secs(5))
-        .await
-        .expect("the quota at connect");
+    let (mut events, _) = Events::subscribe(&app, "watch").await;
     let load = Load::tokens(&app, 8, "r", 5);
     let mut ups = Vec::new();
     let mut pushed = Vec::new();

@@ -81,44 +81,10 @@ async fn plan_upgrade_arrives_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn listener_reconnects_after_its_connection_is_killed() {
     let app = TestApp::start("http_events_reconnect").await;
-    let res = app
-        .get("/v1/quota/events", &user_token("lena"))
-        .send()
-        .await
-        .unwrap();
-    let mut events = Events::new(res);
-    events
-        .next(Duration::from_secs(5))
-        .await
-        .expect("the quota at connect");
+    let (mut events, _) = Events::subscribe(&app, "lena").await;
     let db = sql(&app.db).await;
-    let killed: i64 = db
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(killed, 1, "one shared LISTEN connection");
     // Wait until it is back, then an upgrade must still arrive.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n: i64 = db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the listener did not reconnect");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    kill_listener_and_wait(&db).await;
     db.execute("SELECT quota.assign_plan('lena', 'enterprise')", &[])
         .await
         .unwrap();
@@ -169,17 +135,7 @@ async fn every_stream_resyncs_after_any_listen_loss_short_or_long() {
     let app = TestApp::start("http_events_resync").await;
     let mut streams = Vec::new();
     for user in ["nina", "noah"] {
-        let res = app
-            .get("/v1/quota/events", &user_token(user))
-            .send()
-            .await
-            .unwrap();
-        let mut events = Events::new(res);
-        events
-            .next(Duration::from_secs(5))
-            .await
-            .expect("the quota at connect");
-        streams.push(events);
+        streams.push(Events::subscribe(&app, user).await.0);
     }
     let db = sql(&app.db).await;
     // A run of losses, as while PostgreSQL restarts: none of them may slow the next recovery down.
