@@ -369,6 +369,22 @@ mod tests {
     }
 
     #[test]
+    fn user_concurrency_defaults_to_two_and_is_checked() {
+        let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            Config::from_lookup(lookup(&[secret]))
+                .unwrap()
+                .user_concurrency,
+            2
+        );
+        let c = Config::from_lookup(lookup(&[secret, ("AIQUOTA_USER_CONCURRENCY", "4")])).unwrap();
+        assert_eq!(c.user_concurrency, 4);
+        let err =
+            Config::from_lookup(lookup(&[secret, ("AIQUOTA_USER_CONCURRENCY", "0")])).unwrap_err();
+        assert!(err.to_string().contains("AIQUOTA_USER_CONCURRENCY"));
+    }
+
+    #[test]
     fn payments_are_optional_but_consistent() {
         let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
         let c = Config::from_lookup(lookup(&[secret])).unwrap();
