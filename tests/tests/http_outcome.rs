@@ -29,8 +29,20 @@ async fn wait_for_lock_waiters(db: &tokio_postgres::Client, n: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_503_is_charged_when_a_locked_row_outlasts_the_request_timeout() {
-    let app = TestApp::start_with("http_outcome_locked", |c| {
+    locked_row_outlasts_the_timeout("http_outcome_locked", 2).await;
+}
+
+/// The same with no per-user limit in the way: all 40 go for the 16 connections; those that get one are
+/// cancelled at the deadline, the others give up waiting for one, and neither kind may be charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_503_is_charged_after_a_long_pool_wait_either() {
+    locked_row_outlasts_the_timeout("http_outcome_pool_wait", 64).await;
+}
+
+async fn locked_row_outlasts_the_timeout(name: &str, per_user: usize) {
+    let app = TestApp::start_with(name, |c| {
         c.request_timeout = Duration::from_secs(1);
+        c.user_concurrency = per_user;
     })
     .await;
     let t = user_token("olga");
