@@ -5,7 +5,7 @@ PG_CONFIG ?= $(or $(AIQUOTA_PGBIN),/usr/lib/postgresql/15/bin)/pg_config
 EXT_BUILD ?= --release
 PGRX_TEST_DATA := $(CURDIR)/.data/pgrx-test
 
-.PHONY: run db db-stop install setup setup-web lint test test-unit test-pg test-isolation test-upgrade test-integration test-web web-types psql clean
+.PHONY: run db db-stop install setup setup-web lint test test-unit test-pg test-isolation test-upgrade test-integration test-faults test-web web-types psql clean
 
 run: db ## install what is missing, build, start the private cluster and stay up (Ctrl-C stops it)
 	@scripts/run.sh
@@ -30,7 +30,7 @@ lint: setup ## formatting and clippy, warnings are errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: setup lint test-pg test-isolation test-upgrade test-integration test-web ## every test suite
+test: setup lint test-pg test-isolation test-upgrade test-integration test-faults test-web ## every test suite
 	@echo "all aiquota tests passed"
 
 test-pg: setup ## unit tests and #[pg_test]s inside a throwaway PostgreSQL managed by pgrx
@@ -62,7 +62,12 @@ web-types: setup-web ## regenerate web/src/generated/openapi.ts from the API's O
 	cargo run -q -p aiquota-api -- openapi > web/.openapi.json
 	cd web && node scripts/gen-types.mjs .openapi.json && rm -f .openapi.json
 
+test-faults: ## kill -9, restarts, a stall, a locked user, two API instances and read-only mode, on a cluster of its own (port AIQUOTA_PGPORT+1)
+	@$(MAKE) --no-print-directory db EXT_BUILD=
+	@scripts/faults.sh run
+
 clean: db-stop
+	@scripts/faults.sh stop
 	rm -rf .data target
 
 .PHONY: bench

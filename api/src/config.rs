@@ -68,6 +68,8 @@ pub struct Config {
     pub deny_status: StatusCode,
     /// Maximum number of pooled database connections.
     pub pool_size: usize,
+    /// Requests of one user that may run database work at once; the rest wait for a turn.
+    pub user_concurrency: usize,
     /// Time a request may take before it is answered 503.
     pub request_timeout: Duration,
     /// Largest request body accepted.
@@ -128,6 +130,7 @@ impl Config {
             demo_dir: None,
             deny_status: StatusCode::TOO_MANY_REQUESTS,
             pool_size: 16,
+            user_concurrency: 2,
             request_timeout: Duration::from_secs(10),
             body_limit: 64 * 1024,
             shutdown_timeout: Duration::from_secs(30),
@@ -230,6 +233,9 @@ impl Config {
         }
         if let Some(s) = get("AIQUOTA_POOL_SIZE") {
             c.pool_size = whole("AIQUOTA_POOL_SIZE", &s, 1, 1000)? as usize;
+        }
+        if let Some(s) = get("AIQUOTA_USER_CONCURRENCY") {
+            c.user_concurrency = whole("AIQUOTA_USER_CONCURRENCY", &s, 1, 1000)? as usize;
         }
         if let Some(s) = get("AIQUOTA_REQUEST_TIMEOUT_S") {
             c.request_timeout =
@@ -413,6 +419,22 @@ mod tests {
         assert!(err.to_string().contains("AIQUOTA_LISTEN"));
         let err = Config::from_lookup(lookup(&[("AIQUOTA_JWT_SECRET", "short")])).unwrap_err();
         assert!(err.to_string().contains("32 bytes"));
+    }
+
+    #[test]
+    fn user_concurrency_defaults_to_two_and_is_checked() {
+        let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            Config::from_lookup(lookup(&[secret]))
+                .unwrap()
+                .user_concurrency,
+            2
+        );
+        let c = Config::from_lookup(lookup(&[secret, ("AIQUOTA_USER_CONCURRENCY", "4")])).unwrap();
+        assert_eq!(c.user_concurrency, 4);
+        let err =
+            Config::from_lookup(lookup(&[secret, ("AIQUOTA_USER_CONCURRENCY", "0")])).unwrap_err();
+        assert!(err.to_string().contains("AIQUOTA_USER_CONCURRENCY"));
     }
 
     #[test]

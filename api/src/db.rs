@@ -1,18 +1,27 @@
-//! The connection pool, the one place that turns a PostgreSQL error into a [`DbError`] by SQLSTATE, and the
-//! retry rule for transient failures.
+//! The connection pool, the one place that turns a PostgreSQL error into a [`DbError`] by SQLSTATE, the
+//! retry rule for transient failures, and the request deadline applied to every statement.
 //!
 //! Every pooled connection runs as the `quota_api` group role (`SET ROLE` once, when the connection is
 //! made): the login role `aiquota_api` is `NOINHERIT`, so a connection can call only what `quota_api` may
 //! until an admin route switches to `quota_admin` for one transaction (`SET LOCAL ROLE`, see [`admin_tx`]).
+//!
+//! **Certain outcomes.** A statement gets what is left of the request deadline after the pool wait. When
+//! the deadline passes, [`Db::run`] sends PostgreSQL a cancel request and keeps waiting for the statement's
+//! own answer (a grace of one more request timeout): either it finished (the client gets the result) or it
+//! was cancelled (`57014`, rolled back: `503` + `Retry-After`, certainly not charged). Only when the
+//! connection breaks mid-statement, or the server does not answer even the cancel, is a write's outcome
+//! unknown: [`DbError::OutcomeUnknown`], which is never answered with `Retry-After`.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, pin::pin, time::Duration};
 
 use deadpool_postgres::{
-    HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Timeouts,
 };
-use tokio_postgres::{error::SqlState, NoTls};
+use futures_util::TryStreamExt;
+use tokio::time::Instant;
+use tokio_postgres::{error::SqlState, types::ToSql, NoTls, Row};
 
-use crate::config::Config;
+use crate::{config::Config, deadline};
 
 /// What went wrong talking to the database, in the terms the HTTP layer needs. The client sees the
 /// message only for the input errors the extension words for people (22004, 22023, P0002, 55000).
@@ -30,10 +39,16 @@ pub enum DbError {
     /// 55000: the object is not in a state that allows the operation (reservation already settled).
     #[error("{0}")]
     Conflict(String),
-    /// Serialization failure, deadlock, statement timeout, lost connection, no connection to be had: worth
-    /// retrying later.
+    /// Nothing was applied and trying again later may work: no connection to be had in time, the
+    /// statement cancelled at the deadline, a serialization failure or deadlock, a read-only or
+    /// recovering server, the server shutting down. For reads also a lost connection.
     #[error("transient database failure: {0}")]
     Transient(String),
+    /// A write whose connection broke after the statement was sent, or whose server answered neither the
+    /// statement nor the cancel: it may or may not have been applied. Only an idempotency key makes a
+    /// retry safe.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// Anything else, including 42501 (a privilege the API's role lacks: a deployment bug).
     #[error("database error: {0}")]
     Internal(String),
@@ -60,12 +75,9 @@ impl From<tokio_postgres::Error> for DbError {
             }
             c if *c == SqlState::NO_DATA_FOUND => DbError::NotFound(message),
             c if *c == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE => DbError::Conflict(message),
-            // (rolled_back includes 57P03, which the extension also raises while this database is not updated
-            // to the installed library yet: retrying later works.)
-            c if rolled_back(c)
-                || *c == SqlState::ADMIN_SHUTDOWN
-                || *c == SqlState::QUERY_CANCELED =>
-            {
+            // (57P03, which the extension raises while this database is not updated to the installed library
+            // yet, is in rolled_back: retrying later works.)
+            c if rolled_back(c) || unavailable(c) || *c == SqlState::QUERY_CANCELED => {
                 DbError::Transient(format!("{}: {message}", c.code()))
             }
             c => DbError::Internal(format!("{}: {message}", c.code())),
@@ -97,7 +109,19 @@ fn rolled_back(c: &SqlState) -> bool {
         || *c == SqlState::LOCK_NOT_AVAILABLE
         || *c == SqlState::CANNOT_CONNECT_NOW
         || *c == SqlState::TOO_MANY_CONNECTIONS
+        || *c == SqlState::READ_ONLY_SQL_TRANSACTION
 }
+
+/// SQLSTATEs of a server that cannot take the request now (shutting down, crashed, in recovery, out of
+/// resources, connection exception): a `503`, never a `500`.
+fn unavailable(c: &SqlState) -> bool {
+    let class = &c.code()[..2];
+    matches!(class, "57" | "08" | "53") && *c != SqlState::QUERY_CANCELED
+        || *c == SqlState::READ_ONLY_SQL_TRANSACTION
+}
+
+/// A connection idle for longer than this is checked before use: still a writable primary?
+const RECHECK_IDLE: Duration = Duration::from_secs(1);
 
 /// Builds the pool. No connection is made here; `/readyz` and the first request find out whether the
 /// database is reachable, so the API can start before PostgreSQL does.
@@ -116,10 +140,9 @@ pub fn pool(config: &Config) -> Result<Pool, String> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    // The server gives up on a statement a little before the request deadline, so a statement never
-    // outlives the request that sent it (57014, rolled back: nothing charged) and its connection is free
-    // again when it returns to the pool; the HTTP timeout stays as the backstop.
-    let statement_timeout_ms = (config.request_timeout.as_millis() * 9 / 10).max(100);
+    // A backstop only: [`Db::run`] cancels a statement at the request deadline, which is never later than
+    // this. It stops a statement whose API process died from running on for ever.
+    let statement_timeout_ms = config.request_timeout.as_millis().max(100);
     let session_setup =
         format!("SET ROLE quota_api; SET statement_timeout = {statement_timeout_ms}");
     Pool::builder(manager)
@@ -137,19 +160,93 @@ pub fn pool(config: &Config) -> Result<Pool, String> {
                     .map_err(HookError::Backend)
             })
         }))
+        .post_recycle(deadpool_postgres::Hook::async_fn(|client, metrics| {
+            let idle = metrics.last_used();
+            Box::pin(async move {
+                // After a failover the old connections may lead to a server that is now a standby (or was
+                // made read-only): drop them so the pool connects afresh. Busy connections skip the check.
+                if idle < RECHECK_IDLE {
+                    return Ok(());
+                }
+                let row = client
+                    .query_one(
+                        "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')::bool",
+                        &[],
+                    )
+                    .await
+                    .map_err(HookError::Backend)?;
+                match row.try_get::<_, bool>(0) {
+                    Ok(false) => Ok(()),
+                    _ => Err(HookError::message("the server is read-only or in recovery")),
+                }
+            })
+        }))
         .build()
         .map_err(|e| format!("database pool: {e}"))
 }
 
-/// Whether a failed attempt may run again.
+/// Whether a failed attempt may run again, and what a lost connection means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retry {
-    /// Reads, and writes that are idempotent by themselves or carry an idempotency key: safe to repeat even
-    /// when the connection broke after the statement was sent.
+    /// Reads, and writes that are idempotent by themselves: safe to repeat even when the connection broke
+    /// after the statement was sent.
     Safe,
+    /// Writes with the client's idempotency key: repeated like [`Retry::Safe`] (the extension replays),
+    /// but when every attempt failed with an unknown outcome the answer says so.
+    Keyed,
     /// Writes that would apply twice: repeat only when nothing can have happened (no connection could be had,
-    /// or the server rolled the transaction back: 40001, 40P01).
+    /// or the server rolled the transaction back: 40001, 40P01, 25006).
     IfNotApplied,
+}
+
+impl Retry {
+    fn writes(self) -> bool {
+        self != Retry::Safe
+    }
+}
+
+/// A statement's failure as seen by [`query_one`]: an error before the statement's row means it did not
+/// complete (nothing applied, when the server said so), an error after it means it ran and only the end of
+/// its transaction is in doubt.
+#[derive(Debug)]
+pub enum StatementError {
+    /// The statement failed, or the connection broke, before its row arrived.
+    Before(tokio_postgres::Error),
+    /// The row arrived, then the server or the connection failed before the statement's end.
+    After(tokio_postgres::Error),
+    /// The statement ended without a row.
+    NoRow,
+}
+
+impl From<tokio_postgres::Error> for StatementError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StatementError::Before(e)
+    }
+}
+
+/// Runs a statement that yields one row (a function in the select list) and reports errors as a
+/// [`StatementError`], so that a write whose row was received is never mistaken for one that failed.
+pub async fn query_one(
+    client: &Object,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row, StatementError> {
+    let stmt = client.prepare_cached(sql).await?;
+    let rows = client
+        .query_raw(&stmt, params.iter().map(|p| *p as &dyn ToSql))
+        .await?;
+    let mut rows = pin!(rows);
+    let Some(row) = rows.try_next().await? else {
+        return Err(StatementError::NoRow);
+    };
+    // Read to the end (ReadyForQuery): an error now comes after the statement ran.
+    while rows
+        .try_next()
+        .await
+        .map_err(StatementError::After)?
+        .is_some()
+    {}
+    Ok(row)
 }
 
 const ATTEMPTS: u32 = 3;
@@ -161,44 +258,182 @@ pub struct Db {
     pub pool: Pool,
     /// Where retries are counted.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// `AIQUOTA_REQUEST_TIMEOUT_S`: the deadline outside a request, and the grace a cancelled statement
+    /// gets to answer.
+    pub timeout: Duration,
+}
+
+/// One failed attempt: the error for the client, whether the attempt may run again, and whether its
+/// connection must leave the pool.
+struct Failed {
+    error: DbError,
+    repeatable: bool,
+    discard: bool,
 }
 
 impl Db {
-    /// Runs `f` on a pooled connection, repeating it (up to 3 attempts, short backoff) when the failure is
-    /// transient and `retry` allows it. Non-transient errors return at once.
+    /// Runs `f` on a pooled connection within the request deadline, repeating it (up to 3 attempts, short
+    /// backoff, never past the deadline) when the failure is transient and `retry` allows it. Non-transient
+    /// errors return at once.
     pub async fn run<T, F, Fut>(&self, retry: Retry, f: F) -> Result<T, DbError>
     where
         F: Fn(Object) -> Fut,
         Fut: Future<Output = Result<T, tokio_postgres::Error>>,
     {
-        let db = self;
+        self.run_statement(retry, |c| {
+            let fut = f(c);
+            async move { fut.await.map_err(StatementError::from) }
+        })
+        .await
+    }
+
+    /// As [`Db::run`] for a closure that reports [`StatementError`]s (see [`query_one`]).
+    pub async fn run_statement<T, F, Fut>(&self, retry: Retry, f: F) -> Result<T, DbError>
+    where
+        F: Fn(Object) -> Fut,
+        Fut: Future<Output = Result<T, StatementError>>,
+    {
+        let deadline = deadline::current(self.timeout);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = match db.pool.get().await {
-                // No statement was sent: always safe to try again.
-                Err(e) => Err((DbError::from(e), true)),
-                Ok(client) => {
-                    let created = Object::metrics(&client).created;
-                    f(client).await.map_err(|e| {
-                        if connection_dead(&e) {
-                            // The connection is back in the pool by now and may still look alive (its task has
-                            // not seen the socket close yet); remove it so no request picks it up.
-                            db.pool.retain(|_, m| m.created != created);
-                        }
-                        let not_applied = e.code().is_some_and(rolled_back);
-                        (DbError::from(e), not_applied || retry == Retry::Safe)
-                    })
-                }
-            };
-            match outcome {
+            let failed = match self.attempt(deadline, retry, &f).await {
                 Ok(v) => return Ok(v),
-                Err((DbError::Transient(why), repeatable)) if repeatable && attempt < ATTEMPTS => {
+                Err(failed) => failed,
+            };
+            let backoff = Duration::from_millis(50 * 3u64.pow(attempt - 1));
+            match failed {
+                Failed {
+                    error: DbError::Transient(why) | DbError::OutcomeUnknown(why),
+                    repeatable: true,
+                    ..
+                } if attempt < ATTEMPTS && Instant::now() + backoff < deadline => {
                     tracing::warn!(attempt, %why, "transient database failure, retrying");
-                    db.metrics.db_retry();
-                    tokio::time::sleep(Duration::from_millis(50 * 3u64.pow(attempt - 1))).await;
+                    self.metrics.db_retry();
+                    tokio::time::sleep(backoff).await;
                 }
-                Err((e, _)) => return Err(e),
+                Failed { error, .. } => return Err(error),
+            }
+        }
+    }
+
+    /// One attempt: a connection within what is left of the deadline, then the statement until the
+    /// deadline, then (cancelled) until its answer or the grace runs out.
+    async fn attempt<T, F, Fut>(&self, deadline: Instant, retry: Retry, f: &F) -> Result<T, Failed>
+    where
+        F: Fn(Object) -> Fut,
+        Fut: Future<Output = Result<T, StatementError>>,
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(never_sent(
+                "the request deadline passed before the statement was sent",
+            ));
+        }
+        let wait = Timeouts {
+            wait: Some(left),
+            create: Some(left.min(Duration::from_secs(5))),
+            recycle: Some(left.min(Duration::from_secs(5))),
+        };
+        // No statement was sent: always safe to try again.
+        let client = self.pool.timeout_get(&wait).await.map_err(|e| Failed {
+            error: DbError::from(e),
+            repeatable: true,
+            discard: false,
+        })?;
+        let created = Object::metrics(&client).created;
+        let cancel = client.cancel_token();
+        // Boxed so that it can be dropped (with its connection) before the connection is taken out of the pool.
+        let mut statement = Box::pin(f(client));
+        let result = match tokio::time::timeout_at(deadline, &mut statement).await {
+            Ok(r) => r,
+            Err(_) => {
+                // Ask the server to cancel, then wait for the statement's own answer: it finished, or it
+                // was cancelled (57014, rolled back). Until then its outcome is not known.
+                let grace_end = Instant::now() + self.timeout.max(Duration::from_secs(1));
+                let cancelled = matches!(
+                    tokio::time::timeout_at(grace_end, cancel.cancel_query(NoTls)).await,
+                    Ok(Ok(()))
+                );
+                match tokio::time::timeout_at(grace_end, &mut statement).await {
+                    Ok(r) => {
+                        if !cancelled {
+                            // A cancel still on its way could hit the next statement on this connection.
+                            self.pool.retain(|_, m| m.created != created);
+                        }
+                        r
+                    }
+                    Err(_) => {
+                        drop(statement);
+                        self.pool.retain(|_, m| m.created != created);
+                        let why = "the server answered neither the statement nor its cancel";
+                        return Err(Failed {
+                            error: lost(retry, why.into()),
+                            repeatable: false,
+                            discard: true,
+                        });
+                    }
+                }
+            }
+        };
+        result.map_err(|e| {
+            let failed = classify(e, retry);
+            if failed.discard {
+                // The connection is gone (or leads to a read-only server) and may still look alive in the
+                // pool (its task has not seen the socket close yet); remove it so no request picks it up.
+                self.pool.retain(|_, m| m.created != created);
+            }
+            failed
+        })
+    }
+}
+
+/// Nothing was sent: a certain 503.
+fn never_sent(why: &str) -> Failed {
+    Failed {
+        error: DbError::Transient(why.into()),
+        repeatable: false,
+        discard: false,
+    }
+}
+
+/// A connection lost after the statement went out: unknown for a write, a plain transient for a read.
+fn lost(retry: Retry, why: String) -> DbError {
+    if retry.writes() {
+        DbError::OutcomeUnknown(why)
+    } else {
+        DbError::Transient(why)
+    }
+}
+
+/// What a failed statement means for the client, for the retry rule and for its connection.
+fn classify(e: StatementError, retry: Retry) -> Failed {
+    match e {
+        StatementError::NoRow => Failed {
+            error: DbError::Internal("the statement returned no row".into()),
+            repeatable: false,
+            discard: false,
+        },
+        StatementError::After(e) => Failed {
+            error: lost(retry, e.to_string()),
+            repeatable: retry != Retry::IfNotApplied,
+            discard: true,
+        },
+        StatementError::Before(e) => {
+            // An error the server sent ends the statement (and its implicit transaction) unapplied.
+            let not_applied = e.code().is_some_and(rolled_back);
+            let repeatable = not_applied || retry != Retry::IfNotApplied;
+            let discard =
+                connection_dead(&e) || e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION);
+            let error = if e.code().is_none() && connection_dead(&e) {
+                lost(retry, e.to_string())
+            } else {
+                DbError::from(e)
+            };
+            Failed {
+                error,
+                repeatable,
+                discard,
             }
         }
     }

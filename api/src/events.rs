@@ -3,7 +3,10 @@
 //! `quota.status` on each, so the stream carries exactly what `GET /v1/quota` would return.
 //!
 //! The listener reconnects with backoff when its connection drops; after every (re)connect it broadcasts a
-//! resync that makes every subscriber re-read, because notifications sent while it was away are lost.
+//! resync that makes every subscriber re-read, because notifications sent while it was away are lost. The
+//! backoff starts again from its shortest after every connection that got as far as `LISTEN`, so a run of
+//! losses never slows the next recovery down, and a ping finds a connection that died without a word. A
+//! stream whose re-read fails (the database is still coming back) tries again every second until it works.
 
 use std::{convert::Infallible, time::Duration};
 
@@ -56,18 +59,25 @@ impl Hub {
     }
 }
 
+/// Shortest wait before reconnecting the listener, doubled after each failed attempt up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the idle LISTEN connection is checked, and how long the check may take.
+const PING_EVERY: Duration = Duration::from_secs(5);
+
 async fn listen_forever(url: Secret, tx: broadcast::Sender<Event>, shutdown: CancellationToken) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = MIN_BACKOFF;
     loop {
+        let mut listening = false;
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return,
-            r = listen_once(&url, &tx) => r,
+            r = listen_once(&url, &tx, &mut listening) => r,
         };
+        if listening {
+            backoff = MIN_BACKOFF;
+        }
         match outcome {
-            Ok(()) => {
-                tracing::warn!("LISTEN connection closed; reconnecting");
-                backoff = Duration::from_millis(200);
-            }
+            Ok(()) => tracing::warn!("LISTEN connection closed; reconnecting"),
             Err(why) => {
                 tracing::warn!(%why, retry_in_ms = backoff.as_millis() as u64, "LISTEN connection failed")
             }
@@ -76,12 +86,17 @@ async fn listen_forever(url: Secret, tx: broadcast::Sender<Event>, shutdown: Can
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
-/// One connection's life: connect, LISTEN, forward notifications until the connection ends.
-async fn listen_once(url: &Secret, tx: &broadcast::Sender<Event>) -> Result<(), String> {
+/// One connection's life: connect, LISTEN, forward notifications until the connection ends or stops
+/// answering pings. `listening` is set once LISTEN has succeeded.
+async fn listen_once(
+    url: &Secret,
+    tx: &broadcast::Sender<Event>,
+    listening: &mut bool,
+) -> Result<(), String> {
     let (client, mut connection) = tokio_postgres::connect(url.expose(), NoTls)
         .await
         .map_err(|e| e.to_string())?;
@@ -106,23 +121,41 @@ async fn listen_once(url: &Secret, tx: &broadcast::Sender<Event>) -> Result<(), 
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
         .map_err(|e| e.to_string())?;
+    *listening = true;
     tracing::info!("listening on {CHANNEL}");
     let _ = tx.send(Event {
         user: None,
         kind: "resync".into(),
     });
-    while let Some(payload) = nrx.recv().await {
-        match serde_json::from_str::<Event>(&payload) {
-            Ok(e) if e.user.is_some() => {
-                // No receivers is not an error: nobody is subscribed right now.
-                let _ = tx.send(e);
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            payload = nrx.recv() => match payload {
+                Some(payload) => match serde_json::from_str::<Event>(&payload) {
+                    Ok(e) if e.user.is_some() => {
+                        // No receivers is not an error: nobody is subscribed right now.
+                        let _ = tx.send(e);
+                    }
+                    _ => tracing::warn!("ignoring a {CHANNEL} payload without a user"),
+                },
+                None => break,
+            },
+            _ = ping.tick() => {
+                let alive = tokio::time::timeout(PING_EVERY, client.simple_query("SELECT 1")).await;
+                if !matches!(alive, Ok(Ok(_))) {
+                    driver.abort();
+                    return Err("the LISTEN connection stopped answering".into());
+                }
             }
-            _ => tracing::warn!("ignoring a {CHANNEL} payload without a user"),
         }
     }
     drop(client);
     driver.await.map_err(|e| e.to_string())?
 }
+
+/// How soon a stream whose read failed reads again.
+const REREAD_AFTER: Duration = Duration::from_secs(1);
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -144,6 +177,8 @@ async fn events(
         let mut last: Option<String> = None;
         let mut refresh = true;
         loop {
+            // After a failed read, try again soon: the resync that asked for it will not come again.
+            let mut again = None;
             if refresh {
                 match read_quota(&s.db, &user.id).await {
                     Ok(q) => {
@@ -153,13 +188,18 @@ async fn events(
                             last = Some(json);
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "SSE: could not read the quota"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SSE: could not read the quota; trying again");
+                        again = Some(REREAD_AFTER);
+                    }
                 }
             }
+            let retrying = again.is_some();
             refresh = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(again.unwrap_or(Duration::MAX)), if retrying => true,
                 r = rx.recv() => match r {
-                    Ok(e) => e.user.as_deref().is_none_or(|u| u == user.id),
+                    Ok(e) => retrying || e.user.as_deref().is_none_or(|u| u == user.id),
                     // Missed some events: re-read to be safe.
                     Err(broadcast::error::RecvError::Lagged(_)) => true,
                     Err(broadcast::error::RecvError::Closed) => break,

@@ -6,8 +6,10 @@ pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod db;
+pub mod deadline;
 pub mod events;
 pub mod extract;
+pub mod fair;
 pub mod headers;
 pub mod jwks;
 pub mod metrics;
@@ -45,6 +47,8 @@ pub use config::Config;
 pub struct AppState {
     /// Database pool with the retry rule.
     pub db: db::Db,
+    /// Per-user turns at the database (`AIQUOTA_USER_CONCURRENCY`).
+    pub fair: Arc<fair::Fair>,
     /// Token verification.
     pub verifier: Arc<auth::Verifier>,
     /// Process metrics.
@@ -178,7 +182,9 @@ impl App {
             db: db::Db {
                 pool,
                 metrics: metrics.clone(),
+                timeout: config.request_timeout,
             },
+            fair: fair::Fair::new(config.user_concurrency),
             verifier,
             metrics: metrics.clone(),
             events,
@@ -279,10 +285,14 @@ fn router(state: AppState, proxy: Option<Arc<proxy::Proxy>>) -> Router {
         .with_state(state)
 }
 
-/// Answers 503 when a request runs longer than `AIQUOTA_REQUEST_TIMEOUT_S`. Dropping the handler's future
-/// drops its pooled connection mid-statement; the statement is then cancelled or finishes on its own.
+/// Gives the request its deadline (`AIQUOTA_REQUEST_TIMEOUT_S` from now, see [`deadline`]). Database work
+/// answers by itself at that deadline, or after one more timeout of grace when a cancelled statement has not
+/// answered yet; dropping a statement in flight would leave its outcome unknown, so the hard cut that
+/// answers `503` here comes only after both and catches work that is not a database call.
 async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
+    let deadline = tokio::time::Instant::now() + limit;
+    let backstop = deadline + limit.max(Duration::from_secs(1)) + Duration::from_secs(1);
+    match tokio::time::timeout_at(backstop, deadline::scope(deadline, next.run(req))).await {
         Ok(res) => res,
         Err(_) => problem::ApiError::Timeout.into_response(),
     }

@@ -111,6 +111,10 @@ pub enum ApiError {
     /// 503 with `Retry-After`: the request took longer than the configured timeout.
     #[error("request timed out")]
     Timeout,
+    /// 503 with `Retry-After`: the caller already has as many requests in flight as one user may, and
+    /// this one found no free turn before its deadline (nothing was sent to the database).
+    #[error("too many requests of this user in flight")]
+    Busy,
     /// 400, 404, 409, 502 or 503: see [`PaymentError`].
     #[error(transparent)]
     Payment(#[from] PaymentError),
@@ -174,6 +178,10 @@ impl IntoResponse for ApiError {
                 res
             }
             ApiError::Timeout => unavailable("The request took too long; try again."),
+            ApiError::Busy => {
+                tracing::info!("per-user limit of in-flight requests reached");
+                unavailable("Too many of your requests are in progress; try again.")
+            }
             ApiError::Payment(e) => payment_problem(e),
         }
     }
@@ -266,6 +274,21 @@ fn db_problem(e: DbError) -> Response {
             tracing::warn!(%why, "database unavailable");
             unavailable("The database is unavailable right now; try again.")
         }
+        DbError::OutcomeUnknown(why) => {
+            tracing::warn!(%why, "database connection lost mid-statement");
+            // No Retry-After: a blind retry could apply the write twice; the idempotency key settles it.
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outcome-unknown",
+                "Outcome unknown",
+            )
+            .detail(
+                "The database connection was lost while the request was being applied, so it may or may \
+                 not have taken effect. Repeat it with the same Idempotency-Key to find out; without one \
+                 a repeat may apply it twice.",
+            )
+            .into_response()
+        }
         DbError::Internal(why) => {
             tracing::error!(%why, "database error");
             Problem::new(
@@ -345,7 +368,7 @@ fn generic(status: StatusCode) -> Problem {
 #[allow(dead_code)]
 pub struct ProblemDoc {
     /// `/problems/<slug>`: quota-exceeded, unauthorized, forbidden, bad-request, invalid-input,
-    /// idempotency-key-reused, not-found, conflict, unavailable, internal, method-not-allowed, too-large,
+    /// idempotency-key-reused, not-found, conflict, unavailable, outcome-unknown, internal, method-not-allowed, too-large,
     /// payments-not-configured, payment-provider-failed, invalid-signature, payment-incomplete, payment-mismatch.
     #[schema(rename = "type")]
     kind: String,

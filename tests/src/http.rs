@@ -185,3 +185,60 @@ pub async fn problem(res: reqwest::Response, status: u16) -> Value {
     assert!(b["title"].is_string(), "{b}");
     b
 }
+
+/// A session holding `FOR UPDATE` locks on a user's counter rows until [`Locked::release`].
+pub struct Locked {
+    client: tokio_postgres::Client,
+}
+
+/// Locks every counter row of `user` in database `db` from a separate session (a stuck transaction).
+pub async fn lock_counters(db: &str, user: &str) -> Locked {
+    let client = sql(db).await;
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute(
+            "SELECT 1 FROM quota.counters WHERE user_id = $1 FOR UPDATE",
+            &[&user],
+        )
+        .await
+        .unwrap();
+    Locked { client }
+}
+
+impl Locked {
+    /// Ends the transaction, releasing the locks.
+    pub async fn release(self) {
+        self.client.batch_execute("ROLLBACK").await.unwrap();
+    }
+}
+
+/// Ledger rows of `user`.
+pub async fn ledger_rows(db: &tokio_postgres::Client, user: &str) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM quota.ledger WHERE user_id = $1",
+        &[&user],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Rows of `quota.verify()` (counters that disagree with the ledger).
+pub async fn verify_rows(db: &tokio_postgres::Client) -> i64 {
+    db.query_one("SELECT count(*) FROM quota.verify()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+impl TestApp {
+    /// The status of one default consume (one `ai_requests`) with `token`.
+    pub async fn consume_status(&self, token: &str) -> u16 {
+        self.post("/v1/quota/consume", token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}

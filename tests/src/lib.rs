@@ -5,9 +5,12 @@ use std::sync::Once;
 
 pub use postgres::{Client, NoTls};
 
+pub mod cut;
+pub mod faults;
 pub mod http;
 pub mod payments;
 pub mod proxy;
+pub mod sse;
 
 /// The HTTP API's login role, created once per cluster (the same script `scripts/db.sh start` runs).
 const API_ROLE_SQL: &str = include_str!("../../scripts/api-role.sql");

@@ -1,49 +1,10 @@
 //! Server-Sent Events: the current quota at connect, and a plan upgrade made from plain SQL arrives within
-//! a second; other users' events are not delivered.
+//! a second; other users' events are not delivered; after any loss of the LISTEN connection, one or a run
+//! of them, every open stream shows a change made right after it.
 
 use std::time::{Duration, Instant};
 
-use aiquota_tests::http::*;
-use futures_util::StreamExt;
-use serde_json::Value;
-
-/// Reads `event: quota` messages from an SSE response, skipping comments (keep-alives).
-struct Events {
-    stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buf: String,
-}
-
-impl Events {
-    fn new(res: reqwest::Response) -> Self {
-        Self {
-            stream: res.bytes_stream().boxed(),
-            buf: String::new(),
-        }
-    }
-
-    async fn next(&mut self, within: Duration) -> Option<Value> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let message: String = self.buf.drain(..end + 2).collect();
-                let data: String = message
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(str::trim_start)
-                    .collect();
-                if message.lines().any(|l| l == "event: quota") {
-                    return Some(serde_json::from_str(&data).unwrap());
-                }
-                continue;
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            match tokio::time::timeout(left, self.stream.next()).await {
-                Ok(Some(Ok(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
-                _ => return None,
-            }
-        }
-    }
-}
+use aiquota_tests::{http::*, sse::Events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn plan_upgrade_arrives_within_a_second() {
@@ -120,44 +81,10 @@ async fn plan_upgrade_arrives_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn listener_reconnects_after_its_connection_is_killed() {
     let app = TestApp::start("http_events_reconnect").await;
-    let res = app
-        .get("/v1/quota/events", &user_token("lena"))
-        .send()
-        .await
-        .unwrap();
-    let mut events = Events::new(res);
-    events
-        .next(Duration::from_secs(5))
-        .await
-        .expect("the quota at connect");
+    let (mut events, _) = Events::subscribe(&app, "lena").await;
     let db = sql(&app.db).await;
-    let killed: i64 = db
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(killed, 1, "one shared LISTEN connection");
     // Wait until it is back, then an upgrade must still arrive.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n: i64 = db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if n == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the listener did not reconnect");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    kill_listener_and_wait(&db).await;
     db.execute("SELECT quota.assign_plan('lena', 'enterprise')", &[])
         .await
         .unwrap();
@@ -169,5 +96,69 @@ async fn listener_reconnects_after_its_connection_is_killed() {
         }
     }
     assert!(got.is_some(), "no event after the reconnect");
+    app.stop().await;
+}
+
+/// Terminates the shared LISTEN connection and waits until the listener has connected again.
+async fn kill_listener_and_wait(db: &tokio_postgres::Client) {
+    let killed: i64 = db
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1, "one shared LISTEN connection");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND query ILIKE 'LISTEN%' AND state = 'idle'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the listener did not reconnect");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_stream_resyncs_after_any_listen_loss_short_or_long() {
+    let app = TestApp::start("http_events_resync").await;
+    let mut streams = Vec::new();
+    for user in ["nina", "noah"] {
+        streams.push(Events::subscribe(&app, user).await.0);
+    }
+    let db = sql(&app.db).await;
+    // A run of losses, as while PostgreSQL restarts: none of them may slow the next recovery down.
+    for _ in 0..5 {
+        kill_listener_and_wait(&db).await;
+    }
+    // A short loss, with the plans changed right after it, before the listener is back.
+    db.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND usename = 'aiquota_api'",
+        &[],
+    )
+    .await
+    .unwrap();
+    for user in ["nina", "noah"] {
+        db.execute("SELECT quota.assign_plan($1, 'pro')", &[&user])
+            .await
+            .unwrap();
+    }
+    for (user, events) in ["nina", "noah"].iter().zip(streams.iter_mut()) {
+        let took = events.wait_for_plan("pro", Duration::from_secs(3)).await;
+        println!("{user}: the plan change arrived after {took:?}");
+        assert!(took.is_some(), "{user}'s stream did not resync within 3 s");
+    }
     app.stop().await;
 }

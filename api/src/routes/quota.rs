@@ -16,12 +16,23 @@ use uuid::Uuid;
 
 use crate::{
     auth::User,
-    db::{Db, DbError, Retry},
+    db::{self, Db, DbError, Retry},
+    deadline,
     extract::{idempotency_key, ApiPath, JsonBody},
+    fair::Turn,
     headers,
     problem::{ApiError, ProblemDoc},
     AppState,
 };
+
+/// Waits for one of the caller's turns at the database (see [`crate::fair`]) within the request deadline.
+async fn turn(s: &AppState, user: &str) -> Result<Turn, ApiError> {
+    let deadline = deadline::current(s.config.request_timeout);
+    s.fair
+        .turn(user, deadline)
+        .await
+        .map_err(|_| ApiError::Busy)
+}
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -169,6 +180,7 @@ pub async fn read_quota(db: &Db, user: &str) -> Result<Quota, DbError> {
 #[utoipa::path(get, path = "/v1/quota", tag = "quota", security(("bearer" = [])),
     responses((status = 200, body = Quota), (status = 401, body = ProblemDoc, content_type = "application/problem+json")))]
 async fn get_quota(State(s): State<AppState>, user: User) -> Result<Json<Quota>, ApiError> {
+    let _turn = turn(&s, &user.id).await?;
     Ok(Json(read_quota(&s.db, &user.id).await?))
 }
 
@@ -209,17 +221,18 @@ fn decided(s: &AppState, decision: Decision) -> Response {
 /// Consumes `amount` of `meter` for the caller, from every limit or none (`quota.consume`).
 ///
 /// With an `Idempotency-Key` a repeat returns the first decision (`replayed: true`) and charges nothing;
-/// the same key for a different request is a 422.
+/// the same key for a different request is a 422. Without one the API makes one up; either way the key is
+/// in the response's `Idempotency-Key` header, so that a client told `outcome-unknown` can settle it.
 #[utoipa::path(post, path = "/v1/quota/consume", tag = "quota", security(("bearer" = [])),
     request_body(content = Option<ConsumeRequest>, description = "Empty body: one ai_requests"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: at most 255 characters, scoped to the caller")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: at most 255 characters, scoped to the caller; the response carries it (or the one the API made up)")),
     responses(
-        (status = 200, body = Decision, description = "Allowed; RateLimit-Policy and RateLimit headers"),
+        (status = 200, body = Decision, description = "Allowed; RateLimit-Policy, RateLimit and Idempotency-Key headers"),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "Invalid meter, amount or metadata"),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 422, body = ProblemDoc, content_type = "application/problem+json", description = "Idempotency key already used for a different request"),
         (status = 429, body = ProblemDoc, content_type = "application/problem+json", description = "Denied (or 403 when AIQUOTA_DENY_STATUS=403): the decision's fields as members, Retry-After when it can pass later"),
-        (status = 503, body = ProblemDoc, content_type = "application/problem+json", description = "Database unavailable; Retry-After"),
+        (status = 503, body = ProblemDoc, content_type = "application/problem+json", description = "unavailable: not charged, Retry-After; outcome-unknown: the connection was lost mid-statement, no Retry-After, repeat with the Idempotency-Key"),
     ))]
 async fn consume(
     State(s): State<AppState>,
@@ -227,26 +240,45 @@ async fn consume(
     headers: HeaderMap,
     JsonBody(body): JsonBody<ConsumeRequest>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
-    // Without a key a repeat after a lost connection could charge twice.
-    let retry = if key.is_some() {
-        Retry::Safe
+    let given = idempotency_key(&headers)?;
+    // The API's own key is not retried by the API (the client did not ask for that), only handed back.
+    let retry = if given.is_some() {
+        Retry::Keyed
     } else {
         Retry::IfNotApplied
     };
-    let (user, key) = (&user.id, &key);
+    let key = given.unwrap_or_else(|| format!("aiq-{}", Uuid::new_v4()));
+    let mut res = charge(&s, &user.id, &key, retry, &body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&key) {
+        res.headers_mut().insert("idempotency-key", v);
+    }
+    Ok(res)
+}
+
+/// The consume itself, in one of the caller's turns.
+async fn charge(
+    s: &AppState,
+    user: &str,
+    key: &str,
+    retry: Retry,
+    body: &ConsumeRequest,
+) -> Result<Response, ApiError> {
+    let _turn = turn(s, user).await?;
     let (meter, amount, metadata) = (&body.meter, body.amount, &body.metadata);
-    let decision = s
-        .db
-        .run(retry, |c| async move {
-            let stmt = c
-                .prepare_cached("SELECT * FROM quota.consume($1::text, $2::text, $3::bigint, $4::text, $5::jsonb)")
-                .await?;
-            let row = c.query_one(&stmt, &[user, meter, &amount, key, metadata]).await?;
-            Decision::from_row(&row)
+    let decision =
+        s.db.run_statement(retry, |c| async move {
+            let row = db::query_one(
+                &c,
+                "SELECT * FROM quota.consume($1::text, $2::text, $3::bigint, $4::text, $5::jsonb)",
+                &[&user, meter, &amount, &key, metadata],
+            )
+            .await?;
+            Ok(Decision::from_row(&row)?)
         })
         .await?;
-    Ok(decided(&s, decision))
+    Ok(decided(s, decision))
 }
 
 /// Body of `POST /v1/quota/reservations`.
@@ -300,23 +332,22 @@ async fn reserve(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let retry = if key.is_some() {
-        Retry::Safe
+        Retry::Keyed
     } else {
         Retry::IfNotApplied
     };
+    let _turn = turn(&s, &user.id).await?;
     let (user, key) = (&user.id, &key);
     let (meter, amount, ttl) = (&body.meter, body.amount, f64::from(body.ttl_s));
     let reservation =
-        s.db.run(retry, |c| async move {
-            let stmt = c
-                .prepare_cached(
-                    "SELECT * FROM quota.reserve($1::text, $2::text, $3::bigint, \
-                     make_interval(secs => $4::float8), $5::text)",
-                )
-                .await?;
-            let row = c
-                .query_one(&stmt, &[user, meter, &amount, &ttl, key])
-                .await?;
+        s.db.run_statement(retry, |c| async move {
+            let row = db::query_one(
+                &c,
+                "SELECT * FROM quota.reserve($1::text, $2::text, $3::bigint, \
+                 make_interval(secs => $4::float8), $5::text)",
+                &[user, meter, &amount, &ttl, key],
+            )
+            .await?;
             Ok(Reservation {
                 reservation_id: row.try_get("reservation_id")?,
                 expires_at: row.try_get("expires_at")?,
@@ -404,13 +435,13 @@ async fn commit(
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<CommitRequest>,
 ) -> Result<Json<Settlement>, ApiError> {
+    let _turn = turn(&s, &user.id).await?;
     let (user, actual) = (&user.id, body.actual);
     let settlement =
-        s.db.run(Retry::IfNotApplied, |c| async move {
-            let stmt = c
-                .prepare_cached("SELECT * FROM quota.commit($1::uuid, $2::bigint, $3::text)")
-                .await?;
-            Settlement::from_row(&c.query_one(&stmt, &[&id, &actual, user]).await?)
+        s.db.run_statement(Retry::IfNotApplied, |c| async move {
+            let sql = "SELECT * FROM quota.commit($1::uuid, $2::bigint, $3::text)";
+            let row = db::query_one(&c, sql, &[&id, &actual, user]).await?;
+            Ok(Settlement::from_row(&row)?)
         })
         .await?;
     Ok(Json(settlement))
@@ -429,13 +460,13 @@ async fn release(
     user: User,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Settlement>, ApiError> {
+    let _turn = turn(&s, &user.id).await?;
     let user = &user.id;
     let settlement =
-        s.db.run(Retry::IfNotApplied, |c| async move {
-            let stmt = c
-                .prepare_cached("SELECT * FROM quota.release($1::uuid, $2::text)")
-                .await?;
-            Settlement::from_row(&c.query_one(&stmt, &[&id, user]).await?)
+        s.db.run_statement(Retry::IfNotApplied, |c| async move {
+            let sql = "SELECT * FROM quota.release($1::uuid, $2::text)";
+            let row = db::query_one(&c, sql, &[&id, user]).await?;
+            Ok(Settlement::from_row(&row)?)
         })
         .await?;
     Ok(Json(settlement))
