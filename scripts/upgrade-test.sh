@@ -59,14 +59,14 @@ FROM pg_proc p WHERE p.pronamespace = 'quota'::regnamespace ORDER BY p.oid::regp
 \echo == execute privileges
 SELECT p.oid::regprocedure, r.rolname, has_function_privilege(r.rolname, p.oid, 'EXECUTE')
 FROM pg_proc p, pg_roles r
-WHERE p.pronamespace = 'quota'::regnamespace AND r.rolname IN ('quota_api', 'quota_admin', 'quota_reader')
+WHERE p.pronamespace = 'quota'::regnamespace AND r.rolname IN ('quota_api', 'quota_admin', 'quota_payments', 'quota_reader')
 ORDER BY p.oid::regprocedure::text, 2;
 \echo == table privileges
 SELECT c.relname, r.rolname, has_table_privilege(r.rolname, c.oid, 'SELECT'),
        has_table_privilege(r.rolname, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
 FROM pg_class c, pg_roles r
 WHERE c.relnamespace = 'quota'::regnamespace AND c.relkind IN ('r', 'v', 'S')
-  AND r.rolname IN ('quota_api', 'quota_admin', 'quota_reader')
+  AND r.rolname IN ('quota_api', 'quota_admin', 'quota_payments', 'quota_reader')
 ORDER BY 1, 2;
 \echo == policies
 SELECT tablename, policyname, permissive, roles, cmd, qual, with_check FROM pg_policies

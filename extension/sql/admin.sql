@@ -252,9 +252,9 @@ BEGIN
     RETURNING * INTO v_row;
     PERFORM quota._audit(p_actor, 'assign_plan', p_user,
                          pg_catalog.jsonb_build_object('from', v_old, 'to', p_plan, 'expires_at', p_expires_at));
+    -- Who and what kind of change only: any role can LISTEN, so the plan is re-read by whoever is allowed to.
     PERFORM pg_catalog.pg_notify('quota_events', pg_catalog.json_build_object(
-        'user', p_user, 'kind', 'plan_changed', 'plan', p_plan,
-        'expires_at', pg_catalog.to_char(p_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))::jsonb::text);
+        'user', p_user, 'kind', 'plan_changed')::jsonb::text);
     RETURN v_row;
 END
 $$;

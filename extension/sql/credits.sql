@@ -44,7 +44,7 @@ BEGIN
         pg_catalog.jsonb_build_object('grant_id', v_row.id, 'meter', p_meter, 'amount', p_amount,
                                       'expires_at', p_expires_at, 'source', p_source));
     PERFORM pg_catalog.pg_notify('quota_events', pg_catalog.json_build_object(
-        'user', p_user, 'meter', p_meter, 'kind', 'granted', 'amount', p_amount)::jsonb::text);
+        'user', p_user, 'meter', p_meter, 'kind', 'granted')::jsonb::text);
     RETURN v_row;
 END
 $$;

@@ -118,32 +118,48 @@ COMMENT ON FUNCTION quota.default_timezone() IS
 -- Gives every new row of any users table the default plan:
 --   CREATE TRIGGER give_quota AFTER INSERT ON auth.users
 --       FOR EACH ROW EXECUTE FUNCTION quota.assign_default_plan('id');
--- The id is read through to_jsonb(NEW), so no SQL is ever built from the column name.
+-- It runs with the extension owner's rights, on a table someone else owns, so it must never run that someone's
+-- code: it reads the one id column, and only when that column has a built-in type whose conversion to text is
+-- PostgreSQL's own (a column of a user-defined type could carry a cast or output function of the table owner's:
+-- reading the whole row, as to_jsonb(NEW) did, would run it as the extension owner). The column name comes
+-- from the trigger's definition, is checked against the catalogue and quoted with %I.
 CREATE FUNCTION quota.assign_default_plan() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_column text := COALESCE(TG_ARGV[0], 'id');
-    v_row jsonb;
+    v_type oid;
+    v_id text;
 BEGIN
     -- A BEFORE trigger returning NULL would silently drop the user's row, so only AFTER is accepted.
     IF TG_OP <> 'INSERT' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER' THEN
         RAISE EXCEPTION 'quota.assign_default_plan() must be an AFTER INSERT ... FOR EACH ROW trigger'
             USING ERRCODE = 'feature_not_supported';
     END IF;
-    v_row := pg_catalog.to_jsonb(NEW);
-    IF NOT v_row ? v_column THEN
+    SELECT a.atttypid INTO v_type FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = TG_RELID AND a.attname = v_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'table %.% has no column "%"', TG_TABLE_SCHEMA, TG_TABLE_NAME, v_column
             USING ERRCODE = 'undefined_column',
                   HINT = 'Pass the id column''s name: EXECUTE FUNCTION quota.assign_default_plan(''id'').';
     END IF;
-    PERFORM quota._ensure_account(v_row ->> v_column);
+    IF v_type NOT IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'uuid'::regtype, 'int2'::regtype,
+                      'int4'::regtype, 'int8'::regtype, 'name'::regtype) THEN
+        RAISE EXCEPTION 'column %.%.% has type %, which quota.assign_default_plan() does not read',
+            TG_TABLE_SCHEMA, TG_TABLE_NAME, v_column, v_type::regtype
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'The id column must be text, varchar, char, uuid, smallint, integer, bigint or name.';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT ($1).%I::text', v_column) INTO v_id USING NEW;
+    PERFORM quota._ensure_account(v_id);
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION quota.assign_default_plan() IS
     'Trigger function for any users table: AFTER INSERT ... FOR EACH ROW EXECUTE FUNCTION '
     'quota.assign_default_plan(''id_column''). Gives the new user the default plan (once; an existing account '
-    'is left alone).';
+    'is left alone). Reads only that column, which must have a built-in type (text, varchar, char, uuid, '
+    'smallint, integer, bigint, name; 42804 otherwise), so no code of the table''s owner ever runs with the '
+    'extension owner''s rights.';
 
 CREATE FUNCTION quota.verify()
 RETURNS TABLE (user_id text, meter text, period text, window_start timestamptz, counter_used bigint, ledger_used bigint)

@@ -45,13 +45,17 @@ CREATE TABLE quota.payments (
     product         text NOT NULL,
     amount          bigint NOT NULL,
     currency        text NOT NULL,
-    -- applied: the plan was assigned; mismatch: amount or currency differed from the product, nothing assigned.
-    status          text NOT NULL CHECK (status IN ('applied', 'mismatch')),
+    -- applied: the plan was assigned; mismatch: amount or currency differed from the product, nothing assigned;
+    -- kept: the user is on a better permanent plan, which a pass must not replace, so nothing was assigned;
+    -- revoked: refunded or lost in a dispute after it was applied (quota.revoke_payment took the pass back).
+    status          text NOT NULL CHECK (status IN ('applied', 'mismatch', 'kept', 'revoked')),
     order_ref       text,
     plan            text,
     plan_expires_at timestamptz,
     raw             jsonb NOT NULL DEFAULT '{}',
     created_at      timestamptz NOT NULL,
+    revoked_at      timestamptz,
+    revoke_reason   text,
     PRIMARY KEY (provider, payment_id)
 );
 CREATE INDEX payments_user_idx ON quota.payments (user_id, created_at);
@@ -125,6 +129,13 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'product "%" does not exist or is not for sale', p_product USING ERRCODE = 'no_data_found';
     END IF;
+    -- Refused before anyone pays: a pass would replace a permanent plan the user already has (an enterprise or
+    -- admin plan, say), and then end on the default plan.
+    IF quota._pass_would_demote(p_user, v_product) THEN
+        RAISE EXCEPTION 'user "%" is on a permanent plan that a % pass would replace', p_user, p_product
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only the default plan, or a pass of the same plan, can be upgraded with a pass.';
+    END IF;
     INSERT INTO quota.orders (reference_id, provider, user_id, product, amount, currency, created_at, updated_at)
     VALUES ('aq_' || replace(gen_random_uuid()::text, '-', ''), p_provider, p_user, p_product,
             v_product.amount, v_product.currency, v_now, v_now)
@@ -134,7 +145,8 @@ END
 $$;
 COMMENT ON FUNCTION quota.create_order(text, text, text) IS
     'Starts an order of p_product for p_user with p_provider: a unique reference_id (at most 40 characters, as '
-    'Razorpay requires) and the product''s price. Errors: P0002 unknown or inactive product; 22004/22023.';
+    'Razorpay requires) and the product''s price. Errors: P0002 unknown or inactive product; 55000 the user is '
+    'on a permanent plan (not the default) that a pass of this product would replace; 22004/22023.';
 
 CREATE FUNCTION quota.attach_order(p_reference_id text, p_provider_ref text) RETURNS quota.orders
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -232,6 +244,14 @@ BEGIN
             RAISE EXCEPTION 'payment % does not match order %', p_payment_id, p_order
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
+        -- An order is paid once: another payment of it must not extend the pass again (the replay of the payment
+        -- that paid it is a duplicate, below).
+        IF v_order.status = 'paid' AND v_order.payment_id IS DISTINCT FROM p_payment_id THEN
+            RAISE EXCEPTION 'order % is already paid by payment %; payment % is not applied', p_order,
+                v_order.payment_id, p_payment_id
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Refund the second payment with the provider.';
+        END IF;
     END IF;
 
     -- The price is the one the user was asked to pay: the order's when there is one (a later price change
@@ -263,6 +283,15 @@ BEGIN
     -- A pass extends a running pass of the same plan instead of restarting it; a permanent plan stays permanent.
     PERFORM quota._ensure_account(p_user);
     SELECT * INTO v_acct FROM quota.accounts a WHERE a.user_id = p_user FOR UPDATE;
+    -- A pass never replaces a permanent plan the user already has (create_order refuses that; a payment without
+    -- an order, or one whose order predates the plan, is recorded and changes nothing).
+    IF quota._pass_would_demote(p_user, v_product) THEN
+        UPDATE quota.payments p SET status = 'kept' WHERE p.provider = p_provider AND p.payment_id = p_payment_id;
+        RAISE WARNING 'payment %/% for % is recorded, but user "%" keeps a permanent plan that the pass would replace',
+            p_provider, p_payment_id, p_product, p_user;
+        RETURN QUERY SELECT 'kept'::text, 'kept'::text, p_user, v_acct.plan, v_acct.plan_expires_at;
+        RETURN;
+    END IF;
     IF v_product.duration IS NULL THEN
         v_expires := NULL;
     ELSIF v_acct.plan = v_product.plan AND v_acct.plan_expires_at IS NULL
@@ -286,9 +315,86 @@ $$;
 COMMENT ON FUNCTION quota.record_payment(text, text, text, text, bigint, text, jsonb, text) IS
     'Records a verified payment and assigns the product''s plan in one transaction, exactly once per provider '
     'and payment id: outcome applied (plan assigned; a pass extends a running pass of the same plan), duplicate '
-    '(already recorded; nothing changes) or mismatch (amount or currency differ from the price: the order''s '
-    'when p_order is given, else the product''s; recorded, no plan change). With p_order, the order must be for '
-    'the same provider, user and product, and becomes paid.';
+    '(already recorded; nothing changes), mismatch (amount or currency differ from the price: the order''s '
+    'when p_order is given, else the product''s; recorded, no plan change) or kept (the user is on a permanent '
+    'plan a pass would replace; recorded, no plan change). With p_order, the order must be for the same '
+    'provider, user and product, and becomes paid; 55000 when it is already paid by another payment.';
+
+CREATE FUNCTION quota._pass_would_demote(p_user text, p_product quota.products) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    -- A timed pass of one plan over a permanent, non-default plan of another: buying it would replace the
+    -- better plan and, when it ends, leave the user on the default plan.
+    SELECT p_product.duration IS NOT NULL AND EXISTS (
+        SELECT 1 FROM quota.accounts a
+        WHERE a.user_id = p_user AND a.plan_expires_at IS NULL
+          AND a.plan <> p_product.plan AND a.plan IS DISTINCT FROM quota.default_plan())
+$$;
+COMMENT ON FUNCTION quota._pass_would_demote(text, quota.products) IS
+    'Internal: whether a pass of p_product would replace p_user''s permanent, non-default plan.';
+
+CREATE FUNCTION quota.revoke_payment(p_provider text, p_payment_id text, p_reason text, p_actor text DEFAULT NULL)
+RETURNS TABLE (outcome text, user_id text, plan text, plan_expires_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_pay quota.payments;
+    v_product quota.products;
+    v_acct quota.accounts;
+    v_now timestamptz := quota.now();
+    v_expires timestamptz;
+BEGIN
+    PERFORM quota._check_provider(p_provider);
+    IF p_payment_id IS NULL OR p_reason IS NULL THEN
+        RAISE EXCEPTION 'payment id and reason must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF length(p_reason) NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION 'reason must be 1 to 100 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO v_pay FROM quota.payments p WHERE p.provider = p_provider AND p.payment_id = p_payment_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no % payment %', p_provider, left(p_payment_id, 40) USING ERRCODE = 'no_data_found';
+    END IF;
+    IF v_pay.status <> 'applied' THEN
+        -- Already revoked (a webhook delivered twice), or it never changed a plan: nothing to take back.
+        IF v_pay.status <> 'revoked' THEN
+            UPDATE quota.payments p SET revoked_at = v_now, revoke_reason = p_reason
+            WHERE p.provider = p_provider AND p.payment_id = p_payment_id AND p.revoked_at IS NULL;
+        END IF;
+        SELECT * INTO v_acct FROM quota.accounts a WHERE a.user_id = v_pay.user_id;
+        RETURN QUERY SELECT CASE WHEN v_pay.status = 'revoked' THEN 'duplicate' ELSE 'nothing_applied' END,
+                            v_pay.user_id, v_acct.plan, v_acct.plan_expires_at;
+        RETURN;
+    END IF;
+    SELECT * INTO v_product FROM quota.products WHERE key = v_pay.product;
+    SELECT * INTO v_acct FROM quota.accounts a WHERE a.user_id = v_pay.user_id FOR UPDATE;
+    -- The pass it bought is taken back: its duration comes off the user's current pass of that plan (a later
+    -- purchase keeps its own time); what is left ends now when nothing remains, and a permanent plan it bought
+    -- ends. A user who meanwhile moved to another plan keeps it.
+    IF v_acct.plan = v_pay.plan THEN
+        IF v_product.duration IS NULL OR v_acct.plan_expires_at IS NULL THEN
+            v_expires := v_now;
+        ELSE
+            v_expires := v_acct.plan_expires_at - v_product.duration;
+        END IF;
+        IF v_expires <= v_now THEN
+            PERFORM quota.assign_plan(v_pay.user_id, quota.default_plan(), NULL,
+                                      COALESCE(p_actor, p_provider || ':' || p_payment_id || ':' || p_reason));
+        ELSE
+            PERFORM quota.assign_plan(v_pay.user_id, v_pay.plan, v_expires,
+                                      COALESCE(p_actor, p_provider || ':' || p_payment_id || ':' || p_reason));
+        END IF;
+    END IF;
+    UPDATE quota.payments p SET status = 'revoked', revoked_at = v_now, revoke_reason = p_reason
+    WHERE p.provider = p_provider AND p.payment_id = p_payment_id;
+    SELECT * INTO v_acct FROM quota.accounts a WHERE a.user_id = v_pay.user_id;
+    RETURN QUERY SELECT 'revoked'::text, v_pay.user_id, v_acct.plan, v_acct.plan_expires_at;
+END
+$$;
+COMMENT ON FUNCTION quota.revoke_payment(text, text, text, text) IS
+    'Takes back what a payment bought, for a refund or a lost dispute (p_reason, e.g. refund, dispute_lost): the '
+    'pass is shortened by the product''s duration, or ends now (the user falls back to the default plan) when '
+    'nothing remains or it was permanent. Idempotent: outcome revoked, duplicate (already revoked) or '
+    'nothing_applied (the payment never changed a plan). Audited. Errors: P0002 unknown payment; 22004/22023.';
 
 REVOKE ALL ON FUNCTION quota._check_provider(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.define_product(text, text, interval, bigint, text, boolean, text) FROM PUBLIC;
@@ -296,3 +402,5 @@ REVOKE ALL ON FUNCTION quota.create_order(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.attach_order(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.find_order(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.record_payment(text, text, text, text, bigint, text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota._pass_would_demote(text, quota.products) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.revoke_payment(text, text, text, text) FROM PUBLIC;

@@ -1,6 +1,10 @@
 -- Least-privilege roles and row-level security.
 --
--- quota_api    may execute the user-facing functions (consume, check, status, reserve, commit, release) only.
+-- quota_api    may execute the user-facing functions (consume, check, status, reserve, commit, release) and read a
+--              user's credits (quota.credits), nothing else: it is what app backends and the API's user routes use.
+-- quota_payments may start orders and record or revoke verified payments (create_order, attach_order, find_order,
+--              record_payment, revoke_payment): only the payment verifier (the API's payment routes) holds it,
+--              since recording a payment gives a user a paid plan.
 -- quota_admin  may execute every admin function and read every table; it is also a quota_api.
 -- quota_reader end users (e.g. Supabase's `authenticated`, granted this role): with RLS on and FORCE'd they read
 --              only their own rows, identified by the function named in quota.user_id_function, and change
@@ -16,13 +20,16 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'quota_admin') THEN
         CREATE ROLE quota_admin NOLOGIN;
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'quota_payments') THEN
+        CREATE ROLE quota_payments NOLOGIN;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'quota_reader') THEN
         CREATE ROLE quota_reader NOLOGIN;
     END IF;
 END
 $roles$;
 
-GRANT USAGE ON SCHEMA quota TO quota_api, quota_admin, quota_reader;
+GRANT USAGE ON SCHEMA quota TO quota_api, quota_admin, quota_payments, quota_reader;
 GRANT quota_api TO quota_admin;
 
 GRANT EXECUTE ON FUNCTION quota.consume(text, text, bigint, text, jsonb) TO quota_api;
@@ -31,10 +38,11 @@ GRANT EXECUTE ON FUNCTION quota.status(text) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.reserve(text, text, bigint, interval, text) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.commit(uuid, bigint, text, boolean) TO quota_api;
 GRANT EXECUTE ON FUNCTION quota.release(uuid, text) TO quota_api;
-GRANT EXECUTE ON FUNCTION quota.create_order(text, text, text) TO quota_api;
-GRANT EXECUTE ON FUNCTION quota.attach_order(text, text) TO quota_api;
-GRANT EXECUTE ON FUNCTION quota.find_order(text, text, text) TO quota_api;
-GRANT EXECUTE ON FUNCTION quota.record_payment(text, text, text, text, bigint, text, jsonb, text) TO quota_api;
+GRANT EXECUTE ON FUNCTION quota.create_order(text, text, text) TO quota_payments;
+GRANT EXECUTE ON FUNCTION quota.attach_order(text, text) TO quota_payments;
+GRANT EXECUTE ON FUNCTION quota.find_order(text, text, text) TO quota_payments;
+GRANT EXECUTE ON FUNCTION quota.record_payment(text, text, text, text, bigint, text, jsonb, text) TO quota_payments;
+GRANT EXECUTE ON FUNCTION quota.revoke_payment(text, text, text, text) TO quota_payments;
 
 GRANT EXECUTE ON FUNCTION quota.verify() TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.purge_idempotency_keys(interval) TO quota_admin;

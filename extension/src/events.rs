@@ -5,13 +5,13 @@
 //! only grows within a window, so each status is entered at most once until the window resets. One request that
 //! jumps several boundaries announces only the status it lands in (`exhausted` for exceeded).
 //!
-//! Every payload is compact JSON with `user` and `kind`; timestamps are RFC 3339 in UTC ending in `Z`, the same
-//! format the SQL functions in `admin.sql` send.
+//! Every payload is compact JSON with `user` and `kind` (and the `meter` and `period` it concerns) and nothing
+//! else: any role that can connect may `LISTEN`, so no usage, limit, plan or amount is ever sent; a listener
+//! allowed to know re-reads it (the API reads the user's quota for each open stream).
 
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::clock;
 use crate::decision::{status_label, Window};
 
 /// The channel every aiquota event is sent on.
@@ -42,9 +42,6 @@ pub fn crossings(user: &str, meter: &str, amount: i64, windows: &[Window]) {
         } else {
             "threshold_crossed"
         };
-        notify(json!({
-            "user": user, "meter": meter, "kind": kind, "period": w.period, "status": after,
-            "used": w.used, "limit": w.limit, "resets_at": clock::utc(w.resets_at),
-        }));
+        notify(json!({ "user": user, "meter": meter, "kind": kind, "period": w.period }));
     }
 }

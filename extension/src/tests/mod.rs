@@ -16,6 +16,7 @@ mod tests {
     include!("tests/payments.rs");
     include!("tests/plans.rs");
     include!("tests/reservations.rs");
+    include!("tests/roles.rs");
     include!("tests/windows.rs");
 }
 

@@ -101,3 +101,74 @@ fn a_permanent_product_assigns_without_expiry() {
     assert_eq!((applied.0.as_str(), applied.2), ("applied", None));
     assert_eq!(one::<String>("SELECT plan FROM quota.check('pay5')").as_deref(), Some("enterprise"));
 }
+
+#[pg_test]
+fn a_pass_never_replaces_a_better_permanent_plan() {
+    run("SET LOCAL TimeZone = 'UTC'");
+    at("2026-03-10 12:00:00+00");
+    run("SELECT quota.create_plan('enterprise', 'Enterprise')");
+    run("SELECT quota.assign_plan('ent1', 'enterprise')");
+    // Refused before anyone pays.
+    expect_sqlstate("PERFORM quota.create_order('razorpay', 'ent1', 'pro_week')", "55000");
+    // A payment that arrives anyway (no order, or an order from before) is recorded and changes nothing.
+    let kept = pay("'stripe', 'cs_ent', 'ent1', 'pro_week', 49900, 'INR'");
+    assert_eq!((kept.0.as_str(), kept.1.as_str(), kept.2), ("kept", "kept", None));
+    assert_eq!(one::<String>("SELECT plan FROM quota.check('ent1')").as_deref(), Some("enterprise"));
+    assert_eq!(
+        one::<String>("SELECT status FROM quota.payments WHERE payment_id = 'cs_ent'").as_deref(),
+        Some("kept")
+    );
+    // A user on the default plan, or on a pass of the same plan, can still buy one.
+    one::<String>("SELECT reference_id FROM quota.create_order('razorpay', 'free1', 'pro_week')").unwrap();
+}
+
+#[pg_test]
+fn an_order_is_paid_once() {
+    at("2026-03-10 12:00:00+00");
+    let order = one::<String>("SELECT reference_id FROM quota.create_order('razorpay', 'once1', 'pro_week')").unwrap();
+    let first = pay(&format!("'razorpay', 'pay_a', 'once1', 'pro_week', 49900, 'INR', '{{}}', '{order}'"));
+    assert_eq!(first.0, "applied");
+    // The same payment again is a duplicate; another payment of the same order is refused and extends nothing.
+    assert_eq!(pay(&format!("'razorpay', 'pay_a', 'once1', 'pro_week', 49900, 'INR', '{{}}', '{order}'")).0, "duplicate");
+    expect_sqlstate(
+        &format!("PERFORM quota.record_payment('razorpay', 'pay_b', 'once1', 'pro_week', 49900, 'INR', '{{}}', '{order}')"),
+        "55000",
+    );
+    assert_eq!(
+        one::<String>("SELECT plan_expires_at::text FROM quota.accounts WHERE user_id = 'once1'"),
+        first.2
+    );
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.payments WHERE user_id = 'once1'"), Some(1));
+}
+
+#[pg_test]
+fn a_refund_or_a_lost_dispute_takes_the_pass_back() {
+    run("SET LOCAL TimeZone = 'UTC'");
+    at("2026-03-10 12:00:00+00");
+    pay("'stripe', 'cs_r1', 'ref1', 'pro_week', 49900, 'INR'");
+    pay("'stripe', 'cs_r2', 'ref1', 'pro_week', 49900, 'INR'");
+    assert_eq!(
+        one::<String>("SELECT plan_expires_at::text FROM quota.accounts WHERE user_id = 'ref1'").as_deref(),
+        Some("2026-03-24 12:00:00+00")
+    );
+    // One of two passes refunded: a week comes off.
+    let revoke = |id: &str, reason: &str| {
+        one::<String>(&format!(
+            "SELECT outcome || ' ' || plan || ' ' || coalesce(plan_expires_at::text, '-') \
+             FROM quota.revoke_payment('stripe', '{id}', '{reason}')"
+        ))
+        .unwrap()
+    };
+    assert_eq!(revoke("cs_r1", "refund"), "revoked pro 2026-03-17 12:00:00+00");
+    // Delivered twice: nothing more changes.
+    assert_eq!(revoke("cs_r1", "refund"), "duplicate pro 2026-03-17 12:00:00+00");
+    // The other lost in a dispute: nothing remains, so the user is back on the default plan now.
+    assert_eq!(revoke("cs_r2", "dispute_lost"), "revoked free -");
+    assert_eq!(one::<String>("SELECT plan FROM quota.check('ref1')").as_deref(), Some("free"));
+    assert_eq!(
+        one::<i64>("SELECT count(*) FROM quota.payments WHERE user_id = 'ref1' AND status = 'revoked'"),
+        Some(2)
+    );
+    expect_sqlstate("PERFORM quota.revoke_payment('stripe', 'cs_nope', 'refund')", "P0002");
+    expect_sqlstate("PERFORM quota.revoke_payment('stripe', 'cs_r1', NULL)", "22004");
+}

@@ -69,6 +69,42 @@ fn the_trigger_gives_every_new_user_row_the_default_plan() {
 }
 
 #[pg_test]
+fn the_trigger_never_runs_the_table_owners_code_as_the_extension_owner() {
+    // The users table belongs to another role, which adds a column of its own (enum) type with a cast to json that
+    // records who runs it. Reading the whole row (to_jsonb(NEW)) ran that cast as the extension's owner.
+    run("CREATE ROLE tenant NOLOGIN");
+    run("CREATE SCHEMA tenant_s AUTHORIZATION tenant");
+    run("CREATE TABLE public.who_ran (runner text)");
+    run("GRANT INSERT ON public.who_ran TO tenant");
+    run("CREATE TABLE public.tenant_users (id text PRIMARY KEY)");
+    run("ALTER TABLE public.tenant_users OWNER TO tenant");
+    run("CREATE TRIGGER give_quota AFTER INSERT ON public.tenant_users \
+         FOR EACH ROW EXECUTE FUNCTION quota.assign_default_plan('id')");
+    run("SET LOCAL ROLE tenant");
+    run("CREATE TYPE tenant_s.hostile AS ENUM ('h')");
+    run("CREATE FUNCTION tenant_s.hostile_json(tenant_s.hostile) RETURNS json LANGUAGE plpgsql AS \
+         $$ BEGIN INSERT INTO public.who_ran VALUES (current_user); RETURN '{}'; END $$");
+    run("CREATE CAST (tenant_s.hostile AS json) WITH FUNCTION tenant_s.hostile_json(tenant_s.hostile)");
+    run("ALTER TABLE public.tenant_users ADD COLUMN h tenant_s.hostile");
+    run("INSERT INTO public.tenant_users VALUES ('t1', 'h')");
+    run("RESET ROLE");
+    assert_eq!(one::<i64>("SELECT count(*) FROM public.who_ran"), Some(0));
+    assert_eq!(one::<String>("SELECT plan FROM quota.accounts WHERE user_id = 't1'").as_deref(), Some("free"));
+    // An id column of a type whose text form the table owner could define is refused, and nothing runs.
+    run("CREATE TABLE public.typed_users (id tenant_s.hostile)");
+    run("CREATE TRIGGER give_quota AFTER INSERT ON public.typed_users \
+         FOR EACH ROW EXECUTE FUNCTION quota.assign_default_plan('id')");
+    expect_sqlstate("INSERT INTO public.typed_users VALUES ('h')", "42804");
+    assert_eq!(one::<i64>("SELECT count(*) FROM public.who_ran"), Some(0));
+    // Integer ids are read as their text form.
+    run("CREATE TABLE public.int_users (id bigint)");
+    run("CREATE TRIGGER give_quota AFTER INSERT ON public.int_users \
+         FOR EACH ROW EXECUTE FUNCTION quota.assign_default_plan('id')");
+    run("INSERT INTO public.int_users VALUES (42)");
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.accounts WHERE user_id = '42'"), Some(1));
+}
+
+#[pg_test]
 fn plans_and_limits_are_administered_with_functions() {
     run("SELECT quota.create_plan('team', 'Team')");
     run("SELECT quota.set_plan_limit('team', 'ai_requests', 'week', 100)");
