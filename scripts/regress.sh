@@ -2,7 +2,10 @@
 # Golden SQL tests of the public quota.* surface (extension/tests/regress) with pg_regress against the private
 # cluster, in a scratch database. Every file runs in BEGIN ... ROLLBACK with the clock pinned, so they share one
 # database and leave nothing behind.
-# Usage: scripts/regress.sh [--accept]   (--accept copies the outputs over expected/*.out; review the diff)
+# Then the SQL examples of README.md and docs/sql.md run as pasted, in order, each doc on a fresh database, and
+# must print what the doc shows (scripts/doc-examples.py).
+# Usage: scripts/regress.sh [--accept]   (--accept copies the outputs over expected/*.out and into the docs'
+#        ```text blocks; review the diff)
 source "$(dirname "$0")/env.sh"
 REG="$ROOT/extension/tests/regress"
 PG_REGRESS="$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress"
@@ -34,3 +37,15 @@ else
   grep -E '^(test |.*tests passed)' "$out/pg_regress.log" >&2
 fi
 psql_db -d postgres -c "DROP DATABASE IF EXISTS aiquota_regress WITH (FORCE)"
+
+# The docs' examples, each doc on a fresh database of its own, as a reader following it would have.
+docs_failed=0
+for doc in README.md docs/sql.md; do
+  psql_db -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS aiquota_doc WITH (FORCE)" \
+    -c "CREATE DATABASE aiquota_doc"
+  psql_db -d aiquota_doc -c "CREATE EXTENSION aiquota"
+  python3 "$ROOT/scripts/doc-examples.py" $($accept && echo --accept) "$ROOT/$doc" \
+    "$PGBIN/psql" -U postgres -h "$PGHOST" -p "$PGPORT" -d aiquota_doc || docs_failed=1
+done
+psql_db -d postgres -c "DROP DATABASE IF EXISTS aiquota_doc WITH (FORCE)"
+[ "$docs_failed" = 0 ] || { log "the docs' examples differ from what they print (scripts/regress.sh --accept rewrites the outputs)"; exit 1; }
