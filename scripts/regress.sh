@@ -47,5 +47,11 @@ for doc in README.md docs/sql.md; do
   python3 "$ROOT/scripts/doc-examples.py" $($accept && echo --accept) "$ROOT/$doc" \
     "$PGBIN/psql" -U postgres -h "$PGHOST" -p "$PGPORT" -d aiquota_doc || docs_failed=1
 done
+# The checker itself must fail on a wrong output: one that passed it would let every doc drift unseen.
+if python3 "$ROOT/scripts/doc-examples.py" "$REG/doc-check-must-fail.md" \
+  "$PGBIN/psql" -U postgres -h "$PGHOST" -p "$PGPORT" -d aiquota_doc >/dev/null 2>&1; then
+  log "scripts/doc-examples.py passed extension/tests/regress/doc-check-must-fail.md, whose output is wrong"
+  docs_failed=1
+fi
 psql_db -d postgres -c "DROP DATABASE IF EXISTS aiquota_doc WITH (FORCE)"
 [ "$docs_failed" = 0 ] || { log "the docs' examples differ from what they print (scripts/regress.sh --accept rewrites the outputs)"; exit 1; }
