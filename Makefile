@@ -5,7 +5,7 @@ PG_CONFIG ?= $(or $(AIQUOTA_PGBIN),/usr/lib/postgresql/15/bin)/pg_config
 EXT_BUILD ?= --release
 PGRX_TEST_DATA := $(CURDIR)/.data/pgrx-test
 
-.PHONY: run db db-stop install setup setup-web lint test test-unit test-pg test-isolation test-upgrade test-integration test-faults test-web web-types psql clean
+.PHONY: run db db-stop install setup setup-web lint test test-unit test-pg test-isolation test-regress test-upgrade test-integration test-faults test-web web-types psql clean
 
 run: db ## install what is missing, build, start the private cluster and stay up (Ctrl-C stops it)
 	@scripts/run.sh
@@ -30,7 +30,7 @@ lint: setup ## formatting and clippy, warnings are errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: setup lint test-pg test-isolation test-upgrade test-integration test-faults test-web ## every test suite
+test: setup lint test-pg test-isolation test-regress test-upgrade test-integration test-faults test-web ## every test suite
 	@echo "all aiquota tests passed"
 
 test-pg: setup ## unit tests and #[pg_test]s inside a throwaway PostgreSQL managed by pgrx
@@ -40,6 +40,10 @@ test-pg: setup ## unit tests and #[pg_test]s inside a throwaway PostgreSQL manag
 test-isolation: ## PostgreSQL isolation specs against the private cluster
 	@$(MAKE) --no-print-directory db EXT_BUILD=
 	@scripts/isolation.sh
+
+test-regress: ## golden SQL tests of quota.* (pg_regress) and the docs' SQL examples, against the private cluster
+	@$(MAKE) --no-print-directory db EXT_BUILD=
+	@scripts/regress.sh
 
 test-upgrade: ## every earlier version updated with ALTER EXTENSION aiquota UPDATE equals a fresh install of this one
 	@$(MAKE) --no-print-directory db EXT_BUILD=
