@@ -526,3 +526,10 @@ GRANT EXECUTE ON FUNCTION quota.attach_order(text, text) TO quota_payments;
 GRANT EXECUTE ON FUNCTION quota.find_order(text, text, text) TO quota_payments;
 GRANT EXECUTE ON FUNCTION quota.record_payment(text, text, text, text, bigint, text, jsonb, text) TO quota_payments;
 GRANT EXECUTE ON FUNCTION quota.revoke_payment(text, text, text, text) TO quota_payments;
+
+-- quota.set_timezone's comment said the current window starts afresh; it is recounted from the ledger.
+COMMENT ON FUNCTION quota.set_timezone(text, text, text) IS
+    'Sets the IANA timezone of the user''s calendar windows (NULL: quota.default_timezone). Windows are cut at '
+    'local boundaries from the next call on; the current window in the new zone counts what the ledger holds '
+    'for it (the counter rows are recounted when they move), so a change neither forgives nor double counts '
+    'usage. Admin-only: a user who could choose the zone could pick the one whose window resets soonest.';

@@ -282,8 +282,9 @@ END
 $$;
 COMMENT ON FUNCTION quota.set_timezone(text, text, text) IS
     'Sets the IANA timezone of the user''s calendar windows (NULL: quota.default_timezone). Windows are cut at '
-    'local boundaries from the next call on; the current window starts afresh in the new zone, so do not let '
-    'end users change it at will.';
+    'local boundaries from the next call on; the current window in the new zone counts what the ledger holds '
+    'for it (the counter rows are recounted when they move), so a change neither forgives nor double counts '
+    'usage. Admin-only: a user who could choose the zone could pick the one whose window resets soonest.';
 
 REVOKE ALL ON FUNCTION quota._audit(text, text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota._require_plan(text) FROM PUBLIC;
