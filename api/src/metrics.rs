@@ -1,6 +1,7 @@
 //! Prometheus metrics in the text exposition format, kept by hand: a few counters and one histogram do not
 //! justify a metrics framework. Requests are labelled by the *matched route* (`/v1/admin/users/{id}`), never
-//! the raw path, so user ids do not explode the label space.
+//! the raw path, so user ids do not explode the label space; unmatched paths share the route `unmatched` and
+//! invented methods the method `other`, so the number of series is fixed by the code, not by clients.
 
 use std::{
     collections::BTreeMap,
@@ -234,6 +235,23 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// The method as a label: the standard ones by name, any other (HTTP allows inventing methods) as `other`,
+/// so that no request can create a new series.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Outer middleware: counts every response (unmatched ones as route `unmatched`) and its latency.
 pub async fn track(
     axum::extract::State(metrics): axum::extract::State<std::sync::Arc<Metrics>>,
@@ -241,7 +259,7 @@ pub async fn track(
     next: Next,
 ) -> Response {
     let start = Instant::now();
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method()).to_string();
     let res = next.run(req).await;
     let route = res
         .extensions()
