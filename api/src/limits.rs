@@ -224,7 +224,8 @@ impl Drop for StreamSlot {
 
 /// What the app keeps for the limits.
 pub struct Limits {
-    /// `POST /v1/quota/reservations` (and the proxy's reservations).
+    /// `POST /v1/quota/reservations` (the proxy's holds are not counted: each is charged or released by a
+    /// real upstream call).
     pub reserve: RateLimiter,
     /// `POST /v1/payments/razorpay/links`.
     pub payment_links: RateLimiter,
