@@ -204,7 +204,10 @@ async fn events(
         .limits
         .streams
         .open(&user.id)
-        .ok_or(ApiError::RateLimited("open event streams", STREAM_CAP_RETRY))?;
+        .ok_or(ApiError::RateLimited(
+            "open event streams",
+            STREAM_CAP_RETRY,
+        ))?;
     // Without an expiry (none is a token this API accepts) the stream lasts until the client or shutdown.
     let ends = token_expiry(&headers).map(|exp| {
         let left = (exp - Utc::now()).to_std().unwrap_or(Duration::ZERO);

@@ -41,7 +41,10 @@ async fn reservation_churn_is_rate_limited_per_user() {
             .await
             .unwrap();
         assert_eq!(res.status(), 201, "reservation {i}");
-        let id = body(res).await["reservation_id"].as_str().unwrap().to_string();
+        let id = body(res).await["reservation_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let res = app
             .post(&format!("/v1/quota/reservations/{id}/release"), &t)
             .send()
@@ -55,7 +58,11 @@ async fn reservation_churn_is_rate_limited_per_user() {
         .send()
         .await
         .unwrap();
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1000..=1200).contains(&retry), "Retry-After {retry}");
     let p = problem(res, 429).await;
     assert_eq!(p["type"], "/problems/rate-limited");
@@ -199,7 +206,10 @@ async fn a_users_event_streams_are_capped() {
         if res.status() == 200 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "slot never freed");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "slot never freed"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

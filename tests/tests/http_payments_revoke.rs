@@ -50,7 +50,11 @@ async fn stripe_app(name: &str, live: bool) -> TestApp {
 }
 
 async fn plan(app: &TestApp, user: &str) -> String {
-    let res = app.get("/v1/quota", &user_token(user)).send().await.unwrap();
+    let res = app
+        .get("/v1/quota", &user_token(user))
+        .send()
+        .await
+        .unwrap();
     body(res).await["plan"].as_str().unwrap_or("").to_string()
 }
 
@@ -69,7 +73,11 @@ async fn stripe_events_of_the_other_livemode_are_refused() {
     let res = deliver(&app, &checkout("evt_l1", "lena", "pi_Lena1", true)).await;
     let p = problem(res, 400).await;
     assert!(p["detail"].as_str().unwrap().contains("livemode"), "{p}");
-    assert_eq!(payments(&app).await, 0, "a live event applied on a test deployment");
+    assert_eq!(
+        payments(&app).await,
+        0,
+        "a live event applied on a test deployment"
+    );
     assert_eq!(plan(&app, "lena").await, "free");
     let res = deliver(&app, &checkout("evt_l2", "lena", "pi_Lena2", false)).await;
     assert_eq!(res.status(), 200);
@@ -78,7 +86,11 @@ async fn stripe_events_of_the_other_livemode_are_refused() {
     let live = stripe_app("revoke_livemode_live", true).await;
     let res = deliver(&live, &checkout("evt_l3", "lars", "pi_Lars1", false)).await;
     problem(res, 400).await;
-    assert_eq!(payments(&live).await, 0, "a test event applied on a live deployment");
+    assert_eq!(
+        payments(&live).await,
+        0,
+        "a test event applied on a live deployment"
+    );
     let res = deliver(&live, &checkout("evt_l4", "lars", "pi_Lars2", true)).await;
     assert_eq!(body(res).await["result"], "applied");
     assert_eq!(plan(&live, "lars").await, "pro");
@@ -87,7 +99,10 @@ async fn stripe_events_of_the_other_livemode_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stripe_full_refunds_and_lost_disputes_end_the_pass() {
     let app = stripe_app("revoke_stripe", false).await;
-    for (i, (user, intent)) in [("rita", "pi_Rita1"), ("dana", "pi_Dana1")].iter().enumerate() {
+    for (i, (user, intent)) in [("rita", "pi_Rita1"), ("dana", "pi_Dana1")]
+        .iter()
+        .enumerate()
+    {
         let res = deliver(&app, &checkout(&format!("evt_pay{i}"), user, intent, false)).await;
         assert_eq!(body(res).await["result"], "applied");
         assert_eq!(plan(&app, user).await, "pro");
@@ -97,15 +112,27 @@ async fn stripe_full_refunds_and_lost_disputes_end_the_pass() {
                "amount_refunded": if refunded { 1900 } else { 500 }, "refunded": refunded})
     };
     // A partial refund keeps the pass.
-    let res = deliver(&app, &event("evt_r1", "charge.refunded", false, charge(false))).await;
+    let res = deliver(
+        &app,
+        &event("evt_r1", "charge.refunded", false, charge(false)),
+    )
+    .await;
     assert_eq!(body(res).await["result"], "ignored");
     assert_eq!(plan(&app, "rita").await, "pro");
     // The full refund ends it; a redelivery (new event id) changes nothing more.
-    let res = deliver(&app, &event("evt_r2", "charge.refunded", false, charge(true))).await;
+    let res = deliver(
+        &app,
+        &event("evt_r2", "charge.refunded", false, charge(true)),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "revoked");
     assert_eq!(plan(&app, "rita").await, "free");
-    let res = deliver(&app, &event("evt_r3", "charge.refunded", false, charge(true))).await;
+    let res = deliver(
+        &app,
+        &event("evt_r3", "charge.refunded", false, charge(true)),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(plan(&app, "rita").await, "free");
 
@@ -113,15 +140,24 @@ async fn stripe_full_refunds_and_lost_disputes_end_the_pass() {
         json!({"id": "dp_Dana1", "object": "dispute", "charge": "ch_Dana1", "payment_intent": "pi_Dana1",
                "amount": 1900, "status": status})
     };
-    let res = deliver(&app, &event("evt_d1", "charge.dispute.closed", false, dispute("won"))).await;
+    let res = deliver(
+        &app,
+        &event("evt_d1", "charge.dispute.closed", false, dispute("won")),
+    )
+    .await;
     assert_eq!(body(res).await["result"], "ignored");
     assert_eq!(plan(&app, "dana").await, "pro");
-    let res = deliver(&app, &event("evt_d2", "charge.dispute.closed", false, dispute("lost"))).await;
+    let res = deliver(
+        &app,
+        &event("evt_d2", "charge.dispute.closed", false, dispute("lost")),
+    )
+    .await;
     assert_eq!(body(res).await["result"], "revoked");
     assert_eq!(plan(&app, "dana").await, "free");
 
     // A refund of a payment this API never recorded: acknowledged, nothing changes.
-    let other = json!({"id": "ch_X", "object": "charge", "payment_intent": "pi_Unknown", "refunded": true});
+    let other =
+        json!({"id": "ch_X", "object": "charge", "payment_intent": "pi_Unknown", "refunded": true});
     let res = deliver(&app, &event("evt_r4", "charge.refunded", false, other)).await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "ignored");
@@ -140,7 +176,10 @@ async fn a_razorpay_refund_ends_the_pass() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let plink = body(res).await["payment_link_id"].as_str().unwrap().to_string();
+    let plink = body(res).await["payment_link_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let link = mock.pay(&plink, "pay_Ravi0001", 49900);
     let send = |body: String, id: &'static str| {
         let sig = hmac_hex(WEBHOOK_SECRET, body.as_bytes());
@@ -152,7 +191,9 @@ async fn a_razorpay_refund_ends_the_pass() {
             .body(body)
             .send()
     };
-    let res = send(link_paid_event(&link, "pay_Ravi0001"), "ev_paid").await.unwrap();
+    let res = send(link_paid_event(&link, "pay_Ravi0001"), "ev_paid")
+        .await
+        .unwrap();
     assert_eq!(body(res).await["result"], "applied");
     assert_eq!(plan(&app, "ravi").await, "pro");
     let refund = |amount_refunded: i64| {

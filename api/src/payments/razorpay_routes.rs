@@ -12,12 +12,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    find_order,
+    ack_recorded, find_order,
     razorpay::{
         callback_signature_ok, create_payment_link, fetch_payment_link, keys, webhook_signature_ok,
         Callback, Link,
     },
-    ack_recorded, record, revoke, Order, Payment, PaymentError, RawBody, Revocation, WebhookAck,
+    record, revoke, Order, Payment, PaymentError, RawBody, Revocation, WebhookAck,
 };
 use crate::{
     auth::User,
@@ -453,7 +453,10 @@ async fn refunded(s: &AppState, event: &Value) -> Result<WebhookAck, ApiError> {
     let Some(payment_id) = refund["payment_id"].as_str().or(payment["id"].as_str()) else {
         return Ok(WebhookAck::ignored("refund without a payment id"));
     };
-    let full = match (payment["amount"].as_i64(), payment["amount_refunded"].as_i64()) {
+    let full = match (
+        payment["amount"].as_i64(),
+        payment["amount_refunded"].as_i64(),
+    ) {
         (Some(amount), Some(refunded)) => refunded >= amount,
         _ => payment["refund_status"].as_str() != Some("partial"),
     };

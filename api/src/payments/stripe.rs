@@ -149,7 +149,9 @@ async fn webhook(
             "stripe event with the other livemode refused"
         );
         return Err(ApiError::BadRequest(
-            format!("the event's livemode is not {live} (AIQUOTA_STRIPE_LIVEMODE); nothing was applied"),
+            format!(
+                "the event's livemode is not {live} (AIQUOTA_STRIPE_LIVEMODE); nothing was applied"
+            ),
             StatusCode::BAD_REQUEST,
         ));
     }
@@ -237,18 +239,18 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
     ack_recorded(
         record(
             s,
-        Payment {
-            provider: PROVIDER,
-            payment_id,
-            user,
-            product,
-            amount,
-            currency: &currency.to_ascii_uppercase(),
-            raw: json!({"source": "webhook", "event": event}),
-            order: None,
-        },
-    )
-    .await,
+            Payment {
+                provider: PROVIDER,
+                payment_id,
+                user,
+                product,
+                amount,
+                currency: &currency.to_ascii_uppercase(),
+                raw: json!({"source": "webhook", "event": event}),
+                order: None,
+            },
+        )
+        .await,
     )
 }
 

@@ -203,7 +203,8 @@ async fn settle(db: &Db, user: &str, requests: Option<Uuid>, tokens: Option<Uuid
             .run_statement(Retry::IfNotApplied, |c| async move {
                 match actual {
                     Some(n) => {
-                        let sql = "SELECT state FROM quota.commit($1::uuid, $2::bigint, $3::text, true)";
+                        let sql =
+                            "SELECT state FROM quota.commit($1::uuid, $2::bigint, $3::text, true)";
                         db::query_one(&c, sql, &[&id, &n, &user]).await
                     }
                     None => {
