@@ -237,3 +237,105 @@ async fn payment_calls_run_as_quota_payments() {
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     assert_eq!(plan(&app, "rory").await, "pro");
 }
+
+/// Installs, in this test's database only, what the extension's `record_payment` and `create_order` do for
+/// an order already paid and for a pass that would demote a permanent plan (raise 55000). With an extension
+/// that does it itself these triggers never fire first and change nothing.
+async fn refuse_like_the_extension(db: &str) {
+    sql(db)
+        .await
+        .batch_execute(
+            "CREATE FUNCTION public.t_paid_once() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF EXISTS (SELECT 1 FROM quota.orders o WHERE o.reference_id = NEW.order_ref
+                          AND o.status = 'paid' AND o.payment_id <> NEW.payment_id) THEN
+                 RAISE EXCEPTION 'order % is already paid', NEW.order_ref USING ERRCODE = '55000';
+               END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER t_paid_once BEFORE INSERT ON quota.payments
+               FOR EACH ROW EXECUTE FUNCTION public.t_paid_once();
+             CREATE FUNCTION public.t_no_demotion() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF EXISTS (SELECT 1 FROM quota.accounts a WHERE a.user_id = NEW.user_id
+                          AND a.plan IN ('enterprise', 'admin') AND a.plan_expires_at IS NULL) THEN
+                 RAISE EXCEPTION 'a pass would replace your permanent plan' USING ERRCODE = '55000';
+               END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER t_no_demotion BEFORE INSERT ON quota.orders
+               FOR EACH ROW EXECUTE FUNCTION public.t_no_demotion();",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_payment_of_a_paid_order_or_a_demoting_pass_is_refused() {
+    let mock = MockRazorpay::start().await;
+    let m = mock.clone();
+    let app = TestApp::start_with("revoke_paid_twice", move |c| with_razorpay(c, &m)).await;
+    refuse_like_the_extension(&app.db).await;
+    let t = user_token("twice");
+    let res = app
+        .post("/v1/payments/razorpay/links", &t)
+        .json(&json!({"product": "pro_week"}))
+        .send()
+        .await
+        .unwrap();
+    let link = body(res).await;
+    let (plink, reference) = (
+        link["payment_link_id"].as_str().unwrap().to_string(),
+        link["reference_id"].as_str().unwrap().to_string(),
+    );
+    let paid = mock.pay(&plink, "pay_Twice1", 49900);
+    let send = |body: String, id: &'static str| {
+        let sig = hmac_hex(WEBHOOK_SECRET, body.as_bytes());
+        app.client
+            .post(app.url("/v1/webhooks/razorpay"))
+            .header("content-type", "application/json")
+            .header("x-razorpay-signature", sig)
+            .header("x-razorpay-event-id", id)
+            .body(body)
+            .send()
+    };
+    let res = send(link_paid_event(&paid, "pay_Twice1"), "ev_t1").await.unwrap();
+    assert_eq!(body(res).await["result"], "applied");
+    // A second payment of the same order: the webhook is acknowledged, nothing applied.
+    let again = mock.pay(&plink, "pay_Twice2", 49900);
+    let res = send(payment_captured_event(&again, "pay_Twice2", 49900), "ev_t2")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let ack = body(res).await;
+    assert_eq!(ack["result"], "ignored", "{ack}");
+    assert_eq!(payments(&app).await, 1);
+    // ...and the browser callback for it is a 409 problem.
+    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Twice2");
+    let res = app
+        .post("/v1/payments/razorpay/verify", &t)
+        .json(&cb)
+        .send()
+        .await
+        .unwrap();
+    problem(res, 409).await;
+    assert_eq!(payments(&app).await, 1);
+
+    // A pass on top of a permanent enterprise plan is refused before any order or link exists.
+    sql(&app.db)
+        .await
+        .execute("SELECT quota.assign_plan('boss', 'enterprise')", &[])
+        .await
+        .unwrap();
+    let created = mock.created().len();
+    let res = app
+        .post("/v1/payments/razorpay/links", &user_token("boss"))
+        .json(&json!({"product": "pro_week"}))
+        .send()
+        .await
+        .unwrap();
+    let p = problem(res, 409).await;
+    assert!(p["detail"].as_str().unwrap().contains("permanent"), "{p}");
+    assert_eq!(mock.created().len(), created, "no link at the provider");
+    assert_eq!(plan(&app, "boss").await, "enterprise");
+}
