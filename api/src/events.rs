@@ -1,6 +1,7 @@
 //! Live quota updates: ONE `LISTEN quota_events` connection for the whole process fans out to every SSE
 //! subscriber through a broadcast channel; each subscriber keeps only its own user's events and re-reads
-//! `quota.status` on each, so the stream carries exactly what `GET /v1/quota` would return.
+//! `quota.status` on each, so the stream carries exactly what `GET /v1/quota` would return. A stream holds
+//! one of its user's `AIQUOTA_SSE_PER_USER` slots and ends when the caller's token expires.
 //!
 //! The listener reconnects with backoff when its connection drops; after every (re)connect it broadcasts a
 //! resync that makes every subscriber re-read, because notifications sent while it was away are lost. The
@@ -34,8 +35,10 @@ use crate::{
 /// The channel the extension notifies on.
 const CHANNEL: &str = "quota_events";
 
-/// A notification from the extension: `{"user": ..., "kind": ..., ...}`. `user` is `None` for the resync
-/// the listener sends after connecting.
+/// A notification from the extension: `{"user": ..., "kind": ...}`. `user` is `None` for the resync
+/// the listener sends after connecting. Nothing else of a payload is read (older extensions send usage,
+/// plan and amounts too; newer ones only these two, so that no role listening on the channel learns them):
+/// a stream re-reads the user's quota on every notification, so both give clients the same events.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Event {
     /// Whose quota changed; `None`: possibly everybody's.
