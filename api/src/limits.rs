@@ -59,7 +59,8 @@ pub struct LimitsConfig {
     pub payment_link_rate: Option<Rate>,
     /// Open TCP connections the server accepts at once; more wait in the listen backlog. Default 1024.
     pub max_connections: usize,
-    /// Time a client has to send a whole request head; default 10 s.
+    /// Time a client has to send a whole request head; default 30 s (hyper's own default). It also
+    /// bounds how long an idle keep-alive connection stays open.
     pub header_read_timeout: Duration,
     /// Event streams one user may hold open; default 5.
     pub sse_per_user: usize,
@@ -77,7 +78,7 @@ impl Default for LimitsConfig {
                 per: Duration::from_secs(3600),
             }),
             max_connections: 1024,
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
             sse_per_user: 5,
         }
     }
