@@ -299,7 +299,9 @@ async fn a_second_payment_of_a_paid_order_or_a_demoting_pass_is_refused() {
             .body(body)
             .send()
     };
-    let res = send(link_paid_event(&paid, "pay_Twice1"), "ev_t1").await.unwrap();
+    let res = send(link_paid_event(&paid, "pay_Twice1"), "ev_t1")
+        .await
+        .unwrap();
     assert_eq!(body(res).await["result"], "applied");
     // A second payment of the same order: the webhook is acknowledged, nothing applied.
     let again = mock.pay(&plink, "pay_Twice2", 49900);
