@@ -503,6 +503,23 @@ mod tests {
     }
 
     #[test]
+    fn stripe_livemode_is_a_boolean_defaulting_to_test_mode() {
+        let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        assert!(
+            !Config::from_lookup(lookup(&[secret]))
+                .unwrap()
+                .payments
+                .stripe_livemode
+        );
+        let c =
+            Config::from_lookup(lookup(&[secret, ("AIQUOTA_STRIPE_LIVEMODE", "true")])).unwrap();
+        assert!(c.payments.stripe_livemode);
+        let err =
+            Config::from_lookup(lookup(&[secret, ("AIQUOTA_STRIPE_LIVEMODE", "yes")])).unwrap_err();
+        assert!(err.to_string().contains("AIQUOTA_STRIPE_LIVEMODE"));
+    }
+
+    #[test]
     fn admin_keys_are_digests() {
         let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
         let d = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";

@@ -261,6 +261,45 @@ mod tests {
     }
 
     #[test]
+    fn settings_come_from_the_environment_and_bad_ones_are_named() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let d = LimitsConfig::from_lookup(&vars(&[])).unwrap();
+        assert_eq!(d.reserve_rate.unwrap().count, 100);
+        assert_eq!(d.payment_link_rate.unwrap().per, Duration::from_secs(3600));
+        assert_eq!((d.sse_per_user, d.max_connections), (5, 1024));
+        let c = LimitsConfig::from_lookup(&vars(&[
+            ("AIQUOTA_RESERVE_RATE", "off"),
+            ("AIQUOTA_PAYMENT_LINK_RATE", "3/day"),
+            ("AIQUOTA_MAX_CONNECTIONS", "64"),
+            ("AIQUOTA_HEADER_READ_TIMEOUT_S", "5"),
+            ("AIQUOTA_SSE_PER_USER", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.reserve_rate, None);
+        assert_eq!(c.payment_link_rate.unwrap().count, 3);
+        assert_eq!(c.max_connections, 64);
+        assert_eq!(c.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.sse_per_user, 2);
+        for (name, bad) in [
+            ("AIQUOTA_RESERVE_RATE", "lots"),
+            ("AIQUOTA_MAX_CONNECTIONS", "0"),
+            ("AIQUOTA_SSE_PER_USER", "x"),
+        ] {
+            let err = LimitsConfig::from_lookup(&|n: &str| (n == name).then(|| bad.to_string()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
     fn a_bucket_empties_and_other_users_are_not_affected() {
         let l = RateLimiter::new(Some(Rate {
             count: 3,
