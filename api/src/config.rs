@@ -80,6 +80,8 @@ pub struct Config {
     pub proxy: Option<crate::proxy::ProxyConfig>,
     /// Payment providers; each part is optional and its routes answer 503 without it.
     pub payments: PaymentsConfig,
+    /// Abuse limits: rates, connection cap, header timeout, streams per user (see [`crate::limits`]).
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// Secrets and URLs of the payment providers (see docs/payments.md).
@@ -97,6 +99,9 @@ pub struct PaymentsConfig {
     pub public_url: Option<String>,
     /// Stripe webhook signing secrets (`whsec_...`); several while one is being rotated.
     pub stripe_webhook_secrets: Vec<Secret>,
+    /// `AIQUOTA_STRIPE_LIVEMODE`: whether this deployment takes live Stripe events (default false: test
+    /// mode). An event whose `livemode` differs is refused.
+    pub stripe_livemode: bool,
 }
 
 impl Default for PaymentsConfig {
@@ -108,6 +113,7 @@ impl Default for PaymentsConfig {
             razorpay_webhook_secret: None,
             public_url: None,
             stripe_webhook_secrets: Vec::new(),
+            stripe_livemode: false,
         }
     }
 }
@@ -136,6 +142,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(30),
             proxy: None,
             payments: PaymentsConfig::default(),
+            limits: crate::limits::LimitsConfig::default(),
         }
     }
 
@@ -246,6 +253,7 @@ impl Config {
                 Duration::from_secs(whole("AIQUOTA_SHUTDOWN_TIMEOUT_S", &s, 0, 3600)?);
         }
         c.payments = payments_from_lookup(&get)?;
+        c.limits = crate::limits::LimitsConfig::from_lookup(&get)?;
         c.proxy = crate::proxy::config::from_lookup(&get)?;
         Ok(c)
     }
@@ -326,6 +334,18 @@ fn payments_from_lookup(
                 "names no secret".into(),
             ));
         }
+    }
+    if let Some(v) = get("AIQUOTA_STRIPE_LIVEMODE") {
+        p.stripe_livemode = match v.trim() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(invalid(
+                    "AIQUOTA_STRIPE_LIVEMODE",
+                    format!("{other:?} must be true or false"),
+                ))
+            }
+        };
     }
     Ok(p)
 }
@@ -480,6 +500,23 @@ mod tests {
         ] {
             assert!(!printed.contains(s), "{s} printed");
         }
+    }
+
+    #[test]
+    fn stripe_livemode_is_a_boolean_defaulting_to_test_mode() {
+        let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        assert!(
+            !Config::from_lookup(lookup(&[secret]))
+                .unwrap()
+                .payments
+                .stripe_livemode
+        );
+        let c =
+            Config::from_lookup(lookup(&[secret, ("AIQUOTA_STRIPE_LIVEMODE", "true")])).unwrap();
+        assert!(c.payments.stripe_livemode);
+        let err =
+            Config::from_lookup(lookup(&[secret, ("AIQUOTA_STRIPE_LIVEMODE", "yes")])).unwrap_err();
+        assert!(err.to_string().contains("AIQUOTA_STRIPE_LIVEMODE"));
     }
 
     #[test]

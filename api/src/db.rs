@@ -3,7 +3,8 @@
 //!
 //! Every pooled connection runs as the `quota_api` group role (`SET ROLE` once, when the connection is
 //! made): the login role `aiquota_api` is `NOINHERIT`, so a connection can call only what `quota_api` may
-//! until an admin route switches to `quota_admin` for one transaction (`SET LOCAL ROLE`, see [`admin_tx`]).
+//! until an admin route switches to `quota_admin`, or a payment route to `quota_payments`, for one transaction
+//! (`SET LOCAL ROLE`, see [`role_tx`]).
 //!
 //! **Certain outcomes.** A statement gets what is left of the request deadline after the pool wait. When
 //! the deadline passes, [`Db::run`] sends PostgreSQL a cancel request and keeps waiting for the statement's
@@ -439,39 +440,79 @@ fn classify(e: StatementError, retry: Retry) -> Failed {
     }
 }
 
-/// Opens a transaction as `quota_admin`: the only way the API uses admin rights, so they never leak into a
-/// pooled session (`SET LOCAL` ends with the transaction).
-async fn begin_admin(
+/// The group roles a transaction may switch to; each is a constant, so no SQL is built from input.
+#[derive(Clone, Copy, Debug)]
+pub enum TxRole {
+    /// `quota_admin`: the admin routes.
+    Admin,
+    /// `quota_payments`: orders and payments (create, attach, find, record, revoke), held only by the
+    /// API's login role, so an app backend given `quota_api` cannot mint paid plans.
+    Payments,
+}
+
+impl TxRole {
+    fn set_local(self) -> &'static str {
+        match self {
+            TxRole::Admin => "SET LOCAL ROLE quota_admin",
+            TxRole::Payments => "SET LOCAL ROLE quota_payments",
+        }
+    }
+}
+
+/// Opens a transaction as `role`: the only way the API uses rights above `quota_api`, so they never leak
+/// into a pooled session (`SET LOCAL` ends with the transaction).
+async fn begin_as(
     client: &mut Object,
+    role: TxRole,
 ) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    tx.batch_execute("SET LOCAL ROLE quota_admin").await?;
+    tx.batch_execute(role.set_local()).await?;
     Ok(tx)
 }
 
-/// Runs `sql` with `params` in a transaction as `quota_admin` and returns its rows.
-pub async fn admin_tx(
+/// Runs `sql` with `params` in a transaction as `role` and returns its rows.
+pub async fn role_tx(
     mut client: Object,
+    role: TxRole,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-    let tx = begin_admin(&mut client).await?;
+    let tx = begin_as(&mut client, role).await?;
     let stmt = tx.prepare_cached(sql).await?;
     let rows = tx.query(&stmt, params).await?;
     tx.commit().await?;
     Ok(rows)
 }
 
-/// As [`admin_tx`] for a statement that yields exactly one row (a function called in the select list);
+/// As [`role_tx`] for a statement that yields exactly one row (a function called in the select list);
 /// any other count is an error, never a panic.
-pub async fn admin_tx_one(
+pub async fn role_tx_one(
     mut client: Object,
+    role: TxRole,
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
-    let tx = begin_admin(&mut client).await?;
+    let tx = begin_as(&mut client, role).await?;
     let stmt = tx.prepare_cached(sql).await?;
     let row = tx.query_one(&stmt, params).await?;
     tx.commit().await?;
     Ok(row)
+}
+
+/// [`role_tx`] as `quota_admin`.
+pub async fn admin_tx(
+    client: Object,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    role_tx(client, TxRole::Admin, sql, params).await
+}
+
+/// [`role_tx_one`] as `quota_admin`.
+pub async fn admin_tx_one(
+    client: Object,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+    role_tx_one(client, TxRole::Admin, sql, params).await
 }

@@ -1,6 +1,7 @@
 //! Live quota updates: ONE `LISTEN quota_events` connection for the whole process fans out to every SSE
 //! subscriber through a broadcast channel; each subscriber keeps only its own user's events and re-reads
-//! `quota.status` on each, so the stream carries exactly what `GET /v1/quota` would return.
+//! `quota.status` on each, so the stream carries exactly what `GET /v1/quota` would return. A stream holds
+//! one of its user's `AIQUOTA_SSE_PER_USER` slots and ends when the caller's token expires.
 //!
 //! The listener reconnects with backoff when its connection drops; after every (re)connect it broadcasts a
 //! resync that makes every subscriber re-read, because notifications sent while it was away are lost. The
@@ -12,8 +13,10 @@ use std::{convert::Infallible, time::Duration};
 
 use axum::{
     extract::State,
+    http::{header, HeaderMap},
     response::sse::{Event as SseEvent, KeepAlive, Sse},
 };
+use chrono::{DateTime, Utc};
 use futures_util::{stream::Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
@@ -21,13 +24,21 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{auth::User, config::Secret, routes::quota::read_quota, AppState};
+use crate::{
+    auth::User,
+    config::Secret,
+    problem::{ApiError, ProblemDoc},
+    routes::quota::read_quota,
+    AppState,
+};
 
 /// The channel the extension notifies on.
 const CHANNEL: &str = "quota_events";
 
-/// A notification from the extension: `{"user": ..., "kind": ..., ...}`. `user` is `None` for the resync
-/// the listener sends after connecting.
+/// A notification from the extension: `{"user": ..., "kind": ...}`. `user` is `None` for the resync
+/// the listener sends after connecting. Nothing else of a payload is read (older extensions send usage,
+/// plan and amounts too; newer ones only these two, so that no role listening on the channel learns them):
+/// a stream re-reads the user's quota on every notification, so both give clients the same events.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Event {
     /// Whose quota changed; `None`: possibly everybody's.
@@ -162,18 +173,55 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))
 }
 
+/// How long a client over the stream cap is told to wait.
+const STREAM_CAP_RETRY: Duration = Duration::from_secs(5);
+
+/// The `exp` claim of the request's bearer token. The token was verified by the [`User`] extractor
+/// already, so its claims are read here without checking the signature again.
+fn token_expiry(headers: &HeaderMap) -> Option<DateTime<Utc>> {
+    #[derive(Deserialize)]
+    struct Exp {
+        exp: i64,
+    }
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (_, token) = value.split_once(' ')?;
+    let data = jsonwebtoken::dangerous::insecure_decode::<Exp>(token.trim()).ok()?;
+    DateTime::from_timestamp(data.claims.exp, 0)
+}
+
 /// Server-Sent Events: the caller's quota (the body of `GET /v1/quota`) at connect and after every change,
-/// as `event: quota`; keep-alive comments every 15 s.
+/// as `event: quota`; keep-alive comments every 15 s. The stream ends when the token expires (reconnect
+/// with a fresh one), and a user may hold at most `AIQUOTA_SSE_PER_USER` streams at once.
 #[utoipa::path(get, path = "/v1/quota/events", tag = "quota", security(("bearer" = [])),
-    responses((status = 200, description = "text/event-stream of `event: quota` with a Quota as data", content_type = "text/event-stream")))]
+    responses(
+        (status = 200, description = "text/event-stream of `event: quota` with a Quota as data; ends when the token expires", content_type = "text/event-stream"),
+        (status = 401, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, body = ProblemDoc, content_type = "application/problem+json", description = "The caller already holds AIQUOTA_SSE_PER_USER streams (Retry-After)"),
+    ))]
 async fn events(
     State(s): State<AppState>,
     user: User,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let slot = s
+        .limits
+        .streams
+        .open(&user.id)
+        .ok_or(ApiError::RateLimited(
+            "open event streams",
+            STREAM_CAP_RETRY,
+        ))?;
+    // Without an expiry (none is a token this API accepts) the stream lasts until the client or shutdown.
+    let ends = token_expiry(&headers).map(|exp| {
+        let left = (exp - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::time::Instant::now() + left
+    });
     // Subscribe before the first read so nothing that happens in between is missed.
     let mut rx = s.events.subscribe();
     let shutdown = s.shutdown.clone();
     let stream = async_stream::stream! {
+        // Held for as long as the stream lives: dropping the stream frees the user's slot.
+        let _slot = slot;
         let mut last: Option<String> = None;
         let mut refresh = true;
         loop {
@@ -197,6 +245,10 @@ async fn events(
             let retrying = again.is_some();
             refresh = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = sleep_until_opt(ends) => {
+                    tracing::info!("SSE: the token expired; ending the stream");
+                    break;
+                }
                 _ = tokio::time::sleep(again.unwrap_or(Duration::MAX)), if retrying => true,
                 r = rx.recv() => match r {
                     Ok(e) => retrying || e.user.as_deref().is_none_or(|u| u == user.id),
@@ -207,5 +259,13 @@ async fn events(
             };
         }
     };
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Sleeps until `at`, or for ever when there is no `at`.
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

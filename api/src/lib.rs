@@ -12,11 +12,13 @@ pub mod extract;
 pub mod fair;
 pub mod headers;
 pub mod jwks;
+pub mod limits;
 pub mod metrics;
 pub mod payments;
 pub mod problem;
 pub mod proxy;
 pub mod routes;
+pub mod serve;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -59,6 +61,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Payment provider client and webhook event dedupe.
     pub payments: Arc<payments::Payments>,
+    /// Per-user abuse limits (reserve and payment-link rates, open streams).
+    pub limits: Arc<limits::Limits>,
     /// Cancelled when shutdown starts: ends SSE streams and the LISTEN task.
     pub shutdown: CancellationToken,
 }
@@ -191,6 +195,7 @@ impl App {
             payments: Arc::new(
                 payments::Payments::new(config.request_timeout).map_err(StartError::Payments)?,
             ),
+            limits: Arc::new(limits::Limits::new(&config.limits)),
             config: Arc::new(config),
             shutdown,
         };
@@ -216,15 +221,23 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let token = self.state.shutdown.clone();
-        let signal = {
+        {
             let token = token.clone();
-            async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing in-flight requests");
-                token.cancel();
-            }
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown => {
+                        tracing::info!("shutting down: finishing in-flight requests");
+                        token.cancel();
+                    }
+                    _ = token.cancelled() => {}
+                }
+            });
+        }
+        let limits = serve::ConnLimits {
+            max_connections: self.state.config.limits.max_connections,
+            header_read_timeout: self.state.config.limits.header_read_timeout,
         };
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal);
+        let server = serve::run(self.listener, self.router, limits, token.clone());
         let grace = self.state.config.shutdown_timeout;
         let result = tokio::select! {
             r = server => r,

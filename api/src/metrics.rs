@@ -33,11 +33,14 @@ const POOL_WAITING: &str = "aiquota_db_pool_waiting";
 /// The methods counted by name; any other is `other`.
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 const PROVIDERS: [&str; 2] = ["razorpay", "stripe"];
-const PAYMENT_OUTCOMES: [&str; 3] = ["applied", "duplicate", "mismatch"];
-const WEBHOOK_RESULTS: [&str; 7] = [
+const PAYMENT_OUTCOMES: [&str; 5] = ["applied", "duplicate", "mismatch", "kept", "revoked"];
+const WEBHOOK_RESULTS: [&str; 10] = [
     "applied",
     "duplicate",
     "mismatch",
+    "kept",
+    "revoked",
+    "livemode_mismatch",
     "duplicate_event",
     "ignored",
     "invalid_signature",
@@ -137,7 +140,7 @@ impl Metrics {
     }
 
     /// Counts one webhook delivery by provider and result (`applied`, `duplicate`, `mismatch`,
-    /// `duplicate_event`, `ignored`, `invalid_signature`, `error`).
+    /// `kept`, `revoked`, `livemode_mismatch`, `duplicate_event`, `ignored`, `invalid_signature`, `error`).
     pub fn webhook(&self, provider: &str, result: &str) {
         let provider = bounded(provider, &PROVIDERS);
         let result = bounded(result, &WEBHOOK_RESULTS);

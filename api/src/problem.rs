@@ -115,6 +115,10 @@ pub enum ApiError {
     /// this one found no free turn before its deadline (nothing was sent to the database).
     #[error("too many requests of this user in flight")]
     Busy,
+    /// 429 with `Retry-After`: the caller made more calls of this kind than its abuse limit allows
+    /// (see [`crate::limits`]); the value names what was limited, the duration is the wait.
+    #[error("rate limited: {0}")]
+    RateLimited(&'static str, std::time::Duration),
     /// 400, 404, 409, 502 or 503: see [`PaymentError`].
     #[error(transparent)]
     Payment(#[from] PaymentError),
@@ -181,6 +185,22 @@ impl IntoResponse for ApiError {
             ApiError::Busy => {
                 tracing::info!("per-user limit of in-flight requests reached");
                 unavailable("Too many of your requests are in progress; try again.")
+            }
+            ApiError::RateLimited(what, wait) => {
+                tracing::info!(what, "abuse limit reached");
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let mut res = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    "Too many requests",
+                )
+                .detail(format!("Too many {what}; try again in {secs} s."))
+                .with("retry_after_s", secs)
+                .into_response();
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    res.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                res
             }
             ApiError::Payment(e) => payment_problem(e),
         }
@@ -368,7 +388,7 @@ fn generic(status: StatusCode) -> Problem {
 #[allow(dead_code)]
 pub struct ProblemDoc {
     /// `/problems/<slug>`: quota-exceeded, unauthorized, forbidden, bad-request, invalid-input,
-    /// idempotency-key-reused, not-found, conflict, unavailable, outcome-unknown, internal, method-not-allowed, too-large,
+    /// idempotency-key-reused, not-found, conflict, rate-limited, unavailable, outcome-unknown, internal, method-not-allowed, too-large,
     /// payments-not-configured, payment-provider-failed, invalid-signature, payment-incomplete, payment-mismatch.
     #[schema(rename = "type")]
     kind: String,

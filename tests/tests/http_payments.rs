@@ -645,6 +645,7 @@ fn checkout_event(
 ) -> String {
     json!({
         "id": id, "object": "event", "type": kind, "api_version": "2024-06-20", "created": now(),
+        "livemode": false,
         "data": {"object": {
             "id": format!("cs_test_{intent}"), "object": "checkout.session", "mode": "payment",
             "client_reference_id": user, "metadata": {"product": product, "user_id": user},

@@ -31,7 +31,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
-    db::{Db, DbError, Retry},
+    db::{role_tx, role_tx_one, Db, DbError, Retry, TxRole},
     problem::ApiError,
     AppState,
 };
@@ -102,20 +102,19 @@ pub struct Payment<'a> {
     pub order: Option<&'a str>,
 }
 
-/// Calls `quota.record_payment` and counts the outcome. Retrying is safe: a repeat is a `duplicate`.
+/// Calls `quota.record_payment` (as `quota_payments`) and counts the outcome. Retrying is safe: a repeat is
+/// a `duplicate`. A second payment of an order already paid is refused by the extension (55000,
+/// [`DbError::Conflict`]): the callback answers it 409, the webhooks acknowledge it without applying.
 pub async fn record(state: &AppState, p: Payment<'_>) -> Result<Recorded, ApiError> {
     let p = &p;
     let row = state
         .db
         .run(Retry::Safe, |c| async move {
-            let stmt = c
-                .prepare_cached(
-                    "SELECT * FROM quota.record_payment($1::text, $2::text, $3::text, $4::text, $5::bigint, \
-                     $6::text, $7::jsonb, $8::text)",
-                )
-                .await?;
-            c.query_one(
-                &stmt,
+            role_tx_one(
+                c,
+                TxRole::Payments,
+                "SELECT * FROM quota.record_payment($1::text, $2::text, $3::text, $4::text, $5::bigint, \
+                 $6::text, $7::jsonb, $8::text)",
                 &[
                     &p.provider,
                     &p.payment_id,
@@ -183,18 +182,87 @@ pub async fn find_order(
 ) -> Result<Option<Order>, DbError> {
     let res = db
         .run(Retry::Safe, |c| async move {
-            let stmt = c
-                .prepare_cached("SELECT * FROM quota.find_order($1::text, $2::text, $3::text)")
-                .await?;
-            let row = c
-                .query_one(&stmt, &[&provider, &reference_id, &provider_ref])
-                .await?;
+            let row = role_tx_one(
+                c,
+                TxRole::Payments,
+                "SELECT * FROM quota.find_order($1::text, $2::text, $3::text)",
+                &[&provider, &reference_id, &provider_ref],
+            )
+            .await?;
             Order::from_row(&row)
         })
         .await;
     match res {
         Ok(o) => Ok(Some(o)),
         Err(DbError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Why a pass is being taken back.
+#[derive(Clone, Copy, Debug)]
+pub enum Revocation {
+    /// The payment was refunded in full.
+    Refund,
+    /// The customer's dispute (chargeback) was lost.
+    DisputeLost,
+}
+
+impl Revocation {
+    fn reason(self) -> &'static str {
+        match self {
+            Revocation::Refund => "refund",
+            Revocation::DisputeLost => "dispute_lost",
+        }
+    }
+}
+
+/// Calls `quota.revoke_payment` (as `quota_payments`): ends or shortens the pass the payment bought. It is
+/// idempotent, so retrying and redeliveries are safe. A payment this API never recorded (P0002) is not
+/// ours to revoke: acknowledged as `ignored`, nothing changes.
+pub async fn revoke(
+    state: &AppState,
+    provider: &'static str,
+    payment_id: &str,
+    why: Revocation,
+    actor: &str,
+) -> Result<WebhookAck, ApiError> {
+    let reason = why.reason();
+    let res = state
+        .db
+        .run(Retry::Safe, |c| async move {
+            role_tx(
+                c,
+                TxRole::Payments,
+                "SELECT FROM quota.revoke_payment($1::text, $2::text, $3::text, $4::text)",
+                &[&provider, &payment_id, &reason, &actor],
+            )
+            .await
+        })
+        .await;
+    match res {
+        Ok(_) => {
+            state.metrics.payment(provider, "revoked");
+            tracing::info!(provider, payment_id, reason, "payment revoked");
+            Ok(WebhookAck {
+                result: "revoked".into(),
+                reason: Some(reason.into()),
+            })
+        }
+        Err(DbError::NotFound(_)) => Ok(WebhookAck::ignored("no recorded payment with this id")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The answer to a recorded payment, or an acknowledgement without effect when the extension refused it
+/// because its order is already paid (55000): a webhook must not be retried for that.
+pub fn ack_recorded(res: Result<Recorded, ApiError>) -> Result<WebhookAck, ApiError> {
+    match res {
+        Ok(rec) => Ok(WebhookAck::recorded(&rec)),
+        Err(ApiError::Db(DbError::Conflict(m))) => {
+            tracing::warn!(reason = %m, "payment of an order already paid: not applied");
+            Ok(WebhookAck::ignored("order already paid"))
+        }
         Err(e) => Err(e),
     }
 }
@@ -284,8 +352,9 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 /// deliberately ignored, so the provider stops retrying.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookAck {
-    /// `applied`, `duplicate`, `mismatch` (a payment was recorded or found), `duplicate_event` (this event id
-    /// was handled before) or `ignored` (an event or payment this API does not act on).
+    /// `applied`, `duplicate`, `mismatch` (a payment was recorded or found), `revoked` (a refund or lost
+    /// dispute ended or shortened the pass), `duplicate_event` (this event id was handled before) or
+    /// `ignored` (an event or payment this API does not act on, or a payment of an order already paid).
     pub result: String,
     /// Why it was ignored.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,16 +12,16 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
-    find_order,
+    ack_recorded, find_order,
     razorpay::{
         callback_signature_ok, create_payment_link, fetch_payment_link, keys, webhook_signature_ok,
         Callback, Link,
     },
-    record, Order, Payment, PaymentError, RawBody, Recorded, WebhookAck,
+    record, revoke, Order, Payment, PaymentError, RawBody, Revocation, WebhookAck,
 };
 use crate::{
     auth::User,
-    db::{DbError, Retry},
+    db::{role_tx_one, DbError, Retry, TxRole},
     extract::JsonBody,
     problem::{ApiError, ProblemDoc},
     AppState,
@@ -40,10 +40,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// `quota.attach_order`: stores the payment link id on the order (idempotent for the same id).
 async fn attach(s: &AppState, reference: &str, plink: &str) -> Result<(), DbError> {
     s.db.run(Retry::Safe, |c| async move {
-        let stmt = c
-            .prepare_cached("SELECT reference_id FROM quota.attach_order($1::text, $2::text)")
-            .await?;
-        c.query_one(&stmt, &[&reference, &plink]).await
+        role_tx_one(
+            c,
+            TxRole::Payments,
+            "SELECT reference_id FROM quota.attach_order($1::text, $2::text)",
+            &[&reference, &plink],
+        )
+        .await
     })
     .await?;
     Ok(())
@@ -94,6 +97,8 @@ pub struct LinkCreated {
         (status = 201, body = LinkCreated),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "Unknown product or not for sale"),
+        (status = 409, body = ProblemDoc, content_type = "application/problem+json", description = "The pass would demote the caller's permanent plan"),
+        (status = 429, body = ProblemDoc, content_type = "application/problem+json", description = "More payment links than AIQUOTA_PAYMENT_LINK_RATE allows (Retry-After)"),
         (status = 502, body = ProblemDoc, content_type = "application/problem+json", description = "Razorpay failed"),
         (status = 503, body = ProblemDoc, content_type = "application/problem+json", description = "Razorpay keys or AIQUOTA_PUBLIC_URL not configured"),
     ))]
@@ -112,14 +117,22 @@ async fn create_link(
             StatusCode::BAD_REQUEST,
         ));
     }
+    s.limits
+        .payment_links
+        .take(&user.id)
+        .map_err(|l| ApiError::RateLimited("payment links", l.0))?;
     let (uid, product) = (&user.id, &body.product);
     // Not retried after a lost connection: a second order would be harmless but pointless.
     let order =
         s.db.run(Retry::IfNotApplied, |c| async move {
-            let stmt = c
-                .prepare_cached("SELECT * FROM quota.create_order('razorpay', $1::text, $2::text)")
-                .await?;
-            Order::from_row(&c.query_one(&stmt, &[uid, product]).await?)
+            let row = role_tx_one(
+                c,
+                TxRole::Payments,
+                "SELECT * FROM quota.create_order('razorpay', $1::text, $2::text)",
+                &[uid, product],
+            )
+            .await?;
+            Order::from_row(&row)
         })
         .await?;
     let link = create_payment_link(&s, &order).await?;
@@ -167,7 +180,7 @@ pub struct Verified {
         (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "Missing field or invalid signature"),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "No such order for the caller"),
-        (status = 409, body = ProblemDoc, content_type = "application/problem+json", description = "Not paid in full (nothing recorded), or paid an amount that does not match (recorded, no upgrade)"),
+        (status = 409, body = ProblemDoc, content_type = "application/problem+json", description = "Not paid in full (nothing recorded), paid an amount that does not match (recorded, no upgrade), or the order was already paid by another payment (nothing recorded)"),
         (status = 502, body = ProblemDoc, content_type = "application/problem+json", description = "Razorpay failed"),
         (status = 503, body = ProblemDoc, content_type = "application/problem+json", description = "Razorpay keys not configured"),
     ))]
@@ -283,8 +296,8 @@ fn confirm_paid(link: &Link, cb: &Callback) -> Result<(), PaymentError> {
 // ---------------------------------------------------------------------------------------------------------
 // POST /v1/webhooks/razorpay
 
-/// Razorpay webhook (`payment_link.paid`, `payment.captured`); authenticated by `X-Razorpay-Signature`,
-/// no JWT.
+/// Razorpay webhook (`payment_link.paid`, `payment.captured`; `refund.processed` for a full refund ends or
+/// shortens the pass); authenticated by `X-Razorpay-Signature`, no JWT.
 ///
 /// Duplicates (same `x-razorpay-event-id`, or a payment already recorded by the callback) answer 200.
 #[utoipa::path(post, path = "/v1/webhooks/razorpay", tag = "payments", operation_id = "razorpay_webhook",
@@ -354,6 +367,7 @@ async fn webhook(
 async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiError> {
     let payment = &event["payload"]["payment"]["entity"];
     let (order, payment_id, amount, currency) = match event["event"].as_str() {
+        Some("refund.processed") => return refunded(s, event).await,
         Some("payment_link.paid") => {
             let link = &event["payload"]["payment_link"]["entity"];
             let (Some(plink), Some(reference), Some(payment_id)) = (
@@ -406,7 +420,7 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
     let (Some(amount), Some(currency)) = (amount, currency) else {
         return Ok(WebhookAck::ignored("payment without amount or currency"));
     };
-    let rec: Recorded = record(
+    let res = record(
         s,
         Payment {
             provider: PROVIDER,
@@ -427,8 +441,30 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
             ApiError::Db(DbError::InvalidInput(m))
         }
         e => e,
-    })?;
-    Ok(WebhookAck::recorded(&rec))
+    });
+    ack_recorded(res)
+}
+
+/// `refund.processed`: a full refund ends or shortens the pass the payment bought; a partial one (the
+/// payment's `refund_status` is `partial`) keeps it.
+async fn refunded(s: &AppState, event: &Value) -> Result<WebhookAck, ApiError> {
+    let refund = &event["payload"]["refund"]["entity"];
+    let payment = &event["payload"]["payment"]["entity"];
+    let Some(payment_id) = refund["payment_id"].as_str().or(payment["id"].as_str()) else {
+        return Ok(WebhookAck::ignored("refund without a payment id"));
+    };
+    let full = match (
+        payment["amount"].as_i64(),
+        payment["amount_refunded"].as_i64(),
+    ) {
+        (Some(amount), Some(refunded)) => refunded >= amount,
+        _ => payment["refund_status"].as_str() != Some("partial"),
+    };
+    if !full {
+        return Ok(WebhookAck::ignored("partial refund"));
+    }
+    let actor = format!("razorpay:{}", refund["id"].as_str().unwrap_or("-"));
+    revoke(s, PROVIDER, payment_id, Revocation::Refund, &actor).await
 }
 
 #[cfg(test)]

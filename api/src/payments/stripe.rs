@@ -1,4 +1,5 @@
-//! Stripe: the `Stripe-Signature` rules and `POST /v1/webhooks/stripe` for Checkout Sessions.
+//! Stripe: the `Stripe-Signature` rules and `POST /v1/webhooks/stripe` for Checkout Sessions, full refunds
+//! and lost disputes.
 //!
 //! Signed payload `"{t}.{raw body}"`, HMAC-SHA256 keyed with the whole `whsec_...` string, hex; accepted when
 //! any `v1` matches any configured secret (several during a rotation); other schemes and undecodable values
@@ -9,7 +10,9 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{record, signature, Payment, PaymentError, RawBody, WebhookAck};
+use super::{
+    ack_recorded, record, revoke, signature, Payment, PaymentError, RawBody, Revocation, WebhookAck,
+};
 use crate::{
     problem::{ApiError, ProblemDoc},
     AppState,
@@ -98,8 +101,10 @@ pub fn verify_signature(
     Ok(())
 }
 
-/// Stripe webhook (`checkout.session.completed` when paid, `checkout.session.async_payment_succeeded`);
-/// authenticated by `Stripe-Signature`, no JWT.
+/// Stripe webhook (`checkout.session.completed` when paid, `checkout.session.async_payment_succeeded`;
+/// `charge.refunded` when refunded in full and `charge.dispute.closed` when lost end or shorten the pass);
+/// authenticated by `Stripe-Signature`, no JWT. The event's `livemode` must equal
+/// `AIQUOTA_STRIPE_LIVEMODE`.
 ///
 /// The user is the session's `client_reference_id` (or `metadata.user_id`), the product `metadata.product`:
 /// set them when creating the Checkout Session on your server. Duplicates answer 200.
@@ -108,7 +113,7 @@ pub fn verify_signature(
     params(("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex>[,v1=...]")),
     responses(
         (status = 200, body = WebhookAck),
-        (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "Missing, invalid or stale signature, or not JSON: nothing recorded"),
+        (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "Missing, invalid or stale signature, not JSON, or livemode other than AIQUOTA_STRIPE_LIVEMODE: nothing recorded"),
         (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "Unknown product in the session metadata (Stripe retries; define the product)"),
         (status = 503, body = ProblemDoc, content_type = "application/problem+json", description = "No webhook secret configured, or database unavailable (Stripe retries)"),
     ))]
@@ -134,6 +139,22 @@ async fn webhook(
     let event: Value = serde_json::from_slice(&body).map_err(|_| {
         ApiError::BadRequest("the body is not JSON".into(), StatusCode::BAD_REQUEST)
     })?;
+    // A test-mode event on a live deployment (or the reverse) is signed, but not for this money.
+    let live = s.config.payments.stripe_livemode;
+    if event["livemode"].as_bool() != Some(live) {
+        s.metrics.webhook(PROVIDER, "livemode_mismatch");
+        tracing::warn!(
+            event_id = event["id"].as_str().unwrap_or("-"),
+            expected = live,
+            "stripe event with the other livemode refused"
+        );
+        return Err(ApiError::BadRequest(
+            format!(
+                "the event's livemode is not {live} (AIQUOTA_STRIPE_LIVEMODE); nothing was applied"
+            ),
+            StatusCode::BAD_REQUEST,
+        ));
+    }
     let event_id = event["id"].as_str().map(str::to_string);
     if let Some(id) = &event_id {
         if s.payments.seen.contains(PROVIDER, id) {
@@ -159,7 +180,27 @@ async fn webhook(
 
 async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiError> {
     let session = &event["data"]["object"];
+    let actor = format!("stripe:{}", event["id"].as_str().unwrap_or("-"));
     match event["type"].as_str() {
+        Some("charge.refunded") => {
+            // `refunded` turns true only once the whole amount is refunded; a partial refund keeps the pass.
+            if session["refunded"].as_bool() != Some(true) {
+                return Ok(WebhookAck::ignored("partial refund"));
+            }
+            let Some(intent) = payment_intent(session) else {
+                return Ok(WebhookAck::ignored("charge without a payment intent"));
+            };
+            return revoke(s, PROVIDER, intent, Revocation::Refund, &actor).await;
+        }
+        Some("charge.dispute.closed") => {
+            if session["status"].as_str() != Some("lost") {
+                return Ok(WebhookAck::ignored("dispute not lost"));
+            }
+            let Some(intent) = payment_intent(session) else {
+                return Ok(WebhookAck::ignored("dispute without a payment intent"));
+            };
+            return revoke(s, PROVIDER, intent, Revocation::DisputeLost, &actor).await;
+        }
         Some("checkout.session.completed") => {
             // Delayed methods (bank debits) complete unpaid and succeed later with the event below.
             if session["payment_status"].as_str() != Some("paid") {
@@ -185,10 +226,7 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
             "paid checkout session without client_reference_id/metadata.user_id or metadata.product");
         return Ok(WebhookAck::ignored("session without user or product"));
     };
-    let payment_id = session["payment_intent"]
-        .as_str()
-        .or_else(|| session["payment_intent"]["id"].as_str())
-        .or_else(|| session["id"].as_str());
+    let payment_id = payment_intent(session).or_else(|| session["id"].as_str());
     let (Some(payment_id), Some(amount), Some(currency)) = (
         payment_id,
         session["amount_total"].as_i64(),
@@ -198,21 +236,30 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
             "session without payment, amount or currency",
         ));
     };
-    let rec = record(
-        s,
-        Payment {
-            provider: PROVIDER,
-            payment_id,
-            user,
-            product,
-            amount,
-            currency: &currency.to_ascii_uppercase(),
-            raw: json!({"source": "webhook", "event": event}),
-            order: None,
-        },
+    ack_recorded(
+        record(
+            s,
+            Payment {
+                provider: PROVIDER,
+                payment_id,
+                user,
+                product,
+                amount,
+                currency: &currency.to_ascii_uppercase(),
+                raw: json!({"source": "webhook", "event": event}),
+                order: None,
+            },
+        )
+        .await,
     )
-    .await?;
-    Ok(WebhookAck::recorded(&rec))
+}
+
+/// The payment intent of a session, charge or dispute (an id, or an expanded object): the id a payment is
+/// recorded under, so refunds and disputes find it.
+fn payment_intent(object: &Value) -> Option<&str> {
+    object["payment_intent"]
+        .as_str()
+        .or_else(|| object["payment_intent"]["id"].as_str())
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The quota side of a charged call: up to two holds taken before forwarding (one `ai_requests`, the
 //! `ai_tokens` estimate; a route may charge only one of them), settled once when the call ends. Each reserve,
-//! commit and release is one prepared statement through [`Db::run`], so SQLSTATEs map as everywhere else.
+//! commit and release is one prepared statement through [`Db::run_statement`] and [`db::query_one`], so
+//! SQLSTATEs map as everywhere else and a statement whose row arrived is never mistaken for one that failed:
+//! a proxied call's outcome is as certain as a consume's.
 //!
 //! Commits pass `p_overage => true`: the upstream has already spent what it reports, so the whole amount is
 //! charged even past the limit (the next call is then denied until the window resets), never cut to the hold.
@@ -15,7 +17,7 @@ use uuid::Uuid;
 
 use super::routes::Meters;
 use crate::{
-    db::{Db, DbError, Retry},
+    db::{self, Db, DbError, Retry},
     metrics::Metrics,
     routes::quota::Decision,
 };
@@ -117,14 +119,14 @@ async fn reserve_one(
     ttl: Duration,
 ) -> Result<(Option<Uuid>, Decision), DbError> {
     let ttl = ttl.as_secs_f64();
-    db.run(Retry::IfNotApplied, |c| async move {
-        let stmt = c
-            .prepare_cached(
-                "SELECT * FROM quota.reserve($1::text, $2::text, $3::bigint, \
-                 make_interval(secs => $4::float8), NULL::text)",
-            )
-            .await?;
-        let row = c.query_one(&stmt, &[&user, &meter, &amount, &ttl]).await?;
+    db.run_statement(Retry::IfNotApplied, |c| async move {
+        let row = db::query_one(
+            &c,
+            "SELECT * FROM quota.reserve($1::text, $2::text, $3::bigint, \
+             make_interval(secs => $4::float8), NULL::text)",
+            &[&user, &meter, &amount, &ttl],
+        )
+        .await?;
         Ok((row.try_get("reservation_id")?, Decision::from_row(&row)?))
     })
     .await
@@ -198,17 +200,17 @@ async fn settle(db: &Db, user: &str, requests: Option<Uuid>, tokens: Option<Uuid
     for (id, actual) in steps {
         let Some(id) = id else { continue };
         let result = db
-            .run(Retry::IfNotApplied, |c| async move {
-                let stmt = match actual {
-                    Some(_) => c.prepare_cached(
-                        "SELECT state FROM quota.commit($1::uuid, $2::bigint, $3::text, true)",
-                    ),
-                    None => c.prepare_cached("SELECT state FROM quota.release($1::uuid, $2::text)"),
-                }
-                .await?;
+            .run_statement(Retry::IfNotApplied, |c| async move {
                 match actual {
-                    Some(n) => c.query_one(&stmt, &[&id, &n, &user]).await,
-                    None => c.query_one(&stmt, &[&id, &user]).await,
+                    Some(n) => {
+                        let sql =
+                            "SELECT state FROM quota.commit($1::uuid, $2::bigint, $3::text, true)";
+                        db::query_one(&c, sql, &[&id, &n, &user]).await
+                    }
+                    None => {
+                        let sql = "SELECT state FROM quota.release($1::uuid, $2::text)";
+                        db::query_one(&c, sql, &[&id, &user]).await
+                    }
                 }
             })
             .await;

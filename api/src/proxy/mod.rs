@@ -181,16 +181,28 @@ async fn handle(
             }
         };
     };
-    let (holds, decision) = match meter::reserve(
-        &s.db,
-        &s.metrics,
-        &user.id,
-        charge.meters,
-        charge.hold,
-        cfg.hold_ttl(),
-    )
-    .await
-    {
+    // The holds are database work like a consume: within the request deadline, in one of the user's fair
+    // turns (released once they are taken; the upstream call itself is bounded by the proxy's timeout).
+    let deadline = tokio::time::Instant::now() + s.config.request_timeout;
+    let reserved = crate::deadline::scope(deadline, async {
+        let _turn = s
+            .fair
+            .turn(&user.id, deadline)
+            .await
+            .map_err(|_| ApiError::Busy)?;
+        meter::reserve(
+            &s.db,
+            &s.metrics,
+            &user.id,
+            charge.meters,
+            charge.hold,
+            cfg.hold_ttl(),
+        )
+        .await
+        .map_err(ApiError::Db)
+    })
+    .await;
+    let (holds, decision) = match reserved {
         Ok(Reserved::Granted(holds, decision)) => (holds, decision),
         Ok(Reserved::Denied(decision)) => {
             s.metrics.proxy.count("charged", "denied");
@@ -198,7 +210,7 @@ async fn handle(
         }
         Err(e) => {
             s.metrics.proxy.count("charged", "error");
-            return ApiError::Db(e).into_response();
+            return e.into_response();
         }
     };
     let upstream = match charge.body {

@@ -322,7 +322,7 @@ pub struct Reservation {
     responses(
         (status = 201, body = Reservation),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 429, body = ProblemDoc, content_type = "application/problem+json", description = "Denied (or 403)"),
+        (status = 429, body = ProblemDoc, content_type = "application/problem+json", description = "Denied (or 403), or rate-limited: more reservations than AIQUOTA_RESERVE_RATE allows (Retry-After)"),
     ))]
 async fn reserve(
     State(s): State<AppState>,
@@ -336,6 +336,10 @@ async fn reserve(
     } else {
         Retry::IfNotApplied
     };
+    s.limits
+        .reserve
+        .take(&user.id)
+        .map_err(|l| ApiError::RateLimited("reservations", l.0))?;
     let _turn = turn(&s, &user.id).await?;
     let (user, key) = (&user.id, &key);
     let (meter, amount, ttl) = (&body.meter, body.amount, f64::from(body.ttl_s));

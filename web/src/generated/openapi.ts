@@ -278,6 +278,151 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/proxy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * CopilotKit's single-route transport (preset `copilotkit`): free only for `info`, `agent/connect`,
+         *     `agent/stop` envelopes and GraphQL queries of `availableAgents` / `loadAgentState`; everything else charged.
+         */
+        post: operations["copilotkit_single_route"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/proxy/agent/{agent}/{action}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * CopilotKit's REST agent routes (preset `copilotkit`): `run` and `suggest` charged, `connect` free for an
+         *     exact `RunAgentInput`, `stop/{thread}` free with an empty body.
+         */
+        post: operations["copilotkit_agent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/proxy/chat/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An OpenAI-compatible chat completion, charged: held `n × (body bytes / 3 + max_tokens)`, committed at the
+         *     upstream's reported usage (the proxy adds `stream_options.include_usage` to a stream).
+         */
+        post: operations["chat_completions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/proxy/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A legacy completion, charged like a chat completion. */
+        post: operations["completions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/proxy/info": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** CopilotKit's runtime info (preset `copilotkit`), free. */
+        get: operations["copilotkit_info"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/proxy/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The upstream's model list, free. */
+        get: operations["models"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/proxy/models/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One model, free. */
+        get: operations["model"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/proxy/responses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A Responses API call, charged (`max_output_tokens` is the output bound). */
+        post: operations["responses"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/quota": {
         parameters: {
             query?: never;
@@ -307,7 +452,8 @@ export interface paths {
         /**
          * Consumes `amount` of `meter` for the caller, from every limit or none (`quota.consume`).
          * @description With an `Idempotency-Key` a repeat returns the first decision (`replayed: true`) and charges nothing;
-         *     the same key for a different request is a 422.
+         *     the same key for a different request is a 422. Without one the API makes one up; either way the key is
+         *     in the response's `Idempotency-Key` header, so that a client told `outcome-unknown` can settle it.
          */
         post: operations["consume"];
         delete?: never;
@@ -325,7 +471,8 @@ export interface paths {
         };
         /**
          * Server-Sent Events: the caller's quota (the body of `GET /v1/quota`) at connect and after every change,
-         *     as `event: quota`; keep-alive comments every 15 s.
+         *     as `event: quota`; keep-alive comments every 15 s. The stream ends when the token expires (reconnect
+         *     with a fresh one), and a user may hold at most `AIQUOTA_SSE_PER_USER` streams at once.
          */
         get: operations["events"];
         put?: never;
@@ -397,8 +544,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Razorpay webhook (`payment_link.paid`, `payment.captured`); authenticated by `X-Razorpay-Signature`,
-         *     no JWT.
+         * Razorpay webhook (`payment_link.paid`, `payment.captured`; `refund.processed` for a full refund ends or
+         *     shortens the pass); authenticated by `X-Razorpay-Signature`, no JWT.
          * @description Duplicates (same `x-razorpay-event-id`, or a payment already recorded by the callback) answer 200.
          */
         post: operations["razorpay_webhook"];
@@ -418,8 +565,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Stripe webhook (`checkout.session.completed` when paid, `checkout.session.async_payment_succeeded`);
-         *     authenticated by `Stripe-Signature`, no JWT.
+         * Stripe webhook (`checkout.session.completed` when paid, `checkout.session.async_payment_succeeded`;
+         *     `charge.refunded` when refunded in full and `charge.dispute.closed` when lost end or shorten the pass);
+         *     authenticated by `Stripe-Signature`, no JWT. The event's `livemode` must equal
+         *     `AIQUOTA_STRIPE_LIVEMODE`.
          * @description The user is the session's `client_reference_id` (or `metadata.user_id`), the product `metadata.product`:
          *     set them when creating the Checkout Session on your server. Duplicates answer 200.
          */
@@ -848,7 +997,7 @@ export interface components {
             title: string;
             /**
              * @description `/problems/<slug>`: quota-exceeded, unauthorized, forbidden, bad-request, invalid-input,
-             *     idempotency-key-reused, not-found, conflict, unavailable, internal, method-not-allowed, too-large,
+             *     idempotency-key-reused, not-found, conflict, rate-limited, unavailable, outcome-unknown, internal, method-not-allowed, too-large,
              *     payments-not-configured, payment-provider-failed, invalid-signature, payment-incomplete, payment-mismatch.
              */
             type: string;
@@ -1076,8 +1225,9 @@ export interface components {
             /** @description Why it was ignored. */
             reason?: string | null;
             /**
-             * @description `applied`, `duplicate`, `mismatch` (a payment was recorded or found), `duplicate_event` (this event id
-             *     was handled before) or `ignored` (an event or payment this API does not act on).
+             * @description `applied`, `duplicate`, `mismatch` (a payment was recorded or found), `revoked` (a refund or lost
+             *     dispute ended or shortened the pass), `duplicate_event` (this event id was handled before) or
+             *     `ignored` (an event or payment this API does not act on, or a payment of an order already paid).
              */
             result: string;
         };
@@ -1575,6 +1725,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
+            /** @description The pass would demote the caller's permanent plan */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description More payment links than AIQUOTA_PAYMENT_LINK_RATE allows (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             /** @description Razorpay failed */
             502: {
                 headers: {
@@ -1643,7 +1811,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Not paid in full (nothing recorded), or paid an amount that does not match (recorded, no upgrade) */
+            /** @description Not paid in full (nothing recorded), paid an amount that does not match (recorded, no upgrade), or the order was already paid by another payment (nothing recorded) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1663,6 +1831,279 @@ export interface operations {
             };
             /** @description Razorpay keys not configured */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+        };
+    };
+    copilotkit_single_route: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The runtime's answer, streamed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A body or GraphQL document the proxy cannot read strictly */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Quota exceeded */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+        };
+    };
+    copilotkit_agent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description run, connect, suggest (or stop/{thread}) */
+                action: string;
+                /** @description Agent id */
+                agent: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The runtime's answer, streamed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+        };
+    };
+    chat_completions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The upstream's answer, streamed as it arrives (JSON or text/event-stream) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A body the proxy cannot read strictly */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Quota exceeded (AIQUOTA_PROXY_DENY_STATUS 403): also `message`, an OpenAI-style `error` object, `x-should-retry: false` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Content-Encoding or Content-Type other than identity application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Quota exceeded (AIQUOTA_PROXY_DENY_STATUS 429) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The upstream could not be reached; nothing charged */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The upstream did not answer in time; nothing charged */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+        };
+    };
+    completions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The upstream's answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+        };
+    };
+    copilotkit_info: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The runtime's answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    models: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The upstream's answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A body on a free route */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+        };
+    };
+    model: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Model id (letters, digits, - _ . ~) */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The upstream's answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    responses: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The upstream's answer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1703,7 +2144,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes a retry safe: at most 255 characters, scoped to the caller */
+                /** @description Makes a retry safe: at most 255 characters, scoped to the caller; the response carries it (or the one the API made up) */
                 "Idempotency-Key"?: string | null;
             };
             path?: never;
@@ -1716,7 +2157,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Allowed; RateLimit-Policy and RateLimit headers */
+            /** @description Allowed; RateLimit-Policy, RateLimit and Idempotency-Key headers */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1760,7 +2201,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Database unavailable; Retry-After */
+            /** @description unavailable: not charged, Retry-After; outcome-unknown: the connection was lost mid-statement, no Retry-After, repeat with the Idempotency-Key */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1780,13 +2221,30 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/event-stream of `event: quota` with a Quota as data */
+            /** @description text/event-stream of `event: quota` with a Quota as data; ends when the token expires */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The caller already holds AIQUOTA_SSE_PER_USER streams (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
         };
@@ -1823,7 +2281,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Denied (or 403) */
+            /** @description Denied (or 403), or rate-limited: more reservations than AIQUOTA_RESERVE_RATE allows (Retry-After) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1990,7 +2448,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookAck"];
                 };
             };
-            /** @description Missing, invalid or stale signature, or not JSON: nothing recorded */
+            /** @description Missing, invalid or stale signature, not JSON, or livemode other than AIQUOTA_STRIPE_LIVEMODE: nothing recorded */
             400: {
                 headers: {
                     [name: string]: unknown;
