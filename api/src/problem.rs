@@ -26,6 +26,11 @@ use crate::{
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The problem type IANA registered for a quota denial (HTTP Problem Types registry, from the IETF RateLimit
+/// headers draft): generic clients and gateways recognise it without knowing aiquota.
+pub const IANA_QUOTA_EXCEEDED: &str =
+    "https://iana.org/assignments/http-problem-types#quota-exceeded";
+
 /// A problem detail before it is written: `type`, `title`, `status`, `detail` and extension members.
 #[derive(Clone, Debug)]
 pub struct Problem {
@@ -56,7 +61,7 @@ impl Problem {
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         if !matches!(
             key,
-            "type" | "title" | "status" | "detail" | "instance" | "request_id"
+            "type" | "title" | "status" | "detail" | "instance" | "request_id" | "problem"
         ) {
             self.extra.insert(key.into(), value.into());
         }
@@ -65,7 +70,14 @@ impl Problem {
 
     fn body(&self, instance: &str, request_id: Option<&str>) -> Value {
         let mut obj = Map::new();
-        obj.insert("type".into(), format!("/problems/{}", self.slug).into());
+        // A registered type goes by its IANA URI; aiquota's own by `/problems/<slug>`. The slug is always also
+        // the member `problem`, so a client can match one stable key whichever form the type takes.
+        let uri = match self.slug {
+            "quota-exceeded" => IANA_QUOTA_EXCEEDED.to_string(),
+            slug => format!("/problems/{slug}"),
+        };
+        obj.insert("type".into(), uri.into());
+        obj.insert("problem".into(), self.slug.into());
         obj.insert("title".into(), self.title.into());
         obj.insert("status".into(), self.status.as_u16().into());
         obj.insert("instance".into(), instance.into());

@@ -181,7 +181,15 @@ pub async fn problem(res: reqwest::Response, status: u16) -> Value {
     assert_eq!(ct, "application/problem+json");
     let b = body(res).await;
     assert_eq!(b["status"], status, "problem status member: {b}");
-    assert!(b["type"].as_str().unwrap().starts_with("/problems/"), "{b}");
+    // aiquota's own types are `/problems/<slug>`; a quota denial's is the IANA-registered URI. Either way the
+    // slug is the member `problem`.
+    let t = b["type"].as_str().unwrap();
+    assert!(
+        t.starts_with("/problems/")
+            || t == "https://iana.org/assignments/http-problem-types#quota-exceeded",
+        "{b}"
+    );
+    assert!(t.ends_with(b["problem"].as_str().unwrap_or("\u{0}")), "{b}");
     assert!(b["title"].is_string(), "{b}");
     b
 }

@@ -161,8 +161,13 @@ fn problem_types_in(doc: &str) -> BTreeSet<String> {
     let text = read(doc);
     let mut slugs = BTreeSet::new();
     let mut rest = text.as_str();
-    while let Some(i) = rest.find("/problems/") {
-        let tail = &rest[i + "/problems/".len()..];
+    // aiquota's own types are `/problems/<slug>`; a registered one goes by its IANA URI, `...#<slug>`.
+    while let Some((i, marker)) = ["/problems/", "/http-problem-types#"]
+        .iter()
+        .filter_map(|m| rest.find(m).map(|i| (i, *m)))
+        .min()
+    {
+        let tail = &rest[i + marker.len()..];
         let len = tail
             .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
             .unwrap_or(tail.len());

@@ -456,7 +456,12 @@ async fn an_exhausted_user_is_stopped_before_the_upstream() {
     assert!(!res.headers().contains_key("retry-after"));
     assert_eq!(res.headers()["x-should-retry"], "false");
     let p = problem(res, 403).await;
-    assert_eq!(p["type"], "/problems/quota-exceeded");
+    // The IANA-registered problem type, with aiquota's slug kept as the member `problem`.
+    assert_eq!(
+        p["type"],
+        "https://iana.org/assignments/http-problem-types#quota-exceeded"
+    );
+    assert_eq!(p["problem"], "quota-exceeded");
     assert_eq!(p["meter"], "ai_requests");
     assert!(
         p["reason"]

@@ -47,7 +47,12 @@ async fn consume_until_denied() {
         .unwrap()
         .starts_with("\"daily\";r=0;t="));
     let p = problem(res, 429).await;
-    assert_eq!(p["type"], "/problems/quota-exceeded");
+    // The IANA-registered problem type, with aiquota's slug kept as the member `problem`.
+    assert_eq!(
+        p["type"],
+        "https://iana.org/assignments/http-problem-types#quota-exceeded"
+    );
+    assert_eq!(p["problem"], "quota-exceeded");
     assert_eq!(p["remaining"], 0);
     assert_eq!(p["allowed"], false);
     assert_eq!(p["quota_status"], "exceeded");
