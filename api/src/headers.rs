@@ -38,7 +38,23 @@ pub fn rate_limit(headers: &mut HeaderMap, decision: &Decision) {
     let reset = ((resets_at - Utc::now()).num_milliseconds() + 999)
         .div_euclid(1000)
         .max(0);
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";q={limit};w={window}")) {
+    // Every limited window of the meter, shortest first (the draft's list form); the binding one alone when the
+    // caller did not read them. `RateLimit` below names the binding window: the one closest to running out.
+    let mut policies: Vec<(&'static str, i64, i64)> = decision
+        .policies
+        .iter()
+        .filter_map(|(p, q)| policy(p).map(|(n, w)| (n, *q, w)))
+        .collect();
+    if !policies.iter().any(|(n, ..)| *n == name) {
+        policies.push((name, limit, window));
+    }
+    policies.sort_by_key(|(_, _, w)| *w);
+    let list = policies
+        .iter()
+        .map(|(n, q, w)| format!("\"{n}\";q={q};w={w}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(v) = HeaderValue::from_str(&list) {
         headers.insert("ratelimit-policy", v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r={remaining};t={reset}")) {
@@ -49,6 +65,26 @@ pub fn rate_limit(headers: &mut HeaderMap, decision: &Decision) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_lists_every_window_and_ratelimit_names_the_binding_one() {
+        let mut d = decision(true, None, Some(10));
+        d.policies = vec![
+            ("month".into(), 300),
+            ("day".into(), 10),
+            ("hour".into(), 3),
+        ];
+        let mut h = HeaderMap::new();
+        rate_limit(&mut h, &d);
+        assert_eq!(
+            h["ratelimit-policy"],
+            "\"hourly\";q=3;w=3600, \"daily\";q=10;w=86400, \"monthly\";q=300;w=2592000"
+        );
+        assert!(h["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"daily\";r=0;t="));
+    }
 
     fn decision(allowed: bool, retry: Option<i32>, limit: Option<i64>) -> Decision {
         Decision {
@@ -66,6 +102,7 @@ mod tests {
             replayed: false,
             held: 0,
             credits_used: None,
+            policies: Vec::new(),
         }
     }
 

@@ -348,3 +348,27 @@ async fn reservations() {
     assert_eq!(tokens["held"], 0);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rate_limit_policy_lists_every_window_of_the_meter() {
+    let app = TestApp::start("http_policy_windows").await;
+    let admin = admin_token("admin-policy");
+    let res = app
+        .put("/v1/admin/users/wendy/limits", &admin)
+        .json(&json!({"meter": "ai_requests", "period": "hour", "limit": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let wendy = user_token("wendy");
+    let res = app.post("/v1/quota/consume", &wendy).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Both windows in the policy (shortest first); RateLimit names the binding one, the hour (2 of 3 left).
+    assert_eq!(
+        header(&res, "ratelimit-policy").as_deref(),
+        Some("\"hourly\";q=3;w=3600, \"daily\";q=10;w=86400")
+    );
+    assert!(header(&res, "ratelimit")
+        .unwrap()
+        .starts_with("\"hourly\";r=2;t="));
+}

@@ -125,6 +125,7 @@ mod tests {
             replayed: false,
             held: 0,
             credits_used: None,
+            policies: Vec::new(),
         }
     }
 

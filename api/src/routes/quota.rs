@@ -77,6 +77,11 @@ pub struct Decision {
     /// Credits (grants) this call spent, for extension versions that have credits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credits_used: Option<i64>,
+    /// Every limited window of the meter as (period, limit), for the `RateLimit-Policy` header (not in the body);
+    /// empty when the call did not read them (then the header names the binding window only).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub policies: Vec<(String, i64)>,
 }
 
 impl Decision {
@@ -100,8 +105,24 @@ impl Decision {
                 true => r.try_get("credits_used")?,
                 false => None,
             },
+            policies: match r.columns().iter().any(|c| c.name() == "policies") {
+                true => parse_policies(r.try_get("policies")?),
+                false => Vec::new(),
+            },
         })
     }
+}
+
+/// `period:limit,period:limit` (as the consume statement aggregates them) into pairs; anything malformed is left
+/// out, so a header is never built from it.
+fn parse_policies(text: Option<String>) -> Vec<(String, i64)> {
+    text.unwrap_or_default()
+        .split(',')
+        .filter_map(|p| {
+            let (period, limit) = p.split_once(':')?;
+            Some((period.to_string(), limit.parse().ok()?))
+        })
+        .collect()
 }
 
 /// One window of one meter, as `quota.status` reports it.
@@ -271,7 +292,10 @@ async fn charge(
         s.db.run_statement(retry, |c| async move {
             let row = db::query_one(
                 &c,
-                "SELECT * FROM quota.consume($1::text, $2::text, $3::bigint, $4::text, $5::jsonb)",
+                // The meter's other limited windows come in the same round trip, for RateLimit-Policy.
+                "SELECT d.*, (SELECT string_agg(s.period || ':' || s.\"limit\", ',') FROM quota.status($1::text) s \
+                 WHERE s.meter = $2::text AND s.\"limit\" IS NOT NULL) AS policies \
+                 FROM quota.consume($1::text, $2::text, $3::bigint, $4::text, $5::jsonb) d",
                 &[&user, meter, &amount, &key, metadata],
             )
             .await?;
