@@ -24,10 +24,12 @@ use tokio_postgres::{error::SqlState, types::ToSql, NoTls, Row};
 use crate::{config::Config, deadline};
 
 /// What went wrong talking to the database, in the terms the HTTP layer needs. The client sees the
-/// message only for the input errors the extension words for people (22004, 22023, P0002, 55000).
+/// message only for the input errors (22004, 22023 worded by the extension, every other class-22 data
+/// exception worded by PostgreSQL), P0002 and 55000.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// 22004 / 22023: the request's values were refused by the extension's validation.
+    /// Class 22 (22004, 22023, 22003, 22021, 22P05, ...): the request's values were refused by the
+    /// extension's validation or by PostgreSQL.
     #[error("{0}")]
     InvalidInput(String),
     /// 22023 "already used": an idempotency key reused for a different request.
@@ -73,6 +75,10 @@ impl From<tokio_postgres::Error> for DbError {
             {
                 DbError::InvalidInput(message)
             }
+            // Every other data exception (class 22: 22003 numeric overflow, 22021 / 22P05 a NUL or bad
+            // byte, 22P02 bad syntax, ...) is the request's value refused by PostgreSQL itself: the client's
+            // input, never a server fault. Its message names the value's problem, not the statement.
+            c if c.code().starts_with("22") => DbError::InvalidInput(message),
             c if *c == SqlState::NO_DATA_FOUND => DbError::NotFound(message),
             c if *c == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE => DbError::Conflict(message),
             // (57P03, which the extension raises while this database is not updated to the installed library

@@ -11,12 +11,14 @@ pub mod events;
 pub mod extract;
 pub mod fair;
 pub mod headers;
+pub mod input;
 pub mod jwks;
 pub mod metrics;
 pub mod payments;
 pub mod problem;
 pub mod proxy;
 pub mod routes;
+pub mod timestamp;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -280,7 +282,9 @@ fn router(state: AppState, proxy: Option<Arc<proxy::Proxy>>) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
-                .layer(middleware::from_fn(problem::finish)),
+                .layer(middleware::from_fn(problem::finish))
+                // Inside `finish`, so its refusal gets a problem body; before routing, so it covers every route.
+                .layer(middleware::from_fn(input::refuse_nul_in_url)),
         )
         .with_state(state)
 }

@@ -15,14 +15,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    auth::User,
+    auth::{User, Writer},
     db::{self, Db, DbError, Retry},
     deadline,
     extract::{idempotency_key, ApiPath, JsonBody},
     fair::Turn,
     headers,
     problem::{ApiError, ProblemDoc},
-    AppState,
+    timestamp, AppState,
 };
 
 /// Waits for one of the caller's turns at the database (see [`crate::fair`]) within the request deadline.
@@ -89,7 +89,7 @@ impl Decision {
             used: r.try_get("used")?,
             limit: r.try_get("limit")?,
             remaining: r.try_get("remaining")?,
-            resets_at: r.try_get("resets_at")?,
+            resets_at: timestamp::optional(r, "resets_at")?,
             status: r.try_get("status")?,
             reason: r.try_get("reason")?,
             retry_after_s: r.try_get("retry_after_s")?,
@@ -230,13 +230,14 @@ fn decided(s: &AppState, decision: Decision) -> Response {
         (status = 200, body = Decision, description = "Allowed; RateLimit-Policy, RateLimit and Idempotency-Key headers"),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "Invalid meter, amount or metadata"),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, body = ProblemDoc, content_type = "application/problem+json", description = "server-only: AIQUOTA_USER_WRITES=off and an end-user token (or a denial when AIQUOTA_DENY_STATUS=403)"),
         (status = 422, body = ProblemDoc, content_type = "application/problem+json", description = "Idempotency key already used for a different request"),
         (status = 429, body = ProblemDoc, content_type = "application/problem+json", description = "Denied (or 403 when AIQUOTA_DENY_STATUS=403): the decision's fields as members, Retry-After when it can pass later"),
         (status = 503, body = ProblemDoc, content_type = "application/problem+json", description = "unavailable: not charged, Retry-After; outcome-unknown: the connection was lost mid-statement, no Retry-After, repeat with the Idempotency-Key"),
     ))]
 async fn consume(
     State(s): State<AppState>,
-    user: User,
+    user: Writer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ConsumeRequest>,
 ) -> Result<Response, ApiError> {
@@ -326,7 +327,7 @@ pub struct Reservation {
     ))]
 async fn reserve(
     State(s): State<AppState>,
-    user: User,
+    user: Writer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ReserveRequest>,
 ) -> Result<Response, ApiError> {
@@ -407,7 +408,7 @@ impl Settlement {
             limit: r.try_get("limit")?,
             remaining: r.try_get("remaining")?,
             status: r.try_get("status")?,
-            resets_at: r.try_get("resets_at")?,
+            resets_at: timestamp::optional(r, "resets_at")?,
         })
     }
 }
@@ -431,7 +432,7 @@ pub struct CommitRequest {
     ))]
 async fn commit(
     State(s): State<AppState>,
-    user: User,
+    user: Writer,
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<CommitRequest>,
 ) -> Result<Json<Settlement>, ApiError> {
@@ -457,7 +458,7 @@ async fn commit(
     ))]
 async fn release(
     State(s): State<AppState>,
-    user: User,
+    user: Writer,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Settlement>, ApiError> {
     let _turn = turn(&s, &user.id).await?;
