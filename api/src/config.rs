@@ -158,10 +158,10 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = Self::with_defaults();
         if let Some(url) = get("AIQUOTA_DATABASE_URL") {
-            url.parse::<tokio_postgres::Config>().map_err(|e| {
+            crate::tls::parse(&url).map_err(|e| {
                 invalid(
                     "AIQUOTA_DATABASE_URL",
-                    format!("not a PostgreSQL connection string ({e})"),
+                    format!("not a usable PostgreSQL connection string ({e})"),
                 )
             })?;
             c.database_url = Secret::new(url);
@@ -276,7 +276,7 @@ impl Config {
 
     /// The database URL with any password replaced, for logs.
     pub fn database_url_redacted(&self) -> String {
-        match self.database_url.expose().parse::<tokio_postgres::Config>() {
+        match crate::tls::parse(self.database_url.expose()).map(|t| t.config) {
             Ok(pg) => {
                 let host = pg
                     .get_hosts()

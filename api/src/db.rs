@@ -20,6 +20,7 @@ use deadpool_postgres::{
 use futures_util::TryStreamExt;
 use tokio::time::Instant;
 use tokio_postgres::{error::SqlState, types::ToSql, NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{config::Config, deadline};
 
@@ -131,21 +132,21 @@ const RECHECK_IDLE: Duration = Duration::from_secs(1);
 
 /// Builds the pool. No connection is made here; `/readyz` and the first request find out whether the
 /// database is reachable, so the API can start before PostgreSQL does.
-pub fn pool(config: &Config) -> Result<Pool, String> {
-    let mut pg: tokio_postgres::Config = config
-        .database_url
-        .expose()
-        .parse()
+/// The connections are TLS as `sslmode` says (see [`crate::tls`]); the connector is returned too, for
+/// cancel requests, which open a connection of their own.
+pub fn pool(config: &Config) -> Result<(Pool, Option<MakeRustlsConnect>), String> {
+    let target = crate::tls::parse(config.database_url.expose())
         .map_err(|e| format!("AIQUOTA_DATABASE_URL: {e}"))?;
+    let mut pg = target.config;
     pg.application_name("aiquota-api");
     pg.connect_timeout(Duration::from_secs(5));
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match target.tls.clone() {
+        Some(tls) => Manager::from_config(pg, tls, manager_config),
+        None => Manager::from_config(pg, NoTls, manager_config),
+    };
     // A backstop only: [`Db::run`] cancels a statement at the request deadline, which is never later than
     // this. It stops a statement whose API process died from running on for ever.
     let statement_timeout_ms = config.request_timeout.as_millis().max(100);
@@ -188,6 +189,7 @@ pub fn pool(config: &Config) -> Result<Pool, String> {
             })
         }))
         .build()
+        .map(|pool| (pool, target.tls))
         .map_err(|e| format!("database pool: {e}"))
 }
 
@@ -267,6 +269,9 @@ pub struct Db {
     /// `AIQUOTA_REQUEST_TIMEOUT_S`: the deadline outside a request, and the grace a cancelled statement
     /// gets to answer.
     pub timeout: Duration,
+    /// The pool's TLS connector (`None`: `sslmode=disable`): a cancel request must speak TLS like the
+    /// connection it cancels.
+    pub tls: Option<MakeRustlsConnect>,
 }
 
 /// One failed attempt: the error for the client, whether the attempt may run again, and whether its
@@ -357,8 +362,14 @@ impl Db {
                 // Ask the server to cancel, then wait for the statement's own answer: it finished, or it
                 // was cancelled (57014, rolled back). Until then its outcome is not known.
                 let grace_end = Instant::now() + self.timeout.max(Duration::from_secs(1));
+                let cancel_sent = async {
+                    match &self.tls {
+                        Some(tls) => cancel.cancel_query(tls.clone()).await,
+                        None => cancel.cancel_query(NoTls).await,
+                    }
+                };
                 let cancelled = matches!(
-                    tokio::time::timeout_at(grace_end, cancel.cancel_query(NoTls)).await,
+                    tokio::time::timeout_at(grace_end, cancel_sent).await,
                     Ok(Ok(()))
                 );
                 match tokio::time::timeout_at(grace_end, &mut statement).await {

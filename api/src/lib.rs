@@ -19,6 +19,7 @@ pub mod problem;
 pub mod proxy;
 pub mod routes;
 pub mod timestamp;
+pub mod tls;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -158,7 +159,7 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(metrics::Metrics::default());
-        let pool = db::pool(&config).map_err(StartError::Database)?;
+        let (pool, tls) = db::pool(&config).map_err(StartError::Database)?;
         let proxy = match &config.proxy {
             Some(p) => Some(Arc::new(proxy::Proxy::new(p).map_err(StartError::Proxy)?)),
             None => None,
@@ -185,6 +186,7 @@ impl App {
                 pool,
                 metrics: metrics.clone(),
                 timeout: config.request_timeout,
+                tls,
             },
             fair: fair::Fair::new(config.user_concurrency),
             verifier,
