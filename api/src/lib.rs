@@ -14,6 +14,7 @@ pub mod headers;
 pub mod input;
 pub mod jwks;
 pub mod metrics;
+pub mod openapi_errors;
 pub mod payments;
 pub mod problem;
 pub mod proxy;
@@ -125,7 +126,9 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document (also served at `/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    openapi_errors::complete(&mut doc);
+    doc
 }
 
 /// A built app, bound to its address, not yet serving.

@@ -188,11 +188,14 @@ async fn get_quota(State(s): State<AppState>, user: User) -> Result<Json<Quota>,
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumeRequest {
-    /// Meter to consume from (default `ai_requests`).
+    /// Meter to consume from (default `ai_requests`); one declared in `quota.meters`.
+    #[schema(min_length = 1)]
     pub meter: String,
     /// Amount (default 1).
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub amount: i64,
-    /// A JSON object stored on the ledger row.
+    /// A JSON object stored on the ledger row (at most 16 KiB), or null.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -287,10 +290,13 @@ async fn charge(
 #[serde(default, deny_unknown_fields)]
 pub struct ReserveRequest {
     /// Meter (default `ai_tokens`).
+    #[schema(min_length = 1)]
     pub meter: String,
     /// Amount to hold.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub amount: i64,
     /// Seconds the hold lasts (default 300, at most 86400).
+    #[schema(minimum = 1, maximum = 86_400)]
     pub ttl_s: i32,
 }
 
@@ -323,6 +329,8 @@ pub struct Reservation {
     responses(
         (status = 201, body = Reservation),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, body = ProblemDoc, content_type = "application/problem+json", description = "server-only: AIQUOTA_USER_WRITES=off and an end-user token (or a denial when AIQUOTA_DENY_STATUS=403)"),
+        (status = 422, body = ProblemDoc, content_type = "application/problem+json", description = "Idempotency key already used for a different request"),
         (status = 429, body = ProblemDoc, content_type = "application/problem+json", description = "Denied (or 403)"),
     ))]
 async fn reserve(
@@ -418,6 +426,7 @@ impl Settlement {
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
     /// What the call actually cost (0 charges nothing).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub actual: i64,
 }
 
@@ -427,6 +436,7 @@ pub struct CommitRequest {
     request_body = CommitRequest,
     responses(
         (status = 200, body = Settlement),
+        (status = 403, body = ProblemDoc, content_type = "application/problem+json", description = "server-only: AIQUOTA_USER_WRITES=off and an end-user token"),
         (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "Unknown reservation, or another user's"),
         (status = 409, body = ProblemDoc, content_type = "application/problem+json", description = "Already committed, released or expired"),
     ))]
@@ -453,6 +463,7 @@ async fn commit(
     params(("id" = Uuid, Path, description = "Reservation id")),
     responses(
         (status = 200, body = Settlement),
+        (status = 403, body = ProblemDoc, content_type = "application/problem+json", description = "server-only: AIQUOTA_USER_WRITES=off and an end-user token"),
         (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "Unknown reservation, or another user's"),
         (status = 409, body = ProblemDoc, content_type = "application/problem+json", description = "Already committed, released or expired"),
     ))]
