@@ -168,6 +168,7 @@ pub struct LimitRequest {
     pub period: String,
     /// The override; null removes it.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub limit: Option<i64>,
 }
 
@@ -265,6 +266,7 @@ pub struct GrantRequest {
     /// Meter key.
     pub meter: String,
     /// Credits to give.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub amount: i64,
     /// When the credits expire (RFC 3339); null or absent: never.
     #[serde(default)]
