@@ -51,7 +51,7 @@ test-integration: ## concurrency and invariant tests with real sessions against 
 	@scripts/node-env.sh
 	cargo test -p aiquota-tests -- --test-threads=1 --skip web_ --skip fuzz_
 
-test-fuzz: ## schemathesis over /openapi.json (user and admin token) against the real API on a fresh database: no 5xx, no schema violation; AIQUOTA_FUZZ_EXAMPLES per operation (default 25)
+test-fuzz: ## schemathesis over /openapi.json (user and admin token) against the real API on a fresh database: no 5xx, no schema violation; AIQUOTA_FUZZ_EXAMPLES per operation (default 50)
 	@$(MAKE) --no-print-directory db EXT_BUILD=
 	@scripts/py-env.sh
 	cargo test -p aiquota-tests --test fuzz_openapi -- --test-threads=1
