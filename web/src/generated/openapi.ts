@@ -902,7 +902,7 @@ export interface components {
             /** @description Meter key. */
             meter: string;
             /** @description `hour`, `day`, `week` or `month`. */
-            period: string;
+            period: "hour" | "day" | "week" | "month";
         };
         /** @description A payment link for the caller; send the browser to `short_url`. */
         LinkCreated: {
@@ -1393,7 +1393,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description `today` (default), `week`, `month` or `all_time`. */
-                by?: string;
+                by?: "today" | "week" | "month" | "all_time";
                 /** @description How many (1 to 1000, default 10). */
                 limit?: number;
                 /** @description Meter (default `ai_requests`). */
