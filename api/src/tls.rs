@@ -91,6 +91,41 @@ pub fn parse(url: &str) -> Result<PgTarget, String> {
     Ok(PgTarget { config, mode, tls })
 }
 
+/// The asynchronous messages (notifications, notices) of a connection, in order; it ends with the
+/// connection.
+pub type Messages = futures_util::stream::BoxStream<
+    'static,
+    Result<tokio_postgres::AsyncMessage, tokio_postgres::Error>,
+>;
+
+/// One connection of its own to `url`, with the TLS its `sslmode` asks for (the `LISTEN` connection is
+/// one): the client and the connection's messages. The connection runs only while the stream is polled,
+/// so the caller drives it (and sees the notifications) by reading the stream.
+pub async fn connect(url: &str) -> Result<(tokio_postgres::Client, Messages), String> {
+    use futures_util::StreamExt;
+    let target = parse(url)?;
+    Ok(match target.tls {
+        Some(tls) => {
+            let (client, mut conn) = target
+                .config
+                .connect(tls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            (client, messages.boxed())
+        }
+        None => {
+            let (client, mut conn) = target
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            let messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+            (client, messages.boxed())
+        }
+    })
+}
+
 /// The rustls client configuration for `mode` with the roots of `root` (a PEM path, `system` or none).
 fn client_config(mode: Mode, root: Option<&str>) -> Result<ClientConfig, String> {
     let provider = Arc::new(ring::default_provider());

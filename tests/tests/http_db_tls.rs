@@ -222,5 +222,47 @@ async fn sslmode_is_honoured_with_rustls() {
         "postgres://aiquota_api@localhost:{port}/{db}?sslmode=verify-full&sslrootcert={ca}"
     );
     assert_eq!(try_dsn(&db, url).await, (200, true));
+    // A connection of its own (what the LISTEN connection of the event stream needs) with the same
+    // options: TLS, checked, and notifications arrive.
+    let (client, mut messages) = aiquota_api::tls::connect(&api_dsn(
+        &db,
+        "localhost",
+        &format!("sslmode=verify-full sslrootcert={ca}"),
+    ))
+    .await
+    .unwrap();
+    let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = ntx.send(n.payload().to_string());
+            }
+        }
+    });
+    client
+        .batch_execute("LISTEN aiquota_tls_test; NOTIFY aiquota_tls_test, 'over tls'")
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), nrx.recv())
+        .await
+        .unwrap();
+    assert_eq!(got.as_deref(), Some("over tls"));
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl);
+    assert!(aiquota_api::tls::connect(&api_dsn(
+        &db,
+        "127.0.0.1",
+        &format!("sslmode=verify-full sslrootcert={ca}")
+    ))
+    .await
+    .is_err());
     let _ = std::fs::remove_dir_all(&certs);
 }
