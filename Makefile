@@ -5,7 +5,7 @@ PG_CONFIG ?= $(or $(AIQUOTA_PGBIN),/usr/lib/postgresql/15/bin)/pg_config
 EXT_BUILD ?= --release
 PGRX_TEST_DATA := $(CURDIR)/.data/pgrx-test
 
-.PHONY: run db db-stop install setup setup-web lint test test-unit test-pg test-isolation test-regress test-upgrade test-integration test-faults test-web web-types psql clean
+.PHONY: run db db-stop install setup setup-web lint test test-unit test-pg test-isolation test-regress test-upgrade test-integration test-fuzz test-faults test-web web-types psql clean
 
 run: db ## install what is missing, build, start the private cluster and stay up (Ctrl-C stops it)
 	@scripts/run.sh
@@ -30,7 +30,7 @@ lint: setup ## formatting and clippy, warnings are errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: setup lint test-pg test-isolation test-regress test-upgrade test-integration test-faults test-web ## every test suite
+test: setup lint test-pg test-isolation test-regress test-upgrade test-integration test-fuzz test-faults test-web ## every test suite
 	@echo "all aiquota tests passed"
 
 test-pg: setup ## unit tests and #[pg_test]s inside a throwaway PostgreSQL managed by pgrx
@@ -53,7 +53,12 @@ test-integration: ## concurrency and invariant tests with real sessions against 
 	@$(MAKE) --no-print-directory db EXT_BUILD=
 	@scripts/py-env.sh
 	@scripts/node-env.sh
-	cargo test -p aiquota-tests -- --test-threads=1 --skip web_
+	cargo test -p aiquota-tests -- --test-threads=1 --skip web_ --skip fuzz_
+
+test-fuzz: ## schemathesis over /openapi.json (user and admin token) against the real API on a fresh database: no 5xx, no schema violation; AIQUOTA_FUZZ_EXAMPLES per operation (default 50)
+	@$(MAKE) --no-print-directory db EXT_BUILD=
+	@scripts/py-env.sh
+	cargo test -p aiquota-tests --test fuzz_openapi -- --test-threads=1
 
 setup-web: ## node, npm, Debian's chromium and web/node_modules (npm ci), each only when missing
 	@scripts/setup-web.sh

@@ -27,6 +27,9 @@ pub enum AuthError {
     /// `exp` is in the past.
     #[error("token expired")]
     Expired,
+    /// `nbf` is in the future (beyond the same leeway `exp` gets).
+    #[error("token not valid yet")]
+    NotYetValid,
     /// `aud` is not the configured audience.
     #[error("wrong audience")]
     WrongAudience,
@@ -36,6 +39,9 @@ pub enum AuthError {
     /// `exp`, `sub` or `aud` missing, or `sub` empty.
     #[error("required claim missing")]
     MissingClaim,
+    /// `sub` holds a U+0000, which no user id may contain (PostgreSQL could not store it).
+    #[error("invalid sub claim")]
+    InvalidSubject,
     /// The signature does not verify with any configured key.
     #[error("invalid signature")]
     BadSignature,
@@ -74,6 +80,9 @@ pub struct Claims {
     pub iss: Option<String>,
 }
 
+/// Seconds of clock skew allowed on `exp` and on `nbf`.
+pub const LEEWAY_S: u64 = 30;
+
 /// Verifies tokens against the configured keys.
 pub struct Verifier {
     hs256: Option<DecodingKey>,
@@ -92,10 +101,10 @@ impl Verifier {
                 .jwt_secret
                 .as_ref()
                 .map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
-            jwks: config
-                .jwks_url
-                .as_ref()
-                .map(|u| Jwks::new(u.clone(), config.jwks_refresh)),
+            jwks: config.jwks_url.as_ref().map(|u| {
+                let max_stale = config.jwks_max_stale.unwrap_or(config.jwks_refresh * 10);
+                Jwks::new(u.clone(), config.jwks_refresh, max_stale)
+            }),
             audience: config.jwt_audience.clone(),
             issuer: config.jwt_issuer.clone(),
             admin_roles: config.admin_roles.clone(),
@@ -108,7 +117,8 @@ impl Verifier {
         self.jwks.as_ref()
     }
 
-    /// Checks signature, algorithm, `exp`, `aud`, `iss` and `sub`, and returns the claims.
+    /// Checks signature, algorithm, `exp`, `nbf` (when present), `aud`, `iss` (when configured) and `sub`,
+    /// and returns the claims.
     pub async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let key: Arc<DecodingKey> = match header.alg {
@@ -124,7 +134,9 @@ impl Verifier {
         };
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
-        validation.leeway = 30;
+        // One leeway for both ends of the validity window: clocks drift the same way for `nbf` as for `exp`.
+        validation.leeway = LEEWAY_S;
+        validation.validate_nbf = true;
         validation.set_audience(&[&self.audience]);
         if let Some(iss) = &self.issuer {
             validation.set_issuer(&[iss]);
@@ -134,6 +146,7 @@ impl Verifier {
             jsonwebtoken::decode::<Verified>(token, &key, &validation).map_err(|e| {
                 match e.kind() {
                     ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                     ErrorKind::InvalidAudience => AuthError::WrongAudience,
                     ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
                     ErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim,
@@ -143,6 +156,9 @@ impl Verifier {
             })?;
         if data.claims.sub.trim().is_empty() {
             return Err(AuthError::MissingClaim);
+        }
+        if crate::input::has_nul(&data.claims.sub) {
+            return Err(AuthError::InvalidSubject);
         }
         Ok(data.claims)
     }
@@ -183,6 +199,16 @@ pub struct User {
     pub id: String,
 }
 
+/// A caller that may write to its own quota (consume, reserve, commit, release): any end user by default;
+/// with `AIQUOTA_USER_WRITES=off` (server-only mode) only a token whose `role` is one of
+/// `AIQUOTA_ADMIN_ROLES` (a service token, `sub` = the user it acts for). End users then get 403, so no
+/// usage is self-reported from a browser. The metering proxy does not go through this: it charges on its own.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    /// The user id (`sub`) whose quota is written.
+    pub id: String,
+}
+
 /// An authenticated caller whose `role` is one of `AIQUOTA_ADMIN_ROLES`, or who sent an admin API key
 /// (`AIQUOTA_ADMIN_KEYS`); `id` is recorded as the actor.
 #[derive(Debug, Clone)]
@@ -219,6 +245,21 @@ impl FromRequestParts<AppState> for User {
     ) -> Result<Self, Self::Rejection> {
         let c = claims(parts, state).await?;
         Ok(User { id: c.sub })
+    }
+}
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let c = claims(parts, state).await?;
+        if !state.config.user_writes && !state.verifier.is_admin(&c) {
+            return Err(ApiError::ServerOnly);
+        }
+        Ok(Writer { id: c.sub })
     }
 }
 

@@ -51,6 +51,9 @@ pub struct Config {
     pub jwks_url: Option<String>,
     /// How long fetched JWKS keys are trusted before a refresh.
     pub jwks_refresh: Duration,
+    /// How long keys are kept through failed refreshes after the last successful fetch before they are
+    /// dropped (`AIQUOTA_JWKS_MAX_STALE_S`); `None` means ten times `jwks_refresh`.
+    pub jwks_max_stale: Option<Duration>,
     /// Required `aud` claim.
     pub jwt_audience: String,
     /// Required `iss` claim, when set.
@@ -64,6 +67,10 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Directory of the development demo page, served at `/demo/` (`AIQUOTA_DEMO_DIR`); off when `None`.
     pub demo_dir: Option<std::path::PathBuf>,
+    /// Whether end-user tokens may consume, reserve, commit and release (`AIQUOTA_USER_WRITES`, default on).
+    /// Off is the server-only mode: only service tokens (a role in `admin_roles`) and the metering proxy
+    /// write, so usage can never be self-reported from a browser (see docs/http.md).
+    pub user_writes: bool,
     /// Status of a denied consume or reservation: 429, or 403 for clients that must stop retrying.
     pub deny_status: StatusCode,
     /// Maximum number of pooled database connections.
@@ -128,12 +135,14 @@ impl Config {
             jwt_secret: None,
             jwks_url: None,
             jwks_refresh: Duration::from_secs(600),
+            jwks_max_stale: None,
             jwt_audience: "authenticated".into(),
             jwt_issuer: None,
             admin_roles: vec!["service_role".into()],
             admin_key_hashes: Vec::new(),
             cors_origins: Vec::new(),
             demo_dir: None,
+            user_writes: true,
             deny_status: StatusCode::TOO_MANY_REQUESTS,
             pool_size: 16,
             user_concurrency: 2,
@@ -156,10 +165,10 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut c = Self::with_defaults();
         if let Some(url) = get("AIQUOTA_DATABASE_URL") {
-            url.parse::<tokio_postgres::Config>().map_err(|e| {
+            crate::tls::parse(&url).map_err(|e| {
                 invalid(
                     "AIQUOTA_DATABASE_URL",
-                    format!("not a PostgreSQL connection string ({e})"),
+                    format!("not a usable PostgreSQL connection string ({e})"),
                 )
             })?;
             c.database_url = Secret::new(url);
@@ -182,12 +191,7 @@ impl Config {
             }
         }
         if let Some(url) = get("AIQUOTA_JWKS_URL") {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(invalid(
-                    "AIQUOTA_JWKS_URL",
-                    format!("{url:?} is not an http(s) URL"),
-                ));
-            }
+            crate::jwks::check_url(&url).map_err(|why| invalid("AIQUOTA_JWKS_URL", why))?;
             c.jwks_url = Some(url);
         }
         if c.jwt_secret.is_none() && c.jwks_url.is_none() {
@@ -195,6 +199,14 @@ impl Config {
         }
         if let Some(s) = get("AIQUOTA_JWKS_REFRESH_S") {
             c.jwks_refresh = Duration::from_secs(whole("AIQUOTA_JWKS_REFRESH_S", &s, 10, 86_400)?);
+        }
+        if let Some(s) = get("AIQUOTA_JWKS_MAX_STALE_S") {
+            c.jwks_max_stale = Some(Duration::from_secs(whole(
+                "AIQUOTA_JWKS_MAX_STALE_S",
+                &s,
+                10,
+                30 * 86_400,
+            )?));
         }
         if let Some(aud) = get("AIQUOTA_JWT_AUDIENCE") {
             c.jwt_audience = aud;
@@ -225,6 +237,18 @@ impl Config {
                 ));
             }
             c.demo_dir = Some(dir);
+        }
+        if let Some(s) = get("AIQUOTA_USER_WRITES") {
+            c.user_writes = match s.trim().to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => {
+                    return Err(invalid(
+                        "AIQUOTA_USER_WRITES",
+                        format!("{s:?} must be on or off"),
+                    ))
+                }
+            };
         }
         if let Some(s) = get("AIQUOTA_DENY_STATUS") {
             c.deny_status = match s.trim() {
@@ -260,7 +284,7 @@ impl Config {
 
     /// The database URL with any password replaced, for logs.
     pub fn database_url_redacted(&self) -> String {
-        match self.database_url.expose().parse::<tokio_postgres::Config>() {
+        match crate::tls::parse(self.database_url.expose()).map(|t| t.config) {
             Ok(pg) => {
                 let host = pg
                     .get_hosts()
@@ -541,6 +565,33 @@ mod tests {
         let err =
             Config::from_lookup(lookup(&[secret, ("AIQUOTA_CORS_ORIGINS", "nope")])).unwrap_err();
         assert!(err.to_string().contains("AIQUOTA_CORS_ORIGINS"));
+    }
+
+    #[test]
+    fn token_settings_are_checked() {
+        let secret = ("AIQUOTA_JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let c = Config::from_lookup(lookup(&[secret])).unwrap();
+        assert!(c.user_writes);
+        assert_eq!(c.jwks_max_stale, None);
+        let c = Config::from_lookup(lookup(&[
+            secret,
+            ("AIQUOTA_USER_WRITES", "off"),
+            ("AIQUOTA_JWKS_MAX_STALE_S", "3600"),
+        ]))
+        .unwrap();
+        assert!(!c.user_writes);
+        assert_eq!(c.jwks_max_stale, Some(Duration::from_secs(3600)));
+        for (name, value) in [
+            ("AIQUOTA_USER_WRITES", "maybe"),
+            ("AIQUOTA_JWKS_MAX_STALE_S", "1"),
+            ("AIQUOTA_JWKS_URL", "http://issuer.example.com/jwks.json"),
+        ] {
+            let err = Config::from_lookup(lookup(&[secret, (name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+        let c = Config::from_lookup(lookup(&[("AIQUOTA_JWKS_URL", "http://127.0.0.1:9/jwks")]))
+            .unwrap();
+        assert!(c.jwks_url.is_some());
     }
 
     #[test]

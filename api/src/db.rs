@@ -21,14 +21,17 @@ use deadpool_postgres::{
 use futures_util::TryStreamExt;
 use tokio::time::Instant;
 use tokio_postgres::{error::SqlState, types::ToSql, NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{config::Config, deadline};
 
 /// What went wrong talking to the database, in the terms the HTTP layer needs. The client sees the
-/// message only for the input errors the extension words for people (22004, 22023, P0002, 55000).
+/// message only for the input errors (22004, 22023 worded by the extension, every other class-22 data
+/// exception worded by PostgreSQL), P0002 and 55000.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// 22004 / 22023: the request's values were refused by the extension's validation.
+    /// Class 22 (22004, 22023, 22003, 22021, 22P05, ...): the request's values were refused by the
+    /// extension's validation or by PostgreSQL.
     #[error("{0}")]
     InvalidInput(String),
     /// 22023 "already used": an idempotency key reused for a different request.
@@ -74,6 +77,10 @@ impl From<tokio_postgres::Error> for DbError {
             {
                 DbError::InvalidInput(message)
             }
+            // Every other data exception (class 22: 22003 numeric overflow, 22021 / 22P05 a NUL or bad
+            // byte, 22P02 bad syntax, ...) is the request's value refused by PostgreSQL itself: the client's
+            // input, never a server fault. Its message names the value's problem, not the statement.
+            c if c.code().starts_with("22") => DbError::InvalidInput(message),
             c if *c == SqlState::NO_DATA_FOUND => DbError::NotFound(message),
             c if *c == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE => DbError::Conflict(message),
             // (57P03, which the extension raises while this database is not updated to the installed library
@@ -126,21 +133,21 @@ const RECHECK_IDLE: Duration = Duration::from_secs(1);
 
 /// Builds the pool. No connection is made here; `/readyz` and the first request find out whether the
 /// database is reachable, so the API can start before PostgreSQL does.
-pub fn pool(config: &Config) -> Result<Pool, String> {
-    let mut pg: tokio_postgres::Config = config
-        .database_url
-        .expose()
-        .parse()
+/// The connections are TLS as `sslmode` says (see [`crate::tls`]); the connector is returned too, for
+/// cancel requests, which open a connection of their own.
+pub fn pool(config: &Config) -> Result<(Pool, Option<MakeRustlsConnect>), String> {
+    let target = crate::tls::parse(config.database_url.expose())
         .map_err(|e| format!("AIQUOTA_DATABASE_URL: {e}"))?;
+    let mut pg = target.config;
     pg.application_name("aiquota-api");
     pg.connect_timeout(Duration::from_secs(5));
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match target.tls.clone() {
+        Some(tls) => Manager::from_config(pg, tls, manager_config),
+        None => Manager::from_config(pg, NoTls, manager_config),
+    };
     // A backstop only: [`Db::run`] cancels a statement at the request deadline, which is never later than
     // this. It stops a statement whose API process died from running on for ever.
     let statement_timeout_ms = config.request_timeout.as_millis().max(100);
@@ -183,6 +190,7 @@ pub fn pool(config: &Config) -> Result<Pool, String> {
             })
         }))
         .build()
+        .map(|pool| (pool, target.tls))
         .map_err(|e| format!("database pool: {e}"))
 }
 
@@ -262,6 +270,9 @@ pub struct Db {
     /// `AIQUOTA_REQUEST_TIMEOUT_S`: the deadline outside a request, and the grace a cancelled statement
     /// gets to answer.
     pub timeout: Duration,
+    /// The pool's TLS connector (`None`: `sslmode=disable`): a cancel request must speak TLS like the
+    /// connection it cancels.
+    pub tls: Option<MakeRustlsConnect>,
 }
 
 /// One failed attempt: the error for the client, whether the attempt may run again, and whether its
@@ -352,8 +363,14 @@ impl Db {
                 // Ask the server to cancel, then wait for the statement's own answer: it finished, or it
                 // was cancelled (57014, rolled back). Until then its outcome is not known.
                 let grace_end = Instant::now() + self.timeout.max(Duration::from_secs(1));
+                let cancel_sent = async {
+                    match &self.tls {
+                        Some(tls) => cancel.cancel_query(tls.clone()).await,
+                        None => cancel.cancel_query(NoTls).await,
+                    }
+                };
                 let cancelled = matches!(
-                    tokio::time::timeout_at(grace_end, cancel.cancel_query(NoTls)).await,
+                    tokio::time::timeout_at(grace_end, cancel_sent).await,
                     Ok(Ok(()))
                 );
                 match tokio::time::timeout_at(grace_end, &mut statement).await {

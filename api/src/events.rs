@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{stream::Stream, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -108,13 +108,11 @@ async fn listen_once(
     tx: &broadcast::Sender<Event>,
     listening: &mut bool,
 ) -> Result<(), String> {
-    let (client, mut connection) = tokio_postgres::connect(url.expose(), NoTls)
-        .await
-        .map_err(|e| e.to_string())?;
+    // The same TLS (sslmode, sslrootcert) as the pool: a database that requires TLS gets it here too.
+    let (client, mut messages) = crate::tls::connect(url.expose()).await?;
     let (ntx, mut nrx) = mpsc::unbounded_channel::<String>();
-    // The connection object must be polled for notifications to arrive; it ends when the socket does.
+    // The connection's messages must be polled for notifications to arrive; they end when the socket does.
     let driver = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(m) = messages.next().await {
             match m {
                 Ok(AsyncMessage::Notification(n)) => {

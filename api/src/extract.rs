@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::problem::ApiError;
+use crate::{input, problem::ApiError};
 
 /// A path parameter.
 #[derive(FromRequestParts)]
@@ -20,8 +20,9 @@ pub struct ApiPath<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
-/// A JSON body; an empty body means `T::default()`, so `POST /v1/quota/consume` with no body consumes one
-/// `ai_requests`. A non-empty body must be `application/json`.
+/// A JSON body; an empty body, or the JSON `null`, means `T::default()`, so `POST /v1/quota/consume` with
+/// no body consumes one `ai_requests`. A non-empty body must be `application/json`, and no string in it
+/// (key or value, at any depth) may hold a U+0000 (see [`crate::input`]).
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -53,9 +54,17 @@ where
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ));
         }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+        let invalid = |e: serde_json::Error| {
             ApiError::BadRequest(format!("Invalid JSON body: {e}"), StatusCode::BAD_REQUEST)
-        })
+        };
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+        if value.is_null() {
+            return Ok(JsonBody(T::default()));
+        }
+        if let Some(at) = input::find_nul(&value) {
+            return Err(input::nul_in_body(&at));
+        }
+        serde_json::from_value(value).map(JsonBody).map_err(invalid)
     }
 }
 

@@ -4,6 +4,12 @@
 //! when a token names a `kid` the cache does not know (key rotation), at most once every few seconds so a
 //! flood of tokens with made-up `kid`s cannot turn into a flood of fetches. Only RSA keys (RS256) and P-256
 //! keys (ES256) are kept, each with its algorithm, and a token must use its key's algorithm.
+//!
+//! A failed refresh keeps the keys, but not for ever: keys not confirmed by a successful fetch within
+//! `AIQUOTA_JWKS_MAX_STALE_S` (default ten refresh intervals) are dropped, so a key the issuer revoked stops
+//! working even while its JWKS cannot be reached (tokens are then answered 503 until a fetch succeeds).
+//! The URL must be `https://`: the keys decide who is who, so they must not come over a channel anyone on the
+//! path can rewrite. Plain `http://` is allowed only to a loopback host, for tests and local stand-ins.
 
 use std::{
     sync::Arc,
@@ -38,17 +44,21 @@ struct Cache {
 pub struct Jwks {
     url: String,
     refresh: Duration,
+    max_stale: Duration,
     client: reqwest::Client,
     cache: RwLock<Cache>,
     fetching: Mutex<()>,
 }
 
 impl Jwks {
-    /// A cache for `url`; nothing is fetched until [`Jwks::refresh`] or the first token.
-    pub fn new(url: String, refresh: Duration) -> Self {
+    /// A cache for `url` whose keys are trusted for `refresh`, and kept through failed refreshes for at
+    /// most `max_stale` after the last successful fetch; nothing is fetched until
+    /// [`Jwks::refresh_if_due`] or the first token.
+    pub fn new(url: String, refresh: Duration, max_stale: Duration) -> Self {
         Self {
             url,
             refresh,
+            max_stale,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
@@ -80,7 +90,7 @@ impl Jwks {
         if let Some(k) = self.find(kid, alg).await {
             return Ok(k);
         }
-        let empty = self.cache.read().await.keys.is_empty();
+        let empty = self.usable_keys(&*self.cache.read().await).is_empty();
         Err(if empty {
             AuthError::KeysUnavailable
         } else {
@@ -88,15 +98,24 @@ impl Jwks {
         })
     }
 
+    /// The cached keys, or none once they are older than `max_stale` (no successful fetch for that long).
+    fn usable_keys<'c>(&self, c: &'c Cache) -> &'c [Key] {
+        match c.fetched_at {
+            Some(t) if t.elapsed() <= self.max_stale => &c.keys,
+            _ => &[],
+        }
+    }
+
     async fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<DecodingKey>> {
         let c = self.cache.read().await;
-        c.keys
+        self.usable_keys(&c)
             .iter()
             .find(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid))
             .map(|k| k.key.clone())
     }
 
-    /// Fetches the keys unless another fetch happened within `min_gap`; failures keep the old keys.
+    /// Fetches the keys unless another fetch happened within `min_gap`; a failure keeps the old keys, until
+    /// they are older than `max_stale`, when they are dropped.
     pub async fn refresh_if_due(&self, min_gap: Duration) {
         let _one_at_a_time = self.fetching.lock().await;
         if let Some(t) = self.cache.read().await.attempted_at {
@@ -112,7 +131,16 @@ impl Jwks {
                 c.keys = keys;
                 c.fetched_at = Some(Instant::now());
             }
-            Err(why) => tracing::warn!(%why, "could not fetch JWKS; keeping the cached keys"),
+            Err(why) => {
+                let mut c = self.cache.write().await;
+                if c.fetched_at.is_some_and(|t| t.elapsed() > self.max_stale) && !c.keys.is_empty()
+                {
+                    c.keys.clear();
+                    tracing::error!(%why, "could not fetch JWKS for longer than AIQUOTA_JWKS_MAX_STALE_S; dropped the cached keys");
+                } else {
+                    tracing::warn!(%why, "could not fetch JWKS; keeping the cached keys");
+                }
+            }
         }
     }
 
@@ -128,6 +156,34 @@ impl Jwks {
             .await
             .map_err(|e| e.to_string())?;
         Ok(set.keys.iter().filter_map(usable).collect())
+    }
+}
+
+/// Whether `url` may serve signing keys: `https://`, or `http://` to a loopback host (`127.0.0.0/8`,
+/// `[::1]`, `localhost`) for tests. The reason is returned for the configuration error.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") && url.len() > "https://".len() {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!("{url:?} is not an https URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "{url:?} must be https (plain http is allowed only to a loopback host)"
+        ))
     }
 }
 
@@ -153,4 +209,33 @@ fn usable(jwk: &Jwk) -> Option<Key> {
         alg,
         key: Arc::new(key),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn jwks_url_is_https_or_loopback() {
+        for ok in [
+            "https://example.supabase.co/auth/v1/.well-known/jwks.json",
+            "http://127.0.0.1:9999/jwks.json",
+            "http://127.8.0.1/jwks.json",
+            "http://localhost:80/jwks",
+            "http://[::1]:8080/jwks",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://example.com/jwks.json",
+            "http://127.0.0.1.example.com/jwks.json",
+            "http://localhost.evil.test/jwks",
+            "http://127.0.0.1@evil.test/jwks",
+            "ftp://127.0.0.1/jwks",
+            "https://",
+            "example.com",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
 }

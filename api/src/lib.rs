@@ -11,14 +11,18 @@ pub mod events;
 pub mod extract;
 pub mod fair;
 pub mod headers;
+pub mod input;
 pub mod jwks;
 pub mod limits;
 pub mod metrics;
+pub mod openapi_errors;
 pub mod payments;
 pub mod problem;
 pub mod proxy;
 pub mod routes;
 pub mod serve;
+pub mod timestamp;
+pub mod tls;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -126,7 +130,9 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document (also served at `/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    openapi_errors::complete(&mut doc);
+    doc
 }
 
 /// A built app, bound to its address, not yet serving.
@@ -160,7 +166,7 @@ impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(metrics::Metrics::default());
-        let pool = db::pool(&config).map_err(StartError::Database)?;
+        let (pool, tls) = db::pool(&config).map_err(StartError::Database)?;
         let proxy = match &config.proxy {
             Some(p) => Some(Arc::new(proxy::Proxy::new(p).map_err(StartError::Proxy)?)),
             None => None,
@@ -187,6 +193,7 @@ impl App {
                 pool,
                 metrics: metrics.clone(),
                 timeout: config.request_timeout,
+                tls,
             },
             fair: fair::Fair::new(config.user_concurrency),
             verifier,
@@ -293,7 +300,9 @@ fn router(state: AppState, proxy: Option<Arc<proxy::Proxy>>) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
-                .layer(middleware::from_fn(problem::finish)),
+                .layer(middleware::from_fn(problem::finish))
+                // Inside `finish`, so its refusal gets a problem body; before routing, so it covers every route.
+                .layer(middleware::from_fn(input::refuse_nul_in_url)),
         )
         .with_state(state)
 }

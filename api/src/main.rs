@@ -49,13 +49,19 @@ async fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if config.jwt_issuer.is_none() {
+        // Recommended, not required: without it any issuer holding the key or secret is believed.
+        tracing::warn!("AIQUOTA_JWT_ISSUER is not set: tokens of any issuer signed with the configured keys are accepted");
+    }
     tracing::info!(
         listen = %config.listen,
         database = %config.database_url_redacted(),
         hs256 = config.jwt_secret.is_some(),
         jwks = config.jwks_url.as_deref().unwrap_or("-"),
         audience = %config.jwt_audience,
+        issuer = config.jwt_issuer.as_deref().unwrap_or("-"),
         deny_status = config.deny_status.as_u16(),
+        user_writes = config.user_writes,
         razorpay = config.payments.razorpay_key_secret.is_some(),
         razorpay_webhooks = config.payments.razorpay_webhook_secret.is_some(),
         stripe_webhooks = config.payments.stripe_webhook_secrets.len(),

@@ -111,6 +111,9 @@ pub enum ApiError {
     /// 403: the token is valid but its role may not use admin routes.
     #[error("forbidden")]
     Forbidden,
+    /// 403: server-only mode (`AIQUOTA_USER_WRITES=off`) and an end-user token tried to write usage.
+    #[error("user writes are off")]
+    ServerOnly,
     /// 400 (or the rejection's own 413/415/422): the request could not be read.
     #[error("bad request: {0}")]
     BadRequest(String, StatusCode),
@@ -181,6 +184,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden")
                 .detail("This route needs an admin role.")
+                .into_response(),
+            ApiError::ServerOnly => Problem::new(StatusCode::FORBIDDEN, "server-only", "Server-only mode")
+                .detail(
+                    "End-user tokens may read their quota and stream events, but usage is written only by \
+                     the server (the metering proxy or a service token): AIQUOTA_USER_WRITES is off.",
+                )
                 .into_response(),
             ApiError::BadRequest(detail, status) => {
                 Problem::new(status, "bad-request", "Bad request")

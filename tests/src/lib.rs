@@ -14,9 +14,6 @@ pub mod sse;
 
 /// The HTTP API's login role, created once per cluster (the same script `scripts/db.sh start` runs).
 const API_ROLE_SQL: &str = include_str!("../../scripts/api-role.sql");
-/// A stand-in for the `quota_payments` role and `quota.revoke_payment` where the installed extension has
-/// neither yet (each part is skipped when it has them); see the file.
-const PAYMENTS_BRIDGE_SQL: &str = include_str!("../sql/payments-bridge.sql");
 
 /// The cluster to test against: the private one `make db` starts (on `AIQUOTA_PGPORT` when set), unless
 /// `AIQUOTA_TEST_DATABASE_URL` names another.
@@ -77,7 +74,6 @@ pub fn fresh_db(name: &str) -> String {
         let mut t = connect(&tmpl);
         t.batch_execute("CREATE EXTENSION aiquota").unwrap();
         t.batch_execute(API_ROLE_SQL).unwrap();
-        t.batch_execute(PAYMENTS_BRIDGE_SQL).unwrap();
         drop(t);
     });
     let db = format!("t_{name}");

@@ -158,6 +158,31 @@ fn account(r: &Row) -> Result<Account, tokio_postgres::Error> {
     })
 }
 
+// The enums below exist for the OpenAPI document only: the fields stay strings so that the extension's own
+// message (22023) answers any other value.
+
+/// A calendar window.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum PeriodDoc {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+/// The window the heaviest users are ranked by.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum TopByDoc {
+    Today,
+    Week,
+    Month,
+    AllTime,
+}
+
 /// Body of `PUT /v1/admin/users/{id}/limits`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -165,9 +190,11 @@ pub struct LimitRequest {
     /// Meter key.
     pub meter: String,
     /// `hour`, `day`, `week` or `month`.
+    #[schema(inline, value_type = PeriodDoc)]
     pub period: String,
     /// The override; null removes it.
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub limit: Option<i64>,
 }
 
@@ -265,6 +292,7 @@ pub struct GrantRequest {
     /// Meter key.
     pub meter: String,
     /// Credits to give.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub amount: i64,
     /// When the credits expire (RFC 3339); null or absent: never.
     #[serde(default)]
@@ -425,8 +453,10 @@ async fn analytics(
 #[into_params(parameter_in = Query)]
 pub struct TopUsersQuery {
     /// How many (1 to 1000, default 10).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i32>,
     /// `today` (default), `week`, `month` or `all_time`.
+    #[param(inline, value_type = Option<TopByDoc>)]
     pub by: Option<String>,
     /// Meter (default `ai_requests`).
     pub meter: Option<String>,

@@ -15,14 +15,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    auth::User,
+    auth::{User, Writer},
     db::{self, Db, DbError, Retry},
     deadline,
     extract::{idempotency_key, ApiPath, JsonBody},
     fair::Turn,
     headers,
     problem::{ApiError, ProblemDoc},
-    AppState,
+    timestamp, AppState,
 };
 
 /// Waits for one of the caller's turns at the database (see [`crate::fair`]) within the request deadline.
@@ -94,7 +94,7 @@ impl Decision {
             used: r.try_get("used")?,
             limit: r.try_get("limit")?,
             remaining: r.try_get("remaining")?,
-            resets_at: r.try_get("resets_at")?,
+            resets_at: timestamp::optional(r, "resets_at")?,
             status: r.try_get("status")?,
             reason: r.try_get("reason")?,
             retry_after_s: r.try_get("retry_after_s")?,
@@ -209,11 +209,14 @@ async fn get_quota(State(s): State<AppState>, user: User) -> Result<Json<Quota>,
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumeRequest {
-    /// Meter to consume from (default `ai_requests`).
+    /// Meter to consume from (default `ai_requests`); one declared in `quota.meters`.
+    #[schema(min_length = 1)]
     pub meter: String,
     /// Amount (default 1).
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub amount: i64,
-    /// A JSON object stored on the ledger row.
+    /// A JSON object stored on the ledger row (at most 16 KiB), or null.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
 }
 
@@ -251,13 +254,14 @@ fn decided(s: &AppState, decision: Decision) -> Response {
         (status = 200, body = Decision, description = "Allowed; RateLimit-Policy, RateLimit and Idempotency-Key headers"),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "Invalid meter, amount or metadata"),
         (status = 401, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, body = ProblemDoc, content_type = "application/problem+json", description = "server-only: AIQUOTA_USER_WRITES=off and an end-user token (or a denial when AIQUOTA_DENY_STATUS=403)"),
         (status = 422, body = ProblemDoc, content_type = "application/problem+json", description = "Idempotency key already used for a different request"),
         (status = 429, body = ProblemDoc, content_type = "application/problem+json", description = "Denied (or 403 when AIQUOTA_DENY_STATUS=403): the decision's fields as members, Retry-After when it can pass later"),
         (status = 503, body = ProblemDoc, content_type = "application/problem+json", description = "unavailable: not charged, Retry-After; outcome-unknown: the connection was lost mid-statement, no Retry-After, repeat with the Idempotency-Key"),
     ))]
 async fn consume(
     State(s): State<AppState>,
-    user: User,
+    user: Writer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ConsumeRequest>,
 ) -> Result<Response, ApiError> {
@@ -310,10 +314,13 @@ async fn charge(
 #[serde(default, deny_unknown_fields)]
 pub struct ReserveRequest {
     /// Meter (default `ai_tokens`).
+    #[schema(min_length = 1)]
     pub meter: String,
     /// Amount to hold.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub amount: i64,
     /// Seconds the hold lasts (default 300, at most 86400).
+    #[schema(minimum = 1, maximum = 86_400)]
     pub ttl_s: i32,
 }
 
@@ -346,11 +353,13 @@ pub struct Reservation {
     responses(
         (status = 201, body = Reservation),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, body = ProblemDoc, content_type = "application/problem+json", description = "server-only: AIQUOTA_USER_WRITES=off and an end-user token (or a denial when AIQUOTA_DENY_STATUS=403)"),
+        (status = 422, body = ProblemDoc, content_type = "application/problem+json", description = "Idempotency key already used for a different request"),
         (status = 429, body = ProblemDoc, content_type = "application/problem+json", description = "Denied (or 403), or rate-limited: more reservations than AIQUOTA_RESERVE_RATE allows (Retry-After)"),
     ))]
 async fn reserve(
     State(s): State<AppState>,
-    user: User,
+    user: Writer,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ReserveRequest>,
 ) -> Result<Response, ApiError> {
@@ -435,7 +444,7 @@ impl Settlement {
             limit: r.try_get("limit")?,
             remaining: r.try_get("remaining")?,
             status: r.try_get("status")?,
-            resets_at: r.try_get("resets_at")?,
+            resets_at: timestamp::optional(r, "resets_at")?,
         })
     }
 }
@@ -445,6 +454,7 @@ impl Settlement {
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
     /// What the call actually cost (0 charges nothing).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub actual: i64,
 }
 
@@ -454,12 +464,13 @@ pub struct CommitRequest {
     request_body = CommitRequest,
     responses(
         (status = 200, body = Settlement),
+        (status = 403, body = ProblemDoc, content_type = "application/problem+json", description = "server-only: AIQUOTA_USER_WRITES=off and an end-user token"),
         (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "Unknown reservation, or another user's"),
         (status = 409, body = ProblemDoc, content_type = "application/problem+json", description = "Already committed, released or expired"),
     ))]
 async fn commit(
     State(s): State<AppState>,
-    user: User,
+    user: Writer,
     ApiPath(id): ApiPath<Uuid>,
     JsonBody(body): JsonBody<CommitRequest>,
 ) -> Result<Json<Settlement>, ApiError> {
@@ -480,12 +491,13 @@ async fn commit(
     params(("id" = Uuid, Path, description = "Reservation id")),
     responses(
         (status = 200, body = Settlement),
+        (status = 403, body = ProblemDoc, content_type = "application/problem+json", description = "server-only: AIQUOTA_USER_WRITES=off and an end-user token"),
         (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "Unknown reservation, or another user's"),
         (status = 409, body = ProblemDoc, content_type = "application/problem+json", description = "Already committed, released or expired"),
     ))]
 async fn release(
     State(s): State<AppState>,
-    user: User,
+    user: Writer,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Settlement>, ApiError> {
     let _turn = turn(&s, &user.id).await?;

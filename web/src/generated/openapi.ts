@@ -471,8 +471,7 @@ export interface paths {
         };
         /**
          * Server-Sent Events: the caller's quota (the body of `GET /v1/quota`) at connect and after every change,
-         *     as `event: quota`; keep-alive comments every 15 s. The stream ends when the token expires (reconnect
-         *     with a fresh one), and a user may hold at most `AIQUOTA_SSE_PER_USER` streams at once.
+         *     as `event: quota`; keep-alive comments every 15 s.
          */
         get: operations["events"];
         put?: never;
@@ -544,8 +543,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Razorpay webhook (`payment_link.paid`, `payment.captured`; `refund.processed` for a full refund ends or
-         *     shortens the pass); authenticated by `X-Razorpay-Signature`, no JWT.
+         * Razorpay webhook (`payment_link.paid`, `payment.captured`); authenticated by `X-Razorpay-Signature`,
+         *     no JWT.
          * @description Duplicates (same `x-razorpay-event-id`, or a payment already recorded by the callback) answer 200.
          */
         post: operations["razorpay_webhook"];
@@ -565,10 +564,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Stripe webhook (`checkout.session.completed` when paid, `checkout.session.async_payment_succeeded`;
-         *     `charge.refunded` when refunded in full and `charge.dispute.closed` when lost end or shorten the pass);
-         *     authenticated by `Stripe-Signature`, no JWT. The event's `livemode` must equal
-         *     `AIQUOTA_STRIPE_LIVEMODE`.
+         * Stripe webhook (`checkout.session.completed` when paid, `checkout.session.async_payment_succeeded`);
+         *     authenticated by `Stripe-Signature`, no JWT.
          * @description The user is the session's `client_reference_id` (or `metadata.user_id`), the product `metadata.product`:
          *     set them when creating the Checkout Session on your server. Duplicates answer 200.
          */
@@ -731,10 +728,10 @@ export interface components {
              * @default 1
              */
             amount: number;
-            /** @description A JSON object stored on the ledger row. */
-            metadata?: unknown;
+            /** @description A JSON object stored on the ledger row (at most 16 KiB), or null. */
+            metadata?: Record<string, never> | null;
             /**
-             * @description Meter to consume from (default `ai_requests`).
+             * @description Meter to consume from (default `ai_requests`); one declared in `quota.meters`.
              * @default ai_requests
              */
             meter: string;
@@ -905,7 +902,7 @@ export interface components {
             /** @description Meter key. */
             meter: string;
             /** @description `hour`, `day`, `week` or `month`. */
-            period: string;
+            period: "hour" | "day" | "week" | "month";
         };
         /** @description A payment link for the caller; send the browser to `short_url`. */
         LinkCreated: {
@@ -997,7 +994,7 @@ export interface components {
             title: string;
             /**
              * @description `/problems/<slug>`: quota-exceeded, unauthorized, forbidden, bad-request, invalid-input,
-             *     idempotency-key-reused, not-found, conflict, rate-limited, unavailable, outcome-unknown, internal, method-not-allowed, too-large,
+             *     idempotency-key-reused, not-found, conflict, unavailable, outcome-unknown, internal, method-not-allowed, too-large,
              *     payments-not-configured, payment-provider-failed, invalid-signature, payment-incomplete, payment-mismatch.
              */
             type: string;
@@ -1225,9 +1222,8 @@ export interface components {
             /** @description Why it was ignored. */
             reason?: string | null;
             /**
-             * @description `applied`, `duplicate`, `mismatch` (a payment was recorded or found), `revoked` (a refund or lost
-             *     dispute ended or shortened the pass), `duplicate_event` (this event id was handled before) or
-             *     `ignored` (an event or payment this API does not act on, or a payment of an order already paid).
+             * @description `applied`, `duplicate`, `mismatch` (a payment was recorded or found), `duplicate_event` (this event id
+             *     was handled before) or `ignored` (an event or payment this API does not act on).
              */
             result: string;
         };
@@ -1257,6 +1253,15 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
         };
     };
     metrics: {
@@ -1277,6 +1282,15 @@ export interface operations {
                     "text/plain": unknown;
                 };
             };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
         };
     };
     readyz: {
@@ -1294,6 +1308,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
             /** @description Not ready */
@@ -1337,13 +1360,40 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The token's role is not in AIQUOTA_ADMIN_ROLES and it is no admin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
         };
     };
     top_users: {
         parameters: {
             query?: {
                 /** @description `today` (default), `week`, `month` or `all_time`. */
-                by?: string;
+                by?: "today" | "week" | "month" | "all_time";
                 /** @description How many (1 to 1000, default 10). */
                 limit?: number;
                 /** @description Meter (default `ai_requests`). */
@@ -1364,6 +1414,33 @@ export interface operations {
                 };
             };
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The token's role is not in AIQUOTA_ADMIN_ROLES and it is no admin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1393,7 +1470,34 @@ export interface operations {
                     "application/json": components["schemas"]["UsageRow"][];
                 };
             };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1423,6 +1527,24 @@ export interface operations {
                     "application/json": components["schemas"]["AccountRow"];
                 };
             };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1433,6 +1555,15 @@ export interface operations {
             };
             /** @description No such account */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1473,6 +1604,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The token's role is not in AIQUOTA_ADMIN_ROLES and it is no admin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
         };
     };
     credits: {
@@ -1495,7 +1653,34 @@ export interface operations {
                     "application/json": components["schemas"]["CreditRow"][];
                 };
             };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1530,6 +1715,51 @@ export interface operations {
                 };
             };
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The token's role is not in AIQUOTA_ADMIN_ROLES and it is no admin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description A body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1572,6 +1802,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The token's role is not in AIQUOTA_ADMIN_ROLES and it is no admin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
         };
     };
     set_limit: {
@@ -1599,6 +1856,51 @@ export interface operations {
                 };
             };
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The token's role is not in AIQUOTA_ADMIN_ROLES and it is no admin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description A body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1641,8 +1943,53 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The token's role is not in AIQUOTA_ADMIN_ROLES and it is no admin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             /** @description Unknown plan */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description A body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1685,6 +2032,51 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The token's role is not in AIQUOTA_ADMIN_ROLES and it is no admin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description A body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
         };
     };
     create_link: {
@@ -1708,6 +2100,15 @@ export interface operations {
                     "application/json": components["schemas"]["LinkCreated"];
                 };
             };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1725,8 +2126,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description The pass would demote the caller's permanent plan */
-            409: {
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1734,8 +2135,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description More payment links than AIQUOTA_PAYMENT_LINK_RATE allows (Retry-After) */
-            429: {
+            /** @description A body that is not application/json */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1811,8 +2212,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Not paid in full (nothing recorded), paid an amount that does not match (recorded, no upgrade), or the order was already paid by another payment (nothing recorded) */
+            /** @description Not paid in full (nothing recorded), or paid an amount that does not match (recorded, no upgrade) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description A body that is not application/json */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2130,7 +2549,25 @@ export interface operations {
                     "application/json": components["schemas"]["Quota"];
                 };
             };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2183,6 +2620,33 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
+            /** @description server-only: AIQUOTA_USER_WRITES=off and an end-user token (or a denial when AIQUOTA_DENY_STATUS=403) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description A body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             /** @description Idempotency key already used for a different request */
             422: {
                 headers: {
@@ -2221,7 +2685,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/event-stream of `event: quota` with a Quota as data; ends when the token expires */
+            /** @description text/event-stream of `event: quota` with a Quota as data */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2230,6 +2694,16 @@ export interface operations {
                     "text/event-stream": unknown;
                 };
             };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2238,8 +2712,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description The caller already holds AIQUOTA_SSE_PER_USER streams (Retry-After) */
-            429: {
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2281,8 +2755,62 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Denied (or 403), or rate-limited: more reservations than AIQUOTA_RESERVE_RATE allows (Retry-After) */
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description server-only: AIQUOTA_USER_WRITES=off and an end-user token (or a denial when AIQUOTA_DENY_STATUS=403) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description A body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Idempotency key already used for a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Denied (or 403) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2316,6 +2844,33 @@ export interface operations {
                     "application/json": components["schemas"]["Settlement"];
                 };
             };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description server-only: AIQUOTA_USER_WRITES=off and an end-user token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             /** @description Unknown reservation, or another user's */
             404: {
                 headers: {
@@ -2327,6 +2882,33 @@ export interface operations {
             };
             /** @description Already committed, released or expired */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description A body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2356,6 +2938,33 @@ export interface operations {
                     "application/json": components["schemas"]["Settlement"];
                 };
             };
+            /** @description Bad request: a value that cannot be read (a U+0000 in the URL or body, a malformed path, query or body) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description server-only: AIQUOTA_USER_WRITES=off and an end-user token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             /** @description Unknown reservation, or another user's */
             404: {
                 headers: {
@@ -2367,6 +2976,15 @@ export interface operations {
             };
             /** @description Already committed, released or expired */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Unavailable: the database, the signing keys or a turn for this user could not be had in time; Retry-After */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2412,6 +3030,24 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description A body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
             /** @description Webhook secret not configured, or database unavailable (Razorpay retries) */
             503: {
                 headers: {
@@ -2448,7 +3084,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookAck"];
                 };
             };
-            /** @description Missing, invalid or stale signature, not JSON, or livemode other than AIQUOTA_STRIPE_LIVEMODE: nothing recorded */
+            /** @description Missing, invalid or stale signature, or not JSON: nothing recorded */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2459,6 +3095,24 @@ export interface operations {
             };
             /** @description Unknown product in the session metadata (Stripe retries; define the product) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Body over AIQUOTA_BODY_LIMIT */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description A body that is not application/json */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
