@@ -4,7 +4,7 @@
 //! Each rule mirrors a layer or extractor of the app, not a guess: the NUL refusal of [`crate::input`]
 //! answers 400 on every route; a route with a bearer token can answer 401 ([`crate::auth`]) and 503 (no
 //! signing keys, database unavailable, request timeout, no turn for the user); an admin route 403; a route
-//! with a body 400 (unreadable), 413 (over `AIQUOTA_BODY_LIMIT`) and 415 (not JSON). Routes keep their own
+//! with a body 400 (unreadable), 413 (over the 64 KiB body limit) and 415 (not JSON). Routes keep their own
 //! descriptions of these statuses where they have one. The metering proxy's routes describe themselves.
 
 use utoipa::openapi::{
@@ -69,7 +69,7 @@ pub fn complete(doc: &mut OpenApi) {
                 );
             }
             if op.request_body.is_some() {
-                add(op, "413", "Body over AIQUOTA_BODY_LIMIT");
+                add(op, "413", "Body over the 64 KiB body limit");
                 add(op, "415", "A body that is not application/json");
             }
         }

@@ -471,7 +471,8 @@ export interface paths {
         };
         /**
          * Server-Sent Events: the caller's quota (the body of `GET /v1/quota`) at connect and after every change,
-         *     as `event: quota`; keep-alive comments every 15 s.
+         *     as `event: quota`; keep-alive comments every 15 s. The stream ends when the token expires (reconnect
+         *     with a fresh one), and a user may hold at most `AIQUOTA_SSE_PER_USER` streams at once.
          */
         get: operations["events"];
         put?: never;
@@ -543,8 +544,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Razorpay webhook (`payment_link.paid`, `payment.captured`); authenticated by `X-Razorpay-Signature`,
-         *     no JWT.
+         * Razorpay webhook (`payment_link.paid`, `payment.captured`; `refund.processed` for a full refund ends or
+         *     shortens the pass); authenticated by `X-Razorpay-Signature`, no JWT.
          * @description Duplicates (same `x-razorpay-event-id`, or a payment already recorded by the callback) answer 200.
          */
         post: operations["razorpay_webhook"];
@@ -564,8 +565,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Stripe webhook (`checkout.session.completed` when paid, `checkout.session.async_payment_succeeded`);
-         *     authenticated by `Stripe-Signature`, no JWT.
+         * Stripe webhook (`checkout.session.completed` when paid, `checkout.session.async_payment_succeeded`;
+         *     `charge.refunded` when refunded in full and `charge.dispute.closed` when lost end or shorten the pass);
+         *     authenticated by `Stripe-Signature`, no JWT. The event's `livemode` must equal
+         *     `AIQUOTA_STRIPE_LIVEMODE`.
          * @description The user is the session's `client_reference_id` (or `metadata.user_id`), the product `metadata.product`:
          *     set them when creating the Checkout Session on your server. Duplicates answer 200.
          */
@@ -994,7 +997,7 @@ export interface components {
             title: string;
             /**
              * @description `/problems/<slug>`: quota-exceeded, unauthorized, forbidden, bad-request, invalid-input,
-             *     idempotency-key-reused, not-found, conflict, unavailable, outcome-unknown, internal, method-not-allowed, too-large,
+             *     idempotency-key-reused, not-found, conflict, rate-limited, unavailable, outcome-unknown, internal, method-not-allowed, too-large,
              *     payments-not-configured, payment-provider-failed, invalid-signature, payment-incomplete, payment-mismatch.
              */
             type: string;
@@ -1222,8 +1225,9 @@ export interface components {
             /** @description Why it was ignored. */
             reason?: string | null;
             /**
-             * @description `applied`, `duplicate`, `mismatch` (a payment was recorded or found), `duplicate_event` (this event id
-             *     was handled before) or `ignored` (an event or payment this API does not act on).
+             * @description `applied`, `duplicate`, `mismatch` (a payment was recorded or found), `revoked` (a refund or lost
+             *     dispute ended or shortened the pass), `duplicate_event` (this event id was handled before) or
+             *     `ignored` (an event or payment this API does not act on, or a payment of an order already paid).
              */
             result: string;
         };
@@ -1740,7 +1744,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1881,7 +1885,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1970,7 +1974,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2050,7 +2054,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2126,7 +2130,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description The pass would demote the caller's permanent plan */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2137,6 +2150,15 @@ export interface operations {
             };
             /** @description A body that is not application/json */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description More payment links than AIQUOTA_PAYMENT_LINK_RATE allows (Retry-After) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2212,7 +2234,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Not paid in full (nothing recorded), or paid an amount that does not match (recorded, no upgrade) */
+            /** @description Not paid in full (nothing recorded), paid an amount that does not match (recorded, no upgrade), or the order was already paid by another payment (nothing recorded) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2221,7 +2243,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2629,7 +2651,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2685,7 +2707,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/event-stream of `event: quota` with a Quota as data */
+            /** @description text/event-stream of `event: quota` with a Quota as data; ends when the token expires */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2703,8 +2725,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Missing, invalid or expired bearer token (WWW-Authenticate: Bearer) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDoc"];
+                };
+            };
+            /** @description The caller already holds AIQUOTA_SSE_PER_USER streams (Retry-After) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2773,7 +2803,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2800,7 +2830,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Denied (or 403) */
+            /** @description Denied (or 403), or rate-limited: more reservations than AIQUOTA_RESERVE_RATE allows (Retry-After) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2889,7 +2919,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3030,7 +3060,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3084,7 +3114,7 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookAck"];
                 };
             };
-            /** @description Missing, invalid or stale signature, or not JSON: nothing recorded */
+            /** @description Missing, invalid or stale signature, not JSON, or livemode other than AIQUOTA_STRIPE_LIVEMODE: nothing recorded */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3102,7 +3132,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDoc"];
                 };
             };
-            /** @description Body over AIQUOTA_BODY_LIMIT */
+            /** @description Body over the 64 KiB body limit */
             413: {
                 headers: {
                     [name: string]: unknown;
