@@ -533,3 +533,33 @@ COMMENT ON FUNCTION quota.set_timezone(text, text, text) IS
     'local boundaries from the next call on; the current window in the new zone counts what the ledger holds '
     'for it (the counter rows are recounted when they move), so a change neither forgives nor double counts '
     'usage. Admin-only: a user who could choose the zone could pick the one whose window resets soonest.';
+
+-- Retention: reservations are purged like idempotency keys (quota.max_metadata_bytes bounds metadata; a GUC,
+-- nothing to update).
+CREATE FUNCTION quota.purge_reservations(p_older_than interval DEFAULT '30 days') RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF p_older_than IS NULL THEN
+        RAISE EXCEPTION 'p_older_than must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_older_than < interval '24 hours' THEN
+        RAISE EXCEPTION 'reservations must be kept at least 24 hours, got %', p_older_than
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Settled ones (their charge is in the ledger) and holds that expired long ago; never an open hold.
+    DELETE FROM quota.reservations r
+    WHERE (r.state <> 'held' AND r.settled_at < quota.now() - p_older_than)
+       OR (r.state = 'held' AND r.expires_at < quota.now() - p_older_than);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION quota.purge_reservations(interval) IS
+    'Deletes reservations settled, or expired, more than p_older_than ago (at least 24 hours); returns how '
+    'many. Open holds are never deleted. The API runs it with purge_idempotency_keys every '
+    'AIQUOTA_PURGE_INTERVAL_S; without the API, run both from cron or pg_cron.';
+
+REVOKE ALL ON FUNCTION quota.purge_reservations(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION quota.purge_reservations(interval) TO quota_admin;

@@ -79,6 +79,10 @@ pub struct Config {
     pub user_concurrency: usize,
     /// Time a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// `AIQUOTA_PURGE_INTERVAL_S`: how often old idempotency keys and reservations are deleted (0: never).
+    pub purge_interval: Duration,
+    /// `AIQUOTA_RETENTION_DAYS`: how long idempotency keys and settled reservations are kept.
+    pub retention_days: i32,
     /// Largest request body accepted.
     pub body_limit: usize,
     /// How long shutdown waits for in-flight requests.
@@ -147,6 +151,8 @@ impl Config {
             pool_size: 16,
             user_concurrency: 2,
             request_timeout: Duration::from_secs(10),
+            purge_interval: Duration::from_secs(3600),
+            retention_days: 30,
             body_limit: 64 * 1024,
             shutdown_timeout: Duration::from_secs(30),
             proxy: None,
@@ -271,6 +277,13 @@ impl Config {
         if let Some(s) = get("AIQUOTA_REQUEST_TIMEOUT_S") {
             c.request_timeout =
                 Duration::from_secs(whole("AIQUOTA_REQUEST_TIMEOUT_S", &s, 1, 600)?);
+        }
+        if let Some(s) = get("AIQUOTA_PURGE_INTERVAL_S") {
+            c.purge_interval =
+                Duration::from_secs(whole("AIQUOTA_PURGE_INTERVAL_S", &s, 0, 86_400 * 7)?);
+        }
+        if let Some(s) = get("AIQUOTA_RETENTION_DAYS") {
+            c.retention_days = whole("AIQUOTA_RETENTION_DAYS", &s, 1, 3650)? as i32;
         }
         if let Some(s) = get("AIQUOTA_SHUTDOWN_TIMEOUT_S") {
             c.shutdown_timeout =

@@ -19,6 +19,7 @@ pub mod openapi_errors;
 pub mod payments;
 pub mod problem;
 pub mod proxy;
+pub mod retention;
 pub mod routes;
 pub mod serve;
 pub mod timestamp;
@@ -206,6 +207,13 @@ impl App {
             config: Arc::new(config),
             shutdown,
         };
+        // The timer ends with the shutdown token; its handle is not awaited (a purge is one short transaction).
+        let _ = retention::start(
+            state.db.clone(),
+            state.config.purge_interval,
+            state.config.retention_days,
+            state.shutdown.clone(),
+        );
         let router = router(state.clone(), proxy);
         Ok(Self {
             listener,

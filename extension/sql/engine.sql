@@ -206,6 +206,31 @@ COMMENT ON FUNCTION quota.purge_idempotency_keys(interval) IS
     'Deletes idempotency keys older than p_older_than (at least 24 hours); returns how many. Run it from cron '
     'or pg_cron; the quota engine itself never needs a job.';
 
+CREATE FUNCTION quota.purge_reservations(p_older_than interval DEFAULT '30 days') RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    IF p_older_than IS NULL THEN
+        RAISE EXCEPTION 'p_older_than must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF p_older_than < interval '24 hours' THEN
+        RAISE EXCEPTION 'reservations must be kept at least 24 hours, got %', p_older_than
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Settled ones (their charge is in the ledger) and holds that expired long ago; never an open hold.
+    DELETE FROM quota.reservations r
+    WHERE (r.state <> 'held' AND r.settled_at < quota.now() - p_older_than)
+       OR (r.state = 'held' AND r.expires_at < quota.now() - p_older_than);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION quota.purge_reservations(interval) IS
+    'Deletes reservations settled, or expired, more than p_older_than ago (at least 24 hours); returns how '
+    'many. Open holds are never deleted. The API runs it with purge_idempotency_keys every '
+    'AIQUOTA_PURGE_INTERVAL_S; without the API, run both from cron or pg_cron.';
+
 REVOKE ALL ON FUNCTION quota.consume(text, text, bigint, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.check(text, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.status(text) FROM PUBLIC;
@@ -216,3 +241,4 @@ REVOKE ALL ON FUNCTION quota._ensure_account(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.assign_default_plan() FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.verify() FROM PUBLIC;
 REVOKE ALL ON FUNCTION quota.purge_idempotency_keys(interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION quota.purge_reservations(interval) FROM PUBLIC;

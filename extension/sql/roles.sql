@@ -46,6 +46,7 @@ GRANT EXECUTE ON FUNCTION quota.revoke_payment(text, text, text, text) TO quota_
 
 GRANT EXECUTE ON FUNCTION quota.verify() TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.purge_idempotency_keys(interval) TO quota_admin;
+GRANT EXECUTE ON FUNCTION quota.purge_reservations(interval) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.define_meter(text, text, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.create_plan(text, text, text) TO quota_admin;
 GRANT EXECUTE ON FUNCTION quota.set_plan_limit(text, text, text, bigint, text) TO quota_admin;

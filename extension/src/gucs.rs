@@ -21,12 +21,26 @@ pub static CRITICAL_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(0.9);
 /// Overrides the clock (tests, replays). Empty or unset: the transaction's start time.
 pub static NOW_OVERRIDE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// Largest metadata (JSON text) a ledger row may carry: every allowed call stores it, so it must not become free
+/// storage. Superuser-only.
+pub static MAX_METADATA_BYTES: GucSetting<i32> = GucSetting::<i32>::new(2048);
+
 /// Names the function that returns the id of the end user a session acts for (e.g. `auth.uid` on Supabase);
 /// row-level security shows such sessions only their own rows. Empty: end-user roles see nothing.
 pub static USER_ID_FUNCTION: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Registers the GUCs; called once from `_PG_init`.
 pub fn init() {
+    GucRegistry::define_int_guc(
+        c"quota.max_metadata_bytes",
+        c"Largest p_metadata (as JSON text) a consume may store on its ledger row.",
+        c"Every allowed call stores its metadata, so this bounds what a caller can store per call. Superuser-only.",
+        &MAX_METADATA_BYTES,
+        0,
+        1024 * 1024,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"quota.default_plan",
         c"Plan assigned to new users and to users whose plan expired.",

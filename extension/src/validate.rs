@@ -10,8 +10,7 @@ pub const MAX_USER_ID_CHARS: usize = 255;
 pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
 /// Longest accepted idempotency key, in characters.
 pub const MAX_KEY_CHARS: usize = 255;
-/// Largest metadata document stored on a ledger row, in bytes of JSON text.
-pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+// The largest metadata document is the setting quota.max_metadata_bytes (gucs.rs).
 
 /// A user id: present, not blank, at most 255 characters.
 pub fn user(v: Option<&str>) -> Result<&str> {
@@ -66,7 +65,8 @@ pub fn idempotency_key(v: Option<&str>) -> Result<Option<&str>> {
     }
 }
 
-/// Optional metadata: a JSON object of bounded size (it is stored on every ledger row).
+/// Optional metadata: a JSON object of at most `quota.max_metadata_bytes` (default 2 KiB) as JSON text: it is
+/// stored on every ledger row, so the bound is what a caller can store per call.
 pub fn metadata(v: &Option<JsonB>) -> Result<()> {
     let Some(JsonB(value)) = v else { return Ok(()) };
     if !value.is_object() {
@@ -75,9 +75,10 @@ pub fn metadata(v: &Option<JsonB>) -> Result<()> {
     let size = serde_json::to_string(value)
         .map(|s| s.len())
         .unwrap_or(usize::MAX);
-    if size > MAX_METADATA_BYTES {
+    let max = usize::try_from(crate::gucs::MAX_METADATA_BYTES.get()).unwrap_or(0);
+    if size > max {
         return Err(QuotaError::Invalid(format!(
-            "metadata is {size} bytes; the maximum is {MAX_METADATA_BYTES}"
+            "metadata is {size} bytes; the maximum is {max} (setting quota.max_metadata_bytes)"
         )));
     }
     Ok(())

@@ -61,3 +61,13 @@ fn purging_idempotency_keys_checks_its_argument_and_uses_the_quota_clock() {
     assert_eq!(one::<i64>("SELECT quota.purge_idempotency_keys('24 hours')"), Some(1));
     assert_eq!(one::<String>("SELECT string_agg(key, ',') FROM quota.idempotency_keys").as_deref(), Some("k-2"));
 }
+
+#[pg_test]
+fn metadata_is_bounded_by_a_setting() {
+    let big = format!("{{\"note\": \"{}\"}}", "x".repeat(3000));
+    // 2 KiB by default: every allowed call stores its metadata, so it must not become free storage.
+    expect_sqlstate(&format!("PERFORM quota.consume('md1', 'ai_requests', 1, NULL, '{big}')"), "22023");
+    assert_eq!(one::<i64>("SELECT count(*) FROM quota.ledger WHERE user_id = 'md1'"), Some(0));
+    run("SET LOCAL quota.max_metadata_bytes = 4096");
+    assert!(consume(&format!("'md1', 'ai_requests', 1, NULL, '{big}'")).0);
+}

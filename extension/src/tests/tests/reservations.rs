@@ -181,3 +181,23 @@ fn commit_with_overage_charges_what_was_spent_and_denies_until_the_window_resets
     assert_eq!((charged, capped), (9999, true));
     expect_sqlstate(&format!("PERFORM quota.commit('{id}', 1, 'ov1', NULL)"), "22004");
 }
+
+#[pg_test]
+fn settled_and_long_expired_reservations_are_purged_and_open_holds_never() {
+    at("2026-03-01 12:00:00+00");
+    let (_, settled) = reserve("'pr1', 'ai_tokens', 10");
+    run(&format!("SELECT quota.commit('{}', 5)", settled.unwrap()));
+    reserve("'pr1', 'ai_tokens', 10"); // expires 12:05, never settled
+    at("2026-03-31 11:00:00+00");
+    let (_, open) = reserve("'pr1', 'ai_tokens', 10");
+    assert_eq!(one::<i64>("SELECT quota.purge_reservations('30 days')"), Some(0));
+    at("2026-04-01 12:30:00+00");
+    // The settled one and the long-expired hold go; the open one (taken 31 March) stays, and so does its hold.
+    assert_eq!(one::<i64>("SELECT quota.purge_reservations('30 days')"), Some(2));
+    assert_eq!(
+        one::<String>("SELECT id::text FROM quota.reservations WHERE user_id = 'pr1'"),
+        open
+    );
+    expect_sqlstate("PERFORM quota.purge_reservations('1 hour')", "22023");
+    expect_sqlstate("PERFORM quota.purge_reservations(NULL)", "22004");
+}

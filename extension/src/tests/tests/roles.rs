@@ -91,6 +91,7 @@ fn quota_admin_administers_and_reads_everything_but_records_no_payment() {
         "quota.define_product(text,text,interval,bigint,text,boolean,text)",
         "quota.predict_exhaustion(text,text)",
         "quota.purge_idempotency_keys(interval)",
+        "quota.purge_reservations(interval)",
         "quota.remove_plan_limit(text,text,text,text)",
         "quota.reset_usage(text,text,text)",
         "quota.set_limit(text,text,text,bigint,text)",
