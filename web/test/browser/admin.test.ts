@@ -28,7 +28,7 @@ async function act(page: Page, form: string, fields: Record<string, string>, act
       return t !== b && t.includes(`"action": "${a}"`);
     },
     [before, action],
-    { timeout: 5000 },
+    { timeout: 15000 },
   );
   return (await page.locator("#last-audit").textContent()) ?? "";
 }
@@ -47,13 +47,13 @@ test("the admin dashboard signs in, finds a user, assigns a plan, sets a limit, 
   // A wrong credential: the API's problem detail is shown, and the dashboard stays signed out.
   await page.locator("#credential").fill("not-a-key");
   await page.locator("#signin-form button").click();
-  await page.locator("#toast:not([hidden])").waitFor({ timeout: 5000 });
+  await page.locator("#toast:not([hidden])").waitFor({ timeout: 15000 });
   assert.match((await page.locator("#toast").textContent()) ?? "", /malformed token/);
   assert.equal(await page.locator("#app").isHidden(), true);
 
   await page.locator("#credential").fill(env.adminKey);
   await page.locator("#signin-form button").click();
-  await page.locator("#app:not([hidden])").waitFor({ timeout: 5000 });
+  await page.locator("#app:not([hidden])").waitFor({ timeout: 15000 });
   assert.ok(Number(await page.locator("#stat-total").textContent()) >= 1);
   assert.ok(Number(await page.locator("#stat-requests").textContent()) >= 1);
   await page.locator(`#top-users a[data-user="${user}"]`).waitFor();
@@ -69,7 +69,7 @@ test("the admin dashboard signs in, finds a user, assigns a plan, sets a limit, 
   // An error from the API is shown as its detail and writes nothing.
   await page.locator("#form-plan [name=plan]").fill("gold");
   await page.locator("#form-plan button[type=submit]").click();
-  await page.locator("#toast:not([hidden])").waitFor({ timeout: 5000 });
+  await page.locator("#toast:not([hidden])").waitFor({ timeout: 15000 });
   assert.match((await page.locator("#toast").textContent()) ?? "", /gold/);
 
   let audit = await act(page, "form-plan", { plan: "pro" }, "assign_plan");

@@ -37,7 +37,7 @@ function minutesLeft(text: string): number {
 async function expectMeter(page: Page, used: number, limit: number, status: keyof typeof COLORS): Promise<void> {
   const text = `${used} of ${limit} ai_requests used today`;
   const react = page.locator("#react [data-aiquota-meter]");
-  await react.locator("[data-aiquota-text]", { hasText: text }).waitFor({ timeout: 5000 });
+  await react.locator("[data-aiquota-text]", { hasText: text }).waitFor({ timeout: 15000 });
   assert.equal(await react.getAttribute("data-status"), status);
   const fill = react.locator("[data-aiquota-fill]");
   assert.equal(await fill.evaluate((e) => getComputedStyle(e).backgroundColor), COLORS[status]);
@@ -46,7 +46,7 @@ async function expectMeter(page: Page, used: number, limit: number, status: keyo
   assert.match((await react.locator("[data-aiquota-resets]").textContent()) ?? "", /^Resets in (\d+h \d+m|\d+m|\d+s)$/);
   // The custom element shows the same, inside its shadow root (playwright's locators pierce it).
   const el = page.locator("aiquota-meter");
-  await el.locator("[part=text]", { hasText: text }).waitFor({ timeout: 5000 });
+  await el.locator("[part=text]", { hasText: text }).waitFor({ timeout: 15000 });
   assert.equal(await el.getAttribute("status"), status);
   assert.equal(await el.locator("[part=fill]").evaluate((e) => getComputedStyle(e).backgroundColor), COLORS[status]);
 }
@@ -80,7 +80,7 @@ test("the meter shows the right numbers and colour at 0, 60, 90 and 100 %, live,
     }, [before, step], { timeout: 3000 });
   }
   // The gate now shows its fallback with the upgrade button instead of the chat.
-  await page.locator("[data-aiquota-gate=exhausted] [data-aiquota-upgrade=pro_week]").waitFor({ timeout: 5000 });
+  await page.locator("[data-aiquota-gate=exhausted] [data-aiquota-upgrade=pro_week]").waitFor({ timeout: 15000 });
   assert.equal(await page.locator("[data-testid=gated]").count(), 0);
   await shot(page, "meter-100", "#react");
   await shot(page, "element-100", "#element");
@@ -114,16 +114,16 @@ test("a CopilotKit-style page with quotaFetch makes exactly one request after ex
   const before = await countAtApi("/v1/quota/consume", 429);
   const page = await ctx.newPage();
   await page.goto(pageUrl("copilot", token));
-  await page.locator("[data-aiquota-meter][data-status=exceeded]").waitFor({ timeout: 5000 });
+  await page.locator("[data-aiquota-meter][data-status=exceeded]").waitFor({ timeout: 15000 });
   const send = page.locator("[data-testid=send]");
   await send.click();
   const denial = page.locator("[data-testid=denial]");
-  await denial.waitFor({ timeout: 5000 });
+  await denial.waitFor({ timeout: 15000 });
   assert.match((await denial.textContent()) ?? "", /^Daily limit of 10 ai_requests reached\. Resets in /);
   // Each further message would be three tries by the SDK; none of them may leave the browser.
   await send.click();
   await send.click();
-  await page.locator("[data-testid=log] li").nth(2).waitFor({ timeout: 5000 });
+  await page.locator("[data-testid=log] li").nth(2).waitFor({ timeout: 15000 });
   await new Promise((r) => setTimeout(r, 300));
   const after = await countAtApi("/v1/quota/consume", 429);
   assert.equal(after - before, 1, "one denied request reached the API");
@@ -136,23 +136,23 @@ test("the demo page (served by the API in development) shows the live meter and 
   await page.goto(`${env.api}/demo/#token=${encodeURIComponent(env.tokens.demo!)}`);
   assert.equal(new URL(page.url()).hash, "", "the token is taken out of the address bar");
   const el = page.locator("aiquota-meter");
-  await el.locator("[part=text]", { hasText: "0 of 10 ai_requests used today" }).waitFor({ timeout: 5000 });
+  await el.locator("[part=text]", { hasText: "0 of 10 ai_requests used today" }).waitFor({ timeout: 15000 });
   page.on("pageerror", (e) => console.log("page error:", e.message));
   for (let i = 1; i <= 10; i++) {
     await page.locator("#send").click();
-    await page.waitForFunction(() => (document.getElementById("status")?.textContent ?? "") + (document.getElementById("denial")?.textContent ?? "") !== "", undefined, { timeout: 5000 });
+    await page.waitForFunction(() => (document.getElementById("status")?.textContent ?? "") + (document.getElementById("denial")?.textContent ?? "") !== "", undefined, { timeout: 15000 });
     assert.match((await page.locator("#status").textContent()) ?? "", /^Allowed/, (await page.locator("#denial").textContent()) ?? "");
-    await el.locator("[part=text]", { hasText: `${i} of 10 ai_requests used today` }).waitFor({ timeout: 5000 });
+    await el.locator("[part=text]", { hasText: `${i} of 10 ai_requests used today` }).waitFor({ timeout: 15000 });
   }
   await page.locator("#send").click();
-  await page.locator("#denial", { hasText: "Daily limit of 10 ai_requests reached" }).waitFor({ timeout: 5000 });
+  await page.locator("#denial", { hasText: "Daily limit of 10 ai_requests reached" }).waitFor({ timeout: 15000 });
   assert.equal(await el.getAttribute("status"), "exceeded");
   await shot(page, "demo");
   // The block quotaFetch keeps after the denial must not stop the upgrade: it goes to the checkout page.
   const standin = await startStandin(env.razorpay);
   try {
     await page.locator("#upgrade").click();
-    await page.waitForURL(/127\.0\.0\.1:\d+\/pay\/plink_/, { timeout: 5000 });
+    await page.waitForURL(/127\.0\.0\.1:\d+\/pay\/plink_/, { timeout: 15000 });
   } finally {
     await standin.close();
   }
