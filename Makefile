@@ -5,7 +5,7 @@ PG_CONFIG ?= $(or $(AIQUOTA_PGBIN),/usr/lib/postgresql/15/bin)/pg_config
 EXT_BUILD ?= --release
 PGRX_TEST_DATA := $(CURDIR)/.data/pgrx-test
 
-.PHONY: run db db-stop install setup setup-web lint test test-unit test-pg test-isolation test-regress test-upgrade test-integration test-fuzz test-faults test-web web-types psql clean
+.PHONY: run db db-stop install setup setup-web lint test test-fast test-unit test-pg test-isolation test-regress test-upgrade test-integration test-fuzz test-faults test-web web-types psql clean
 
 run: db ## install what is missing, build, start the private cluster and stay up (Ctrl-C stops it)
 	@scripts/run.sh
@@ -32,6 +32,9 @@ lint: setup ## formatting and clippy, warnings are errors
 
 test: setup lint test-pg test-isolation test-regress test-upgrade test-integration test-fuzz test-faults test-web ## every test suite
 	@echo "all aiquota tests passed"
+
+test-fast: setup lint test-pg test-isolation test-regress test-integration ## the inner loop: everything but the upgrade, fuzz, fault and browser tiers
+	@echo "the fast tiers passed (make test runs them all)"
 
 test-pg: setup ## unit tests and #[pg_test]s inside a throwaway PostgreSQL managed by pgrx
 	@mkdir -p $(PGRX_TEST_DATA) && if [ "$$(id -u)" = 0 ]; then chown postgres $(PGRX_TEST_DATA); fi
