@@ -19,11 +19,15 @@ pub struct Timestamp(pub DateTime<Utc>);
 impl<'a> FromSql<'a> for Timestamp {
     fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn Error + Sync + Send>> {
         let micros = i64::from_sql(&Type::INT8, raw).map_err(|_| format!("bad {ty} value"))?;
-        let epoch = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
-        let (first, last) = (
-            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
-            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
-        );
+        // Fixed, valid UTC dates (UTC has no gaps or folds), so `single()` is always Some; a decode error
+        // rather than a panic all the same.
+        let at_utc = |y, mo, d, h, mi, s| {
+            Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
+                .single()
+                .ok_or("timestamp constant")
+        };
+        let epoch = at_utc(2000, 1, 1, 0, 0, 0)?;
+        let (first, last) = (at_utc(1, 1, 1, 0, 0, 0)?, at_utc(9999, 12, 31, 23, 59, 59)?);
         let at = match micros {
             i64::MAX => last,
             i64::MIN => first,

@@ -134,48 +134,13 @@ pub fn from_lookup(
         p.body_limit = number("AIQUOTA_PROXY_BODY_LIMIT_KB", &s, 1, 64 * 1024)? as usize * 1024;
     }
     if let Some(list) = get("AIQUOTA_PROXY_CORS_ORIGINS") {
-        p.cors_origins = cors_origins(&list)?;
+        p.cors_origins = crate::cors::parse_origins("AIQUOTA_PROXY_CORS_ORIGINS", &list)?;
     }
     p.routes = routes::from_env(
         get("AIQUOTA_PROXY_ROUTES").as_deref(),
         get("AIQUOTA_PROXY_PRESET").as_deref(),
     )?;
     Ok(Some(p))
-}
-
-/// `*`, or a comma-separated list of origins like `https://app.example.com` (scheme, host, port; no path).
-fn cors_origins(list: &str) -> Result<Vec<String>, ConfigError> {
-    let origins: Vec<String> = list
-        .split(',')
-        .map(|o| o.trim().trim_end_matches('/').to_string())
-        .filter(|o| !o.is_empty())
-        .collect();
-    if origins == ["*"] {
-        return Ok(origins);
-    }
-    for o in &origins {
-        let host = o
-            .strip_prefix("https://")
-            .or_else(|| o.strip_prefix("http://"));
-        let ok = host.is_some_and(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '[' | ']'))
-        });
-        if !ok {
-            return Err(invalid(
-                "AIQUOTA_PROXY_CORS_ORIGINS",
-                format!("{o:?} is not an origin like https://app.example.com (or use * alone)"),
-            ));
-        }
-    }
-    if origins.is_empty() {
-        return Err(invalid(
-            "AIQUOTA_PROXY_CORS_ORIGINS",
-            "names no origin".into(),
-        ));
-    }
-    Ok(origins)
 }
 
 /// An http(s) base URL without a trailing slash, query or fragment. The value is not quoted in the message:

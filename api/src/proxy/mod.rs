@@ -28,13 +28,13 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::{header, HeaderName, StatusCode},
+    http::StatusCode,
     middleware,
     response::{IntoResponse, Response},
     routing::any,
     Extension, Router,
 };
-use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders};
+use tower_http::cors::CorsLayer;
 
 pub use config::ProxyConfig;
 
@@ -85,32 +85,11 @@ pub fn router(proxy: Option<Arc<Proxy>>) -> Router<AppState> {
     }
 }
 
-/// CORS for browser apps on other origins (`AIQUOTA_PROXY_CORS_ORIGINS`): preflights are answered here,
-/// before authentication (a preflight carries no token), and every answer, a denial included, carries the
-/// headers, so the browser shows the client the real status (a 403, not a network error). The token is a
-/// header, not a cookie, so credentials mode is not needed.
+/// CORS for browser apps on other origins (`AIQUOTA_PROXY_CORS_ORIGINS`): the API's own layer
+/// (`crate::cors::layer`). Preflights are answered before authentication (a preflight carries no token), and
+/// every answer, a denial included, carries the headers, so the browser shows the client the real status.
 fn cors(origins: &[String]) -> Option<CorsLayer> {
-    if origins.is_empty() {
-        return None;
-    }
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
-    };
-    Some(
-        CorsLayer::new()
-            .allow_origin(allow)
-            .allow_methods(AllowMethods::mirror_request())
-            .allow_headers(AllowHeaders::mirror_request())
-            .expose_headers(ExposeHeaders::list([
-                header::RETRY_AFTER,
-                HeaderName::from_static("ratelimit"),
-                HeaderName::from_static("ratelimit-policy"),
-                HeaderName::from_static("x-request-id"),
-            ]))
-            .max_age(Duration::from_secs(600)),
-    )
+    crate::cors::layer(origins)
 }
 
 async fn handle(
