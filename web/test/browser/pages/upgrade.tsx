@@ -8,14 +8,20 @@ import { AiquotaProvider, QuotaGate, QuotaMeter, useAiquota, useQuota } from "..
 import { api, token } from "./params.js";
 
 function Billing() {
-  const { client } = useAiquota();
+  const { client, store } = useAiquota();
   const { quota } = useQuota();
   const [message, setMessage] = useState<string | null>(null);
   useEffect(() => {
     completeUpgrade(client)
-      .then((v) => v && setMessage(`Payment ${v.outcome}: you are on ${v.plan}.`))
+      .then(async (v) => {
+        if (!v) return;
+        // The plan changed: read it now rather than wait for the live stream, which may have connected only
+        // after the change was announced.
+        await store.refresh();
+        setMessage(`Payment ${v.outcome}: you are on ${v.plan}.`);
+      })
       .catch((e: Error) => setMessage(e.message));
-  }, [client]);
+  }, [client, store]);
   return (
     <div>
       {message ? <p data-testid="upgraded" role="status">{message}</p> : null}
