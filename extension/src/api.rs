@@ -184,3 +184,11 @@ fn default_timezone() -> String {
 fn quota_now() -> Result<TimestampWithTimeZone, ErrorReport> {
     Ok(clock::now()?)
 }
+
+/// `quota._forget_meter_config(p_table)`: queues an invalidation that makes every backend forget its cached meter
+/// configuration at commit (see `meter_cache`).
+#[pg_extern(sql = false)]
+fn forget_meter_config(p_table: pg_sys::Oid) {
+    // SAFETY: queues an invalidation message for an existing relation (the trigger's own table).
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(p_table) }
+}

@@ -16,6 +16,7 @@ use crate::attempt::{self, micros, Ask, Context, Locked, Mode, Step};
 use crate::burst::Bucket;
 use crate::decision::{Decision, Window};
 use crate::error::{QuotaError, Result};
+use crate::meter_cache::{self, MeterConfig, Shape};
 use crate::statements::{self, Prepared};
 use crate::{clock, events, gucs, period};
 
@@ -167,8 +168,10 @@ pub fn consume_with(
     let default_tz = gucs::default_timezone();
     let (ask, now_us) = (req.ask(), micros(now));
     if ask.mode == Mode::Consume {
-        if let Some(decision) = fast_charge(client, st, req, now, &default_plan, &default_tz)? {
-            return Ok(decision);
+        if let Some(cfg) = meter_cache::lookup(client, st, req.user, req.meter, now, &default_tz)? {
+            if let Some(decision) = fast_charge(client, st, req, now, &cfg)? {
+                return Ok(decision);
+            }
         }
     }
     let mut ctx = Context::default();
@@ -292,9 +295,17 @@ fn fast_charge(
     st: &Prepared,
     req: &Request<'_>,
     now: TimestampWithTimeZone,
-    default_plan: &str,
-    default_tz: &str,
+    cfg: &MeterConfig,
 ) -> Result<Option<Decision>> {
+    let Shape::OneWindow {
+        period,
+        limit,
+        start,
+        end,
+    } = &cfg.shape
+    else {
+        return Ok(None);
+    };
     let table = client.update(
         &st.fast_charge,
         None,
@@ -305,40 +316,35 @@ fn fast_charge(
             req.key.into(),
             req.metadata.clone().map(JsonB).into(),
             now.into(),
-            default_plan.into(),
-            default_tz.into(),
+            period.as_str().into(),
+            (*start).into(),
+            (*limit).into(),
         ],
     )?;
     if table.is_empty() {
         return Ok(None);
     }
     let row = table.first();
-    let start = row
-        .get::<TimestampWithTimeZone>(8)?
-        .ok_or_else(|| QuotaError::Internal("fast charge: window start".into()))?;
-    let end = row
-        .get::<TimestampWithTimeZone>(9)?
-        .ok_or_else(|| QuotaError::Internal("fast charge: window end".into()))?;
-    let used: i64 = row.get(5)?.unwrap_or(0);
+    let used: i64 = row.get(1)?.unwrap_or(0);
     let locked = Locked {
-        plan: row.get::<String>(1)?.unwrap_or_default(),
-        tz: row.get::<String>(2)?.unwrap_or_default(),
+        plan: cfg.plan.clone(),
+        tz: cfg.tz.clone(),
         has_account: true,
         burst: None,
         windows: vec![(
             attempt::Limit {
-                period: row.get::<String>(3)?.unwrap_or_default(),
-                limit: row.get(4)?,
-                start,
-                end,
+                period: period.clone(),
+                limit: *limit,
+                start: *start,
+                end: *end,
             },
             Some(attempt::Counter {
-                start: micros(start),
+                start: micros(*start),
                 // As it was before this charge: `allowed` adds the amount back.
                 used: used - req.amount,
-                held: row.get(6)?.unwrap_or(0),
+                held: row.get(2)?.unwrap_or(0),
                 held_until: None,
-                carry: row.get(7)?.unwrap_or(0),
+                carry: row.get(3)?.unwrap_or(0),
             }),
         )],
     };

@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod events;
 mod gucs;
+mod meter_cache;
 mod period;
 mod reservations;
 mod statements;
@@ -29,6 +30,7 @@ mod tests;
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/engine.sql", name = "engine");
 extension_sql_file!("../sql/limits.sql", name = "limits", requires = ["engine"]);
+extension_sql_file!("../sql/cache.sql", name = "cache", requires = ["engine"]);
 extension_sql_file!("../sql/admin.sql", name = "admin", requires = ["engine"]);
 extension_sql_file!("../sql/credits.sql", name = "credits", requires = ["admin"]);
 extension_sql_file!(
@@ -44,7 +46,14 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/roles.sql",
     name = "roles",
-    requires = ["admin", "credits", "analytics", "payments", "limits"]
+    requires = [
+        "admin",
+        "credits",
+        "analytics",
+        "payments",
+        "limits",
+        "cache"
+    ]
 );
 extension_sql_file!("../sql/defaults.sql", name = "defaults", finalize);
 
@@ -53,6 +62,7 @@ extension_sql_file!("../sql/defaults.sql", name = "defaults", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     types::init();
+    meter_cache::init();
 }
 
 /// Required by `cargo pgrx test`.

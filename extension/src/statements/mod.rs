@@ -16,6 +16,7 @@ use crate::error::{QuotaError, Result};
 
 /// Every statement, prepared.
 pub struct Prepared {
+    pub meter_config: OwnedPreparedStatement,
     pub fast_charge: OwnedPreparedStatement,
     pub lock: OwnedPreparedStatement,
     pub charge: OwnedPreparedStatement,
@@ -68,9 +69,11 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         Ok(client.prepare(sql, args)?.keep())
     };
     Ok(Prepared {
+        // Not read-only: a fresh snapshot, taken after the cache accepted pending invalidations.
+        meter_config: keep(include_str!("meter_config.sql"), &[text, text, tstz, text])?,
         fast_charge: keep(
             include_str!("fast_charge.sql"),
-            &[text, text, int8, text, jsonb, tstz, text, text],
+            &[text, text, int8, text, jsonb, tstz, text, tstz, int8],
         )?,
         lock: keep(include_str!("lock.sql"), &[text, text, tstz, text, text])?,
         charge: keep(
