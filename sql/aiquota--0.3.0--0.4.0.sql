@@ -2,7 +2,10 @@
 -- * quota._forget_meter_config and the statement triggers forget_meter_config on the configuration tables
 --   (accounts, user_limits, plans, plan_limits, plan_bursts, meters): a write to any of them makes every backend
 --   forget its cached plan configuration when the writing transaction commits (src/meter_cache.rs).
--- No table changes.
+-- * quota.counters and quota.ledger check their columns with the domains quota.non_negative and
+--   quota.period_name instead of CHECK constraints (PostgreSQL re-reads CHECK constraints in every statement that
+--   writes a table; a domain's check is cached and runs only for assigned columns). Same rules, same SQLSTATE
+--   (23514); the existing rows are verified, not rewritten.
 
 CREATE FUNCTION quota._forget_meter_config(p_table oid) RETURNS void
 LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
@@ -35,3 +38,30 @@ CREATE TRIGGER forget_meter_config AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE 
     FOR EACH STATEMENT EXECUTE FUNCTION quota._meter_config_changed();
 CREATE TRIGGER forget_meter_config AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON quota.meters
     FOR EACH STATEMENT EXECUTE FUNCTION quota._meter_config_changed();
+
+-- The domains get their checks only after the columns use them: a column changed to a domain that already has
+-- a check is rewritten, while adding the check to the domain afterwards only verifies the rows (a scan).
+CREATE DOMAIN quota.non_negative AS bigint;
+COMMENT ON DOMAIN quota.non_negative IS 'A count or amount that cannot go below zero (counters, ledger credits).';
+CREATE DOMAIN quota.period_name AS text;
+COMMENT ON DOMAIN quota.period_name IS 'A calendar window: hour, day, week (ISO, from Monday) or month.';
+
+ALTER TABLE quota.counters
+    DROP CONSTRAINT counters_period_check,
+    DROP CONSTRAINT counters_used_check,
+    DROP CONSTRAINT counters_denied_check,
+    DROP CONSTRAINT counters_held_check,
+    DROP CONSTRAINT counters_carry_check,
+    ALTER COLUMN period TYPE quota.period_name,
+    ALTER COLUMN used TYPE quota.non_negative,
+    ALTER COLUMN denied TYPE quota.non_negative,
+    ALTER COLUMN held TYPE quota.non_negative,
+    ALTER COLUMN carry TYPE quota.non_negative;
+ALTER TABLE quota.ledger
+    DROP CONSTRAINT ledger_reset_period_check,
+    DROP CONSTRAINT ledger_credits_check,
+    ALTER COLUMN reset_period TYPE quota.period_name,
+    ALTER COLUMN credits TYPE quota.non_negative;
+
+ALTER DOMAIN quota.non_negative ADD CONSTRAINT non_negative_check CHECK (VALUE >= 0);
+ALTER DOMAIN quota.period_name ADD CONSTRAINT period_name_check CHECK (VALUE IN ('hour', 'day', 'week', 'month'));

@@ -68,23 +68,31 @@ CREATE TABLE quota.user_limits (
 );
 COMMENT ON TABLE quota.user_limits IS 'Per-user overrides: replace the plan''s limit for that meter and period, or add one.';
 
+-- Domains instead of CHECK constraints on the two tables every consume writes: PostgreSQL re-reads a table's CHECK
+-- constraints from their stored text in every statement that writes the table (about a tenth of a consume's time),
+-- while a domain's check is kept ready in the type cache and runs only for the columns a statement assigns.
+CREATE DOMAIN quota.non_negative AS bigint CHECK (VALUE >= 0);
+COMMENT ON DOMAIN quota.non_negative IS 'A count or amount that cannot go below zero (counters, ledger credits).';
+CREATE DOMAIN quota.period_name AS text CHECK (VALUE IN ('hour', 'day', 'week', 'month'));
+COMMENT ON DOMAIN quota.period_name IS 'A calendar window: hour, day, week (ISO, from Monday) or month.';
+
 CREATE TABLE quota.counters (
     user_id      text NOT NULL REFERENCES quota.accounts (user_id) ON DELETE CASCADE,
     meter        text NOT NULL REFERENCES quota.meters (key) ON UPDATE CASCADE ON DELETE CASCADE,
-    period       text NOT NULL CHECK (period IN ('hour', 'day', 'week', 'month')),
+    period       quota.period_name NOT NULL,
     window_start timestamptz NOT NULL,
-    used         bigint NOT NULL DEFAULT 0 CHECK (used >= 0),
-    denied       bigint NOT NULL DEFAULT 0 CHECK (denied >= 0),
+    used         quota.non_negative NOT NULL DEFAULT 0,
+    denied       quota.non_negative NOT NULL DEFAULT 0,
     -- Whether the latest attempt in this window was denied by this row's limit. consume reads it back through
     -- RETURNING, which is how one UPDATE both applies and reports an all-or-nothing decision.
     last_denied  boolean NOT NULL DEFAULT false,
     -- Amount held by open reservations of this meter; it counts against the limit like usage. Kept on the row so
     -- it changes under the same lock as used. held_until is the earliest expiry among those holds: once it has
     -- passed, held may include expired holds (which only makes decisions stricter) until it is recomputed.
-    held         bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
+    held         quota.non_negative NOT NULL DEFAULT 0,
     held_until   timestamptz,
     -- Allowance carried into this window from the one before (see quota.plan_limits.rollover_cap).
-    carry        bigint NOT NULL DEFAULT 0 CHECK (carry >= 0),
+    carry        quota.non_negative NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, meter, period)
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE quota.counters IS
@@ -101,9 +109,9 @@ CREATE TABLE quota.ledger (
     created_at      timestamptz NOT NULL,
     -- NULL for usage. For an admin's quota.reset_usage: the period of the window it zeroed, with the negative
     -- amount that zeroed it, so every counter keeps matching the ledger without any row being edited.
-    reset_period    text CHECK (reset_period IN ('hour', 'day', 'week', 'month')),
+    reset_period    quota.period_name,
     -- The part of amount paid from credits (quota.grants) because the plan's allowance was used up.
-    credits         bigint NOT NULL DEFAULT 0 CHECK (credits >= 0),
+    credits         quota.non_negative NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, created_at, id)
 );
 CREATE INDEX ledger_created_at_brin ON quota.ledger USING brin (created_at);

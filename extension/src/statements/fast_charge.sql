@@ -17,7 +17,7 @@ WITH charged AS (
     WHERE c.user_id = $1 AND c.meter = $2 AND c.period = $7 AND c.window_start = $8
       AND ($9 IS NULL OR c.used + c.held + $3 <= $9 + c.carry)
       AND NOT EXISTS (SELECT 1 FROM quota.counters o WHERE o.user_id = $1 AND o.meter = $2 AND o.period <> $7)
-    RETURNING c.used, c.held, c.carry
+    RETURNING c.used::bigint, c.held::bigint, c.carry::bigint
 ), logged AS (
     INSERT INTO quota.ledger (user_id, meter, amount, idempotency_key, metadata, created_at)
     SELECT $1, $2, $3, $4, $5, $6 FROM charged
