@@ -72,7 +72,7 @@ class Runner:
             size = self.cluster.value(db, sc.sweep.db_size) if sc.sweep and sc.sweep.db_size else None
             for sync in self.s.syncs:
                 for c in sc.contenders:
-                    self.services.want(c.needs, sync, c.clients)
+                    self.services.want(c.needs, sync, c.clients, db)
                     meta = {"scenario": sc.id, "contender": c.name, "sync": sync, "clients": c.clients, **params}
                     if c.record_db_size and size:
                         meta["db_size"] = size

@@ -1,6 +1,6 @@
 """Redis and the API, which contenders may need (`needs`): started and stopped by `scripts/bench.sh service`, so
 that the shell script stays the one place that starts and stops processes. The API runs per synchronous_commit
-value (its connections' options) with a pool of the contender's client count."""
+value (its connections' options) with a pool of the contender's client count, on the scenario's database."""
 import os
 import subprocess
 
@@ -13,9 +13,10 @@ class Services:
     def _call(self, *args):
         subprocess.run([os.path.join(self.env.root, "scripts", "bench.sh"), "service", *args], check=True)
 
-    def want(self, needs, sync, clients):
-        """Exactly the services `needs`, the API with this sync and pool: stops the others, starts what is missing."""
-        wanted = {"redis": (), "api": (sync, str(clients))}
+    def want(self, needs, sync, clients, db):
+        """Exactly the services `needs`, the API with this sync, pool and database: stops the others (and an API
+        started with other arguments), starts what is missing."""
+        wanted = {"redis": (), "api": (sync, str(clients), db)}
         for name, args in list(self.running.items()):
             if name not in needs or wanted[name] != args:
                 self._call("stop", name)
@@ -26,7 +27,7 @@ class Services:
                 self.running[name] = wanted[name]
 
     def stop_all(self):
-        self.want([], None, None)
+        self.want([], None, None, None)
 
     def api_pid(self):
         with open(os.path.join(self.env.work, "api.pid")) as f:
