@@ -244,5 +244,9 @@ def load(bench_dir=BENCH_DIR):
     ids = [s.id for s in scenarios]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"scenario ids repeat: {ids}")
+    selected = knob(run["scenarios"]).split()
+    unknown = [x for x in selected if x not in ids and f"s{x}" not in ids]
+    if unknown:
+        raise ConfigError(f"BENCH_SCENARIOS names no scenario file: {unknown} (there are {ids})")
     return Settings(int(knob(run["duration_s"])), int(knob(run["warmup_s"])), knob(run["sync"]).split(),
-                    knob(run["scenarios"]).split(), run["seed"], run["users"], clients, databases, scenarios)
+                    selected, run["seed"], run["users"], clients, databases, scenarios)

@@ -87,6 +87,14 @@ class Files(unittest.TestCase):
         with self.assertRaisesRegex(config.ConfigError, "exactly one of"):
             load_one(SMALL.replace('pgbench = "floor.sql"', 'pgbench = "floor.sql"\ndriver = "two-store"'))
 
+    def test_an_unknown_scenario_number_is_refused(self):
+        os.environ["BENCH_SCENARIOS"] = "1 7"
+        try:
+            with self.assertRaisesRegex(config.ConfigError, r"\['7'\]"):
+                config.load()
+        finally:
+            del os.environ["BENCH_SCENARIOS"]
+
     def test_knobs_come_from_the_environment(self):
         os.environ["BENCH_CLIENTS"] = "3"
         try:
