@@ -25,7 +25,9 @@ def cmd_check(settings):
     for sc in settings.scenarios:
         chosen = "" if sc in settings.chosen() else "  (not chosen by BENCH_SCENARIOS)"
         sweep = f", {sc.sweep.key} in {sc.sweep.values}" if sc.sweep else ""
-        print(f"{sc.id}: {sc.title} [{sc.database}, {sc.clients} clients, {sc.users} users{sweep}]{chosen}")
+        syncs = " ".join(sc.syncs_of(settings.syncs))
+        print(f"{sc.id}: {sc.title} [{sc.database}, {sc.clients} clients, {sc.users} users{sweep}, "
+              f"synchronous_commit {syncs}]{chosen}")
         for c in sc.contenders:
             needs = f" needs {','.join(c.needs)}" if c.needs else ""
             print(f"    {c.name:18} {c.kind} {c.script} ({c.clients} clients){needs}")
@@ -33,8 +35,9 @@ def cmd_check(settings):
             value = " / ".join(f"{x.metric}({x.contender}{''.join(f', {k}={v}' for k, v in x.at.items())})"
                                for x in t.terms)
             print(f"    target {t.key}: {value} {t.goal}")
-    runs = sum(len(sc.contenders) * len(sc.sweep.values if sc.sweep else [0]) for sc in settings.chosen())
-    print(f"{runs * len(settings.syncs)} measured runs of {settings.duration} s after {settings.warmup} s of warm-up "
+    runs = sum(len(sc.contenders) * len(sc.sweep.values if sc.sweep else [0]) * len(sc.syncs_of(settings.syncs))
+               for sc in settings.chosen())
+    print(f"{runs} measured runs of {settings.duration} s after {settings.warmup} s of warm-up "
           f"(synchronous_commit {' '.join(settings.syncs)})")
 
 

@@ -102,6 +102,10 @@ class Scenario:
     sweep: Sweep
     contenders: list
     targets: list
+    syncs: list  # the synchronous_commit values it runs with, of the run's (None: all of them)
+
+    def syncs_of(self, run_syncs):
+        return [x for x in run_syncs if self.syncs is None or x in self.syncs]
 
 
 @dataclass
@@ -202,7 +206,9 @@ def load_scenario(path, settings_users, clients, databases):
     targets = [load_target(t, f"{where}: target {t.get('key')}") for t in s.get("target", [])]
     sc = Scenario(s["id"], number, s["title"], s.get("log", s["title"]), s["database"],
                   clients_of(scenario_clients, clients, where), s.get("users", settings_users), sweep,
-                  contenders, targets)
+                  contenders, targets, s.get("sync"))
+    if sc.syncs is not None and any(x not in ("on", "off") for x in sc.syncs):
+        raise ConfigError(f"{where}: sync {sc.syncs}: synchronous_commit values are on and off")
     check_references(sc, where)
     return sc
 

@@ -70,7 +70,7 @@ class Runner:
             params = {sc.sweep.key: value} if sc.sweep else {}
             db = self.cluster.database(sc.database, params)
             size = self.cluster.value(db, sc.sweep.db_size) if sc.sweep and sc.sweep.db_size else None
-            for sync in self.s.syncs:
+            for sync in sc.syncs_of(self.s.syncs):
                 for c in sc.contenders:
                     self.services.want(c.needs, sync, c.clients, db)
                     meta = {"scenario": sc.id, "contender": c.name, "sync": sync, "clients": c.clients, **params}

@@ -95,6 +95,12 @@ class Files(unittest.TestCase):
         finally:
             del os.environ["BENCH_SCENARIOS"]
 
+    def test_a_scenario_may_run_with_fewer_synchronous_commit_values(self):
+        self.assertEqual(load_one(SMALL).syncs_of(["on", "off"]), ["on", "off"])
+        self.assertEqual(load_one('sync = ["off"]\n' + SMALL).syncs_of(["on", "off"]), ["off"])
+        with self.assertRaisesRegex(config.ConfigError, "synchronous_commit values"):
+            load_one('sync = ["local"]\n' + SMALL)
+
     def test_knobs_come_from_the_environment(self):
         os.environ["BENCH_CLIENTS"] = "3"
         try:
