@@ -88,4 +88,4 @@ bench: ## benchmarks (bench/scenarios/*.toml) on a separate bench cluster (port 
 
 bench-check: ## the benchmark's files without a cluster: scenario files valid, runner tests, docs/benchmarks.md rendered from bench/results.json (1 s)
 	@scripts/bench.sh check >/dev/null
-	@python3 -m unittest discover -s bench/tests
+	@python3 -B -m unittest discover -s bench/tests

@@ -11,9 +11,10 @@ import json
 import os
 import sys
 
-from runner import config, env as envmod, report
-from runner.cluster import log
-from runner.measure import MeasureError
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
+from runner import config, env as envmod, report  # noqa: E402
+from runner.cluster import log  # noqa: E402
+from runner.measure import MeasureError  # noqa: E402
 
 BENCH_DIR = config.BENCH_DIR
 ROOT = os.path.dirname(BENCH_DIR)

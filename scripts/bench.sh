@@ -184,6 +184,7 @@ api_stop() {
   local pid; pid="$(cat "$API_PIDFILE")"
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true # still there after 10 s of graceful shutdown
   rm -f "$API_PIDFILE"
 }
 

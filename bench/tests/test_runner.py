@@ -1,7 +1,7 @@
 """The benchmark runner's own tests: the scenario files load and reference what exists, targets and ratios are
 computed as the files say, and the committed page is what the committed results render to.
 
-Run: python3 -m unittest discover -s bench/tests   (no cluster needed)
+Run: make bench-check, or python3 -B -m unittest discover -s bench/tests (no cluster needed)
 """
 import json
 import os
@@ -11,6 +11,7 @@ import unittest
 
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, BENCH)
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
 
 from runner import config, report  # noqa: E402
 from runner.measure import parse_pgbench  # noqa: E402
