@@ -154,9 +154,12 @@ redis_start() {
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --dir "$WORK/redis" \
       --pidfile "$WORK/redis/redis.pid" --logfile "$WORK/redis/redis.log" --save "" \
       --appendonly yes --appendfsync everysec >/dev/null
-    for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
-  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  # PONG, not just a reply: while Redis replays its append-only file it answers every command with -LOADING (and
+  # redis-cli still exits 0), so the driver's SCRIPT LOAD would fail.
+  local _
+  for _ in $(seq 1 600); do [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  [ "$(redis-cli -p "$REDIS_PORT" flushall 2>&1)" = OK ] || { echo "Redis on $REDIS_PORT is not ready" >&2; exit 1; }
 }
 
 redis_stop() {
