@@ -82,6 +82,10 @@ clean: db-stop
 	@scripts/faults.sh stop
 	rm -rf .data target
 
-.PHONY: bench
-bench: ## benchmarks on a separate bench cluster (port 55442); writes docs/benchmarks.md and bench/results.json. BENCH_QUICK=1 for a ~3 min run. Not part of `make test`.
+.PHONY: bench bench-check
+bench: ## benchmarks (bench/scenarios/*.toml) on a separate bench cluster (port $AIQUOTA_BENCH_PGPORT, default 55442); writes docs/benchmarks.md and bench/results.json. BENCH_QUICK=1 for a ~3 min run. Not part of `make test`.
 	@scripts/bench.sh run
+
+bench-check: ## the benchmark's files without a cluster: scenario files valid, runner tests, docs/benchmarks.md rendered from bench/results.json (1 s)
+	@scripts/bench.sh check >/dev/null
+	@python3 -B -m unittest discover -s bench/tests
