@@ -2,6 +2,8 @@
 -- * quota._forget_meter_config and the statement triggers forget_meter_config on the configuration tables
 --   (accounts, user_limits, plans, plan_limits, plan_bursts, meters): a write to any of them makes every backend
 --   forget its cached plan configuration when the writing transaction commits (src/meter_cache.rs).
+-- * quota.decision and quota.reservation gain limits (jsonb): every limited window of the meter and its limit,
+--   so a caller building RateLimit-Policy needs no second call (quota.status).
 -- * quota.counters and quota.ledger check their columns with the domains quota.non_negative and
 --   quota.period_name instead of CHECK constraints (PostgreSQL re-reads CHECK constraints in every statement that
 --   writes a table; a domain's check is cached and runs only for assigned columns). Same rules, same SQLSTATE
@@ -65,3 +67,11 @@ ALTER TABLE quota.ledger
 
 ALTER DOMAIN quota.non_negative ADD CONSTRAINT non_negative_check CHECK (VALUE >= 0);
 ALTER DOMAIN quota.period_name ADD CONSTRAINT period_name_check CHECK (VALUE IN ('hour', 'day', 'week', 'month'));
+
+ALTER TYPE quota.decision ADD ATTRIBUTE limits jsonb;
+ALTER TYPE quota.reservation ADD ATTRIBUTE limits jsonb;
+COMMENT ON TYPE quota.decision IS
+    'A quota decision. used/limit/remaining/resets_at/period describe the binding window (least remaining; on '
+    'denial, the window that denied). "limit" NULL means unlimited; remaining is net of held (amounts held by '
+    'open reservations). replayed is true when an idempotency key returned an earlier decision. limits maps every '
+    'limited window of the meter to its limit (carried allowance included), e.g. {"day": 10, "month": 300}.';

@@ -250,12 +250,14 @@ CREATE TYPE quota.decision AS (
     period        text,
     replayed      boolean,
     held          bigint,
-    credits_used  bigint
+    credits_used  bigint,
+    limits        jsonb
 );
 COMMENT ON TYPE quota.decision IS
     'A quota decision. used/limit/remaining/resets_at/period describe the binding window (least remaining; on '
     'denial, the window that denied). "limit" NULL means unlimited; remaining is net of held (amounts held by '
-    'open reservations). replayed is true when an idempotency key returned an earlier decision.';
+    'open reservations). replayed is true when an idempotency key returned an earlier decision. limits maps every '
+    'limited window of the meter to its limit (carried allowance included), e.g. {"day": 10, "month": 300}.';
 
 CREATE TYPE quota.reservation AS (
     reservation_id uuid,
@@ -273,7 +275,8 @@ CREATE TYPE quota.reservation AS (
     period         text,
     replayed       boolean,
     held           bigint,
-    credits_used   bigint
+    credits_used   bigint,
+    limits         jsonb
 );
 COMMENT ON TYPE quota.reservation IS
     'What quota.reserve returns: the decision, and when allowed the reservation''s id and expiry.';

@@ -64,6 +64,9 @@ pub struct Decision {
     /// The part of the amount paid from credits (`quota.grant`) because the plan's allowance was used up; for
     /// check, the part that would be.
     pub credits_used: i64,
+    /// Every limited window of the meter with its limit (carried allowance included), shortest first: what a
+    /// client needs for `RateLimit-Policy` without asking for the status as well.
+    pub limits: Vec<(String, i64)>,
 }
 
 /// "3h 45m", "12m", "40s", "2d 4h": how long until a window resets, as a person says it.
@@ -141,10 +144,17 @@ impl Decision {
                 // The request passes only once every denying window has reset: report the one that resets last.
                 .max_by_key(|w| (w.seconds_left, period::rank(&w.period)))
         });
-        match denying {
+        let mut decision = match denying {
             Some(w) => Self::denied_by(meter, plan, amount, never.is_some(), w),
             None => Self::allowed_by(meter, plan, windows),
-        }
+        };
+        let mut limited: Vec<&Window> = windows.iter().filter(|w| w.limit.is_some()).collect();
+        limited.sort_by_key(|w| period::rank(&w.period));
+        decision.limits = limited
+            .into_iter()
+            .filter_map(|w| w.limit.map(|l| (w.period.clone(), l)))
+            .collect();
+        decision
     }
 
     fn allowed_by(meter: &str, plan: &str, windows: &[Window]) -> Decision {
@@ -180,6 +190,7 @@ impl Decision {
             reservation_id: None,
             expires_at: None,
             credits_used: 0,
+            limits: Vec::new(),
         }
     }
 
@@ -237,7 +248,18 @@ impl Decision {
             reservation_id: None,
             expires_at: None,
             credits_used: 0,
+            limits: Vec::new(),
         }
+    }
+
+    /// The limits as a JSON object, period to limit.
+    fn limits_json(&self) -> Value {
+        Value::Object(
+            self.limits
+                .iter()
+                .map(|(p, l)| (p.clone(), Value::from(*l)))
+                .collect(),
+        )
     }
 
     /// Builds the `quota.decision` composite.
@@ -255,6 +277,7 @@ impl Decision {
         type_name: &'static str,
     ) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
         let mut t = crate::types::composite(type_name)?;
+        t.set("limits", pgrx::JsonB(self.limits_json()))?;
         let reservation = type_name == "quota.reservation";
         if reservation {
             t.set("reservation_id", self.reservation_id)?;
@@ -285,7 +308,7 @@ impl Decision {
             "status": self.status, "reason": self.reason, "retry_after_s": self.retry_after_s,
             "period": self.period, "held": self.held, "credits_used": self.credits_used,
             "reservation_id": self.reservation_id.map(|u| u.to_string()),
-            "expires_at": self.expires_at.and_then(clock::utc),
+            "expires_at": self.expires_at.and_then(clock::utc), "limits": self.limits_json(),
         })
     }
 
@@ -331,6 +354,19 @@ impl Decision {
             reservation_id,
             expires_at: time("expires_at")?,
             credits_used: int("credits_used").unwrap_or(0),
+            // Absent in decisions stored before 0.4.0.
+            limits: v
+                .get("limits")
+                .and_then(Value::as_object)
+                .map(|o| {
+                    let mut l: Vec<(String, i64)> = o
+                        .iter()
+                        .filter_map(|(p, q)| q.as_i64().map(|q| (p.clone(), q)))
+                        .collect();
+                    l.sort_by_key(|(p, _)| period::rank(p));
+                    l
+                })
+                .unwrap_or_default(),
         })
     }
 }

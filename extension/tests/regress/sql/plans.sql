@@ -15,8 +15,12 @@ SELECT n, allowed, period, used, "limit", remaining, resets_at, reason
 FROM generate_series(1, 4) AS n,
      LATERAL quota.consume('reg-kate', p_metadata => jsonb_build_object('n', n));
 
+-- limits lists every limited window of the meter (for RateLimit-Policy), the denying call's included.
+SELECT allowed, period, limits FROM quota.consume('reg-kate');
+SELECT allowed, limits FROM quota.check('reg-kate', 'ai_requests', 1);
+
 SELECT quota.remove_plan_limit('reg_starter', 'ai_requests', 'hour');
-SELECT allowed, period, used, "limit" FROM quota.consume('reg-kate');
+SELECT allowed, period, used, "limit", limits FROM quota.consume('reg-kate');
 
 -- A burst limit (GCRA): 1 per 10 s, up to 3 at once.
 SELECT plan, meter, rate, per, burst FROM quota.set_plan_burst('reg_starter', 'ai_requests', 1, '10 seconds', 3);
