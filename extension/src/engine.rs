@@ -16,7 +16,7 @@ use crate::attempt::{self, micros, Ask, Context, Locked, Mode, Step};
 use crate::burst::Bucket;
 use crate::decision::{Decision, Window};
 use crate::error::{QuotaError, Result};
-use crate::meter_cache::{self, MeterConfig, Shape};
+use crate::meter_cache::{self, Shape};
 use crate::statements::{self, Prepared};
 use crate::{clock, events, gucs, period};
 
@@ -167,11 +167,9 @@ pub fn consume_with(
     let default_plan = gucs::default_plan();
     let default_tz = gucs::default_timezone();
     let (ask, now_us) = (req.ask(), micros(now));
-    if ask.mode == Mode::Consume {
-        if let Some(cfg) = meter_cache::lookup(client, st, req.user, req.meter, now, &default_tz)? {
-            if let Some(decision) = fast_charge(client, st, req, now, &cfg)? {
-                return Ok(decision);
-            }
+    if ask.mode != Mode::Force {
+        if let Some(decision) = fast(client, st, req, now, &default_tz, 0)? {
+            return Ok(decision);
         }
     }
     let mut ctx = Context::default();
@@ -289,14 +287,19 @@ fn burst_window(
     }
 }
 
-/// The fast path (`fast_charge.sql`): Some decision when it charged, None when the general path must decide.
-fn fast_charge(
+/// The fast path of a consume or reserve: Some decision when it charged or held, None when the general path
+/// must decide (nothing was written then). A commit passes its hold as `release`, freed in the same write.
+pub fn fast(
     client: &mut SpiClient<'_>,
     st: &Prepared,
     req: &Request<'_>,
     now: TimestampWithTimeZone,
-    cfg: &MeterConfig,
+    default_tz: &str,
+    release: i64,
 ) -> Result<Option<Decision>> {
+    let Some(cfg) = meter_cache::lookup(client, st, req.user, req.meter, now, default_tz)? else {
+        return Ok(None);
+    };
     let Shape::OneWindow {
         period,
         limit,
@@ -306,26 +309,54 @@ fn fast_charge(
     else {
         return Ok(None);
     };
-    let table = client.update(
-        &st.fast_charge,
-        None,
-        &[
-            req.user.into(),
-            req.meter.into(),
-            req.amount.into(),
-            req.key.into(),
-            req.metadata.clone().map(JsonB).into(),
-            now.into(),
-            period.as_str().into(),
-            (*start).into(),
-            (*limit).into(),
-        ],
-    )?;
+    let table = match req.hold_until {
+        // fast_hold.sql
+        Some(until) => client.update(
+            &st.fast_hold,
+            None,
+            &[
+                req.user.into(),
+                req.meter.into(),
+                req.amount.into(),
+                until.into(),
+                now.into(),
+                period.as_str().into(),
+                (*start).into(),
+                (*limit).into(),
+            ],
+        )?,
+        // fast_charge.sql
+        None => client.update(
+            &st.fast_charge,
+            None,
+            &[
+                req.user.into(),
+                req.meter.into(),
+                req.amount.into(),
+                req.key.into(),
+                req.metadata.clone().map(JsonB).into(),
+                now.into(),
+                period.as_str().into(),
+                (*start).into(),
+                (*limit).into(),
+                release.into(),
+            ],
+        )?,
+    };
     if table.is_empty() {
         return Ok(None);
     }
     let row = table.first();
-    let used: i64 = row.get(1)?.unwrap_or(0);
+    let (used, held): (i64, i64) = (row.get(1)?.unwrap_or(0), row.get(2)?.unwrap_or(0));
+    let reservation_id = match req.hold_until {
+        Some(_) => row.get::<pgrx::Uuid>(4)?,
+        None => None,
+    };
+    // The row as it was before this call: `allowed` adds the amount back (to used, or to held for a hold).
+    let (used, held) = match req.hold_until {
+        Some(_) => (used, held - req.amount),
+        None => (used - req.amount, held),
+    };
     let locked = Locked {
         plan: cfg.plan.clone(),
         tz: cfg.tz.clone(),
@@ -340,9 +371,8 @@ fn fast_charge(
             },
             Some(attempt::Counter {
                 start: micros(*start),
-                // As it was before this charge: `allowed` adds the amount back.
-                used: used - req.amount,
-                held: row.get(2)?.unwrap_or(0),
+                used,
+                held,
                 held_until: None,
                 carry: row.get(3)?.unwrap_or(0),
             }),
@@ -355,7 +385,7 @@ fn fast_charge(
         &Context::default(),
         0,
         None,
-        None,
+        reservation_id,
     )?))
 }
 

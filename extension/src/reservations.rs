@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::engine::{self, Request};
 use crate::error::{QuotaError, Result};
 use crate::statements::{self, Prepared};
-use crate::{clock, validate};
+use crate::{clock, gucs, validate};
 
 /// Longest a hold may last: long enough for any AI call, short enough that a lost client frees its budget soon.
 pub const MAX_TTL_MICROS: i128 = 24 * 3600 * 1_000_000;
@@ -100,42 +100,69 @@ pub fn settle(
     Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
             let held = lock(client, st, id, owner, now)?;
-            client.update(
-                &st.release_hold,
-                None,
-                &[
-                    held.user.as_str().into(),
-                    held.meter.as_str().into(),
-                    held.amount.into(),
-                ],
-            )?;
+            let release = |client: &mut SpiClient<'_>| -> Result<()> {
+                client.update(
+                    &st.release_hold,
+                    None,
+                    &[
+                        held.user.as_str().into(),
+                        held.meter.as_str().into(),
+                        held.amount.into(),
+                    ],
+                )?;
+                Ok(())
+            };
             let (charged, decision) = match actual {
-                None | Some(0) => (0, None),
+                None | Some(0) => {
+                    release(client)?;
+                    (0, None)
+                }
                 Some(actual) => {
-                    // The hold guaranteed its own amount; beyond it, charge what the limits still allow (or,
-                    // with overage, everything).
-                    let charge = if overage {
-                        actual
-                    } else {
-                        let room = engine::room(client, st, &held.user, &held.meter, now)?;
-                        actual.min(room.max(0))
+                    let metadata = Some(json!({ "reservation_id": id.to_string() }));
+                    let whole = Request {
+                        user: &held.user,
+                        meter: &held.meter,
+                        amount: actual,
+                        key: None,
+                        metadata: metadata.clone(),
+                        hold_until: None,
+                        burst: false,
+                        force: overage,
+                        rollup: false,
                     };
-                    if charge == 0 {
-                        (0, None)
+                    // Most commits charge no more than the hold had room for: the fast path frees the hold and
+                    // charges the whole actual amount in one write when it fits, exactly as the capped charge
+                    // below would.
+                    let tz = gucs::default_timezone();
+                    if let Some(d) = engine::fast(client, st, &whole, now, &tz, held.amount)? {
+                        (actual, Some(d))
                     } else {
-                        let req = Request {
-                            user: &held.user,
-                            meter: &held.meter,
-                            amount: charge,
-                            key: None,
-                            metadata: Some(json!({ "reservation_id": id.to_string() })),
-                            hold_until: None,
-                            burst: false,
-                            force: overage,
-                            rollup: false,
+                        release(client)?;
+                        // The hold guaranteed its own amount; beyond it, charge what the limits still allow (or,
+                        // with overage, everything).
+                        let charge = if overage {
+                            actual
+                        } else {
+                            let room = engine::room(client, st, &held.user, &held.meter, now)?;
+                            actual.min(room.max(0))
                         };
-                        let d = engine::consume_with(client, st, &req, now)?;
-                        (if d.allowed { charge } else { 0 }, Some(d))
+                        if charge == 0 {
+                            (0, None)
+                        } else {
+                            let req = Request {
+                                user: &held.user,
+                                meter: &held.meter,
+                                amount: charge,
+                                key: None,
+                                metadata,
+                                hold_until: None,
+                                burst: false,
+                                force: overage,
+                                rollup: false,
+                            };
+                            let d = engine::consume_with(client, st, &req, now)?;
+                            (if d.allowed { charge } else { 0 }, Some(d))
+                        }
                     }
                 }
             };

@@ -6,16 +6,18 @@
 -- and the daily rollup appended.
 -- Returns the charged row, or no row: then nothing was written, and the engine hands over to the general path
 -- (lock.sql), which decides everything else (a new window, a denial, expired holds, credits).
+-- A commit passes its hold as $10: the hold is freed in the same update (GREATEST: a row added after the hold
+-- was taken never counted it), so the row is written once; a consume passes 0.
 -- Params: $1 user, $2 meter, $3 amount, $4 idempotency key, $5 metadata, $6 now, $7 period, $8 window start,
--- $9 limit (NULL: unlimited).
--- In psql: PREPARE fast_charge(text, text, bigint, text, jsonb, timestamptz, text, timestamptz, bigint) AS
+-- $9 limit (NULL: unlimited), $10 amount held to free first.
+-- In psql: PREPARE fast_charge(text, text, bigint, text, jsonb, timestamptz, text, timestamptz, bigint, bigint) AS
 --          <this statement>;
 --          EXECUTE fast_charge('alice', 'ai_requests', 1, NULL, NULL, now(), 'day',
---                              quota.window_start('day', now(), 'UTC'), 10);
+--                              quota.window_start('day', now(), 'UTC'), 10, 0);
 WITH charged AS (
-    UPDATE quota.counters c SET used = c.used + $3, last_denied = false
+    UPDATE quota.counters c SET used = c.used + $3, held = GREATEST(c.held - $10, 0), last_denied = false
     WHERE c.user_id = $1 AND c.meter = $2 AND c.period = $7 AND c.window_start = $8
-      AND ($9 IS NULL OR c.used + c.held + $3 <= $9 + c.carry)
+      AND ($9 IS NULL OR c.used + GREATEST(c.held - $10, 0) + $3 <= $9 + c.carry)
       AND NOT EXISTS (SELECT 1 FROM quota.counters o WHERE o.user_id = $1 AND o.meter = $2 AND o.period <> $7)
     RETURNING c.used::bigint, c.held::bigint, c.carry::bigint
 ), logged AS (

@@ -18,6 +18,7 @@ use crate::error::{QuotaError, Result};
 pub struct Prepared {
     pub meter_config: OwnedPreparedStatement,
     pub fast_charge: OwnedPreparedStatement,
+    pub fast_hold: OwnedPreparedStatement,
     pub lock: OwnedPreparedStatement,
     pub charge: OwnedPreparedStatement,
     pub hold: OwnedPreparedStatement,
@@ -73,7 +74,11 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         meter_config: keep(include_str!("meter_config.sql"), &[text, text, tstz, text])?,
         fast_charge: keep(
             include_str!("fast_charge.sql"),
-            &[text, text, int8, text, jsonb, tstz, text, tstz, int8],
+            &[text, text, int8, text, jsonb, tstz, text, tstz, int8, int8],
+        )?,
+        fast_hold: keep(
+            include_str!("fast_hold.sql"),
+            &[text, text, int8, tstz, tstz, text, tstz, int8],
         )?,
         lock: keep(include_str!("lock.sql"), &[text, text, tstz, text, text])?,
         charge: keep(
