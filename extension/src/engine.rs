@@ -718,6 +718,9 @@ pub fn check(user: &str, meter: &str, amount: i64) -> Result<Decision> {
     let now = clock::now()?;
     Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
+            if let Some(decision) = fast_check(client, st, user, meter, amount, now)? {
+                return Ok(decision);
+            }
             let read = read_with(client, st, user, Some(meter), amount, now)?;
             let plan = read.plan.unwrap_or_else(gucs::default_plan);
             if read.windows.is_empty() && read.burst.is_none() {
@@ -757,6 +760,70 @@ pub fn check(user: &str, meter: &str, amount: i64) -> Result<Decision> {
             Ok(decision)
         })
     })
+}
+
+/// The fast path of check (`fast_check.sql`): Some decision when the amount fits the meter's one window, None
+/// when the general read must decide (a denial may still be lifted by credits there).
+fn fast_check(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    user: &str,
+    meter: &str,
+    amount: i64,
+    now: TimestampWithTimeZone,
+) -> Result<Option<Decision>> {
+    let Some(cfg) = meter_cache::lookup(client, st, user, meter, now, &gucs::default_timezone())?
+    else {
+        return Ok(None);
+    };
+    let Shape::OneWindow {
+        period,
+        limit,
+        start,
+        end,
+    } = &cfg.shape
+    else {
+        return Ok(None);
+    };
+    let table = client.update(
+        &st.fast_check,
+        None,
+        &[
+            user.into(),
+            meter.into(),
+            period.as_str().into(),
+            (*start).into(),
+            now.into(),
+        ],
+    )?;
+    if table.is_empty() {
+        return Ok(None);
+    }
+    let row = table.first();
+    let (used, held, carry): (i64, i64, i64) = (
+        row.get(1)?.unwrap_or(0),
+        row.get(2)?.unwrap_or(0),
+        row.get(3)?.unwrap_or(0),
+    );
+    let window = Window {
+        period: period.clone(),
+        limit: limit.map(|l| l.saturating_add(carry)),
+        used,
+        resets_at: *end,
+        seconds_left: seconds_between(now, *end),
+        denied: false,
+        held,
+    };
+    if window.limit.is_some_and(|l| used + held + amount > l) {
+        return Ok(None);
+    }
+    Ok(Some(Decision::from_windows(
+        meter,
+        &cfg.plan,
+        amount,
+        0,
+        &[window],
+    )))
 }
 
 /// Every window of every meter on the user's plan, shortest period first within a meter.

@@ -19,6 +19,7 @@ pub struct Prepared {
     pub meter_config: OwnedPreparedStatement,
     pub fast_charge: OwnedPreparedStatement,
     pub fast_hold: OwnedPreparedStatement,
+    pub fast_check: OwnedPreparedStatement,
     pub lock: OwnedPreparedStatement,
     pub charge: OwnedPreparedStatement,
     pub hold: OwnedPreparedStatement,
@@ -75,6 +76,10 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         fast_charge: keep(
             include_str!("fast_charge.sql"),
             &[text, text, int8, text, jsonb, tstz, text, tstz, int8, int8],
+        )?,
+        fast_check: keep_read_only(
+            include_str!("fast_check.sql"),
+            &[text, text, text, tstz, tstz],
         )?,
         fast_hold: keep(
             include_str!("fast_hold.sql"),
