@@ -181,8 +181,64 @@ fn table_oids() -> Vec<pg_sys::Oid> {
     }
 }
 
-/// The configuration of `user`'s `meter` at `now`; None when the user has no account or the plan expired (the
-/// general path handles both).
+/// Takes the invalidations that are waiting, then returns what the cache holds for `user`'s `meter` at `now`
+/// (None on a miss, and always under REPEATABLE READ or SERIALIZABLE).
+pub fn cached(
+    user: &str,
+    meter: &str,
+    now: TimestampWithTimeZone,
+    default_tz: &str,
+) -> Option<MeterConfig> {
+    // SAFETY: processes pending invalidations, as PostgreSQL does at every lock acquisition.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+    if !cacheable() {
+        return None;
+    }
+    let now_us = micros(now);
+    CACHE.with(|c| {
+        c.borrow()
+            .users
+            .get(user)
+            .and_then(|m| m.get(meter))
+            .filter(|cfg| cfg.holds_at(now_us, default_tz))
+            .cloned()
+    })
+}
+
+fn cacheable() -> bool {
+    // SAFETY: reads a backend-local integer.
+    unsafe { pg_sys::XactIsoLevel < pg_sys::XACT_REPEATABLE_READ as i32 }
+}
+
+/// A mark to pass to `keep`: taken after `cached`, before the configuration is read.
+pub fn generation() -> u64 {
+    GENERATION.with(Cell::get)
+}
+
+/// Keeps `cfg`, read after `generation` returned `mark`, unless an invalidation arrived since (then the read may
+/// predate a change) or the transaction's snapshot may be older than the invalidations taken.
+pub fn keep(user: &str, meter: &str, cfg: &MeterConfig, mark: u64) {
+    if !cacheable() || generation() != mark {
+        return;
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.tables.is_empty() {
+            c.tables = table_oids();
+        }
+        if c.users.len() >= MAX_USERS {
+            c.users.clear();
+        }
+        c.dirty = true;
+        c.users
+            .entry(user.to_string())
+            .or_default()
+            .insert(meter.to_string(), cfg.clone());
+    });
+}
+
+/// The configuration of `user`'s `meter` at `now`, from the cache or read (and kept); None when the user has no
+/// account or the plan expired (the general path handles both).
 pub fn lookup(
     client: &mut SpiClient<'_>,
     st: &Prepared,
@@ -191,45 +247,43 @@ pub fn lookup(
     now: TimestampWithTimeZone,
     default_tz: &str,
 ) -> Result<Option<MeterConfig>> {
-    // SAFETY: processes pending invalidations, as PostgreSQL does at every lock acquisition.
-    unsafe { pg_sys::AcceptInvalidationMessages() };
-    // SAFETY: reads a backend-local integer.
-    let cacheable = unsafe { pg_sys::XactIsoLevel } < pg_sys::XACT_REPEATABLE_READ as i32;
-    let now_us = micros(now);
-    if cacheable {
-        let hit = CACHE.with(|c| {
-            c.borrow()
-                .users
-                .get(user)
-                .and_then(|m| m.get(meter))
-                .filter(|cfg| cfg.holds_at(now_us, default_tz))
-                .cloned()
-        });
-        if hit.is_some() {
-            return Ok(hit);
-        }
+    if let Some(hit) = cached(user, meter, now, default_tz) {
+        return Ok(Some(hit));
     }
-    let generation = GENERATION.with(Cell::get);
+    let mark = generation();
     let loaded = load(client, st, user, meter, now, default_tz)?;
-    if cacheable && GENERATION.with(Cell::get) == generation {
-        if let Some(cfg) = &loaded {
-            CACHE.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.tables.is_empty() {
-                    c.tables = table_oids();
-                }
-                if c.users.len() >= MAX_USERS {
-                    c.users.clear();
-                }
-                c.dirty = true;
-                c.users
-                    .entry(user.to_string())
-                    .or_default()
-                    .insert(meter.to_string(), cfg.clone());
-            });
-        }
+    if let Some(cfg) = &loaded {
+        keep(user, meter, cfg, mark);
     }
     Ok(loaded)
+}
+
+impl MeterConfig {
+    /// A meter with one calendar window and no burst limit, as `fast_charge_cold.sql` read it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn one_window(
+        plan: String,
+        tz: String,
+        tz_is_default: bool,
+        expires_at: Option<TimestampWithTimeZone>,
+        period: String,
+        limit: Option<i64>,
+        start: TimestampWithTimeZone,
+        end: TimestampWithTimeZone,
+    ) -> MeterConfig {
+        MeterConfig {
+            plan,
+            tz,
+            tz_is_default,
+            expires_at: expires_at.map(micros),
+            shape: Shape::OneWindow {
+                period,
+                limit,
+                start,
+                end,
+            },
+        }
+    }
 }
 
 /// Reads the configuration (`meter_config.sql`).

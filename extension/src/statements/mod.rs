@@ -19,6 +19,7 @@ pub struct Prepared {
     pub meter_config: OwnedPreparedStatement,
     pub fast_charge: OwnedPreparedStatement,
     pub fast_hold: OwnedPreparedStatement,
+    pub fast_charge_cold: OwnedPreparedStatement,
     pub fast_check: OwnedPreparedStatement,
     pub lock: OwnedPreparedStatement,
     pub charge: OwnedPreparedStatement,
@@ -80,6 +81,10 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         fast_check: keep_read_only(
             include_str!("fast_check.sql"),
             &[text, text, text, tstz, tstz],
+        )?,
+        fast_charge_cold: keep(
+            include_str!("fast_charge_cold.sql"),
+            &[text, text, int8, text, jsonb, tstz, text],
         )?,
         fast_hold: keep(
             include_str!("fast_hold.sql"),
