@@ -297,16 +297,8 @@ pub fn fast(
     default_tz: &str,
     release: i64,
 ) -> Result<Option<Decision>> {
-    let cfg = match meter_cache::cached(req.user, req.meter, now, default_tz) {
-        Some(cfg) => cfg,
-        // A consume not in the cache: one statement reads the configuration, charges, and returns what to keep.
-        None if req.hold_until.is_none() && release == 0 => {
-            return fast_cold(client, st, req, now, default_tz);
-        }
-        None => match meter_cache::lookup(client, st, req.user, req.meter, now, default_tz)? {
-            Some(cfg) => cfg,
-            None => return Ok(None),
-        },
+    let Some(cfg) = meter_cache::lookup(client, st, req.user, req.meter, now, default_tz)? else {
+        return Ok(None);
     };
     let Shape::OneWindow {
         period,
@@ -371,55 +363,6 @@ pub fn fast(
         charged,
         reservation_id,
     )?))
-}
-
-/// `fast_charge_cold.sql`: the fast path of a consume whose configuration this backend does not hold yet; keeps
-/// the configuration it read when it charged.
-fn fast_cold(
-    client: &mut SpiClient<'_>,
-    st: &Prepared,
-    req: &Request<'_>,
-    now: TimestampWithTimeZone,
-    default_tz: &str,
-) -> Result<Option<Decision>> {
-    let mark = meter_cache::generation();
-    let table = client.update(
-        &st.fast_charge_cold,
-        None,
-        &[
-            req.user.into(),
-            req.meter.into(),
-            req.amount.into(),
-            req.key.into(),
-            req.metadata.clone().map(JsonB).into(),
-            now.into(),
-            default_tz.into(),
-        ],
-    )?;
-    if table.is_empty() {
-        return Ok(None);
-    }
-    let row = table.first();
-    let missing = |what: &str| QuotaError::Internal(format!("fast charge: {what}"));
-    let cfg = MeterConfig::one_window(
-        row.get::<String>(4)?.ok_or_else(|| missing("plan"))?,
-        row.get::<String>(5)?.ok_or_else(|| missing("timezone"))?,
-        row.get::<bool>(6)?.unwrap_or(false),
-        row.get::<TimestampWithTimeZone>(7)?,
-        row.get::<String>(8)?.ok_or_else(|| missing("period"))?,
-        row.get::<i64>(9)?,
-        row.get::<TimestampWithTimeZone>(10)?
-            .ok_or_else(|| missing("window start"))?,
-        row.get::<TimestampWithTimeZone>(11)?
-            .ok_or_else(|| missing("window end"))?,
-    );
-    meter_cache::keep(req.user, req.meter, &cfg, mark);
-    let charged = (
-        row.get(1)?.unwrap_or(0),
-        row.get(2)?.unwrap_or(0),
-        row.get(3)?.unwrap_or(0),
-    );
-    Ok(Some(fast_decision(req, now, &cfg, charged, None)?))
 }
 
 /// The decision of a fast-path write from the row as written (`used`, `held`, `carry`).

@@ -2,15 +2,18 @@
 //! kept per backend between calls.
 //!
 //! Reading the account, the plan's limits, the user's overrides and the burst setting on every call cost about a
-//! quarter of a consume (docs/benchmarks.md). They change rarely, so each backend keeps them per user and meter,
-//! and forgets everything the moment any of them may have changed:
+//! quarter of a consume (docs/benchmarks.md). They change rarely, so each backend keeps them, in three parts so
+//! that a user the backend has not served yet costs one small read, not the whole configuration: per user (plan,
+//! timezone, expiry, whether any override exists), per plan and meter (one window and its limit, or anything
+//! else), and per period and timezone (the current window). It forgets everything the moment any of it may have
+//! changed:
 //! - every statement that writes one of the tables they come from fires a statement trigger
 //!   (`quota._meter_config_changed`, sql/cache.sql) that queues a relcache invalidation of that table.
 //!   PostgreSQL delivers it to every backend of the database once the writing transaction commits (and to the
 //!   writing backend at its next command), and `forget` below clears the cache;
 //! - every lookup first accepts the invalidations that are pending, so a change committed before a call began
 //!   is always seen, also by a call late in a long transaction;
-//! - an entry is kept only when no invalidation arrived while it was read (a generation counter), and is read
+//! - a part is kept only when no invalidation arrived since the lookup began (a generation counter), and is read
 //!   with a fresh snapshot taken after the invalidations were accepted, so it is never older than the last
 //!   change the backend was told about;
 //! - what was read in a transaction or subtransaction that aborts is forgotten (an account inserted and rolled
@@ -18,7 +21,7 @@
 //!   call inserts one and must not flush every backend's cache; a user without an account is never cached);
 //! - under REPEATABLE READ or SERIALIZABLE, whose snapshot may predate a change that was already announced, the
 //!   cache is neither read nor filled;
-//! - an entry describes one window: a call outside it, or after the plan expires, reads again.
+//! - a window is kept only while it is current, and a plan only until it expires.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -44,14 +47,11 @@ const TABLES: &[&std::ffi::CStr] = &[
     c"meters",
 ];
 
-/// What one user's meter looks like.
+/// What one user's meter looks like, assembled from the cached parts.
 #[derive(Debug, Clone)]
 pub struct MeterConfig {
     pub plan: String,
     pub tz: String,
-    /// The account has no timezone: `tz` is the default one and holds only while `quota.default_timezone` does.
-    tz_is_default: bool,
-    expires_at: Option<Micros>,
     pub shape: Shape,
 }
 
@@ -70,21 +70,30 @@ pub enum Shape {
     General,
 }
 
-impl MeterConfig {
-    fn holds_at(&self, now: Micros, default_tz: &str) -> bool {
-        let window = match &self.shape {
-            Shape::OneWindow { start, end, .. } => micros(*start) <= now && now < micros(*end),
-            Shape::General => true,
-        };
-        window
-            && self.expires_at.is_none_or(|e| now < e)
-            && (!self.tz_is_default || self.tz == default_tz)
-    }
+/// The account's part.
+#[derive(Debug, Clone)]
+struct UserPart {
+    plan: String,
+    /// None: the account has no timezone of its own (the default applies).
+    tz: Option<String>,
+    expires_at: Option<Micros>,
+    /// Any per-user limit exists: the general path decides (overrides are rare).
+    overrides: bool,
+}
+
+/// The plan's part for one meter.
+#[derive(Debug, Clone)]
+enum PlanPart {
+    OneWindow { period: String, limit: Option<i64> },
+    General,
 }
 
 #[derive(Default)]
 struct Cache {
-    users: HashMap<String, HashMap<String, MeterConfig>>,
+    users: HashMap<String, UserPart>,
+    plans: HashMap<(String, String), PlanPart>,
+    /// (period, timezone) -> the current window.
+    windows: HashMap<(String, String), (TimestampWithTimeZone, TimestampWithTimeZone)>,
     /// The OIDs of `TABLES`, resolved when the cache is first filled (and again after any of them changed).
     tables: Vec<pg_sys::Oid>,
     /// Something was stored since the last commit: an abort must forget it.
@@ -116,6 +125,8 @@ fn forget(tables: bool) {
         // the generation bump above already keeps the read in progress from being stored.
         if let Ok(mut c) = c.try_borrow_mut() {
             c.users.clear();
+            c.plans.clear();
+            c.windows.clear();
             c.dirty = false;
             if tables {
                 c.tables.clear();
@@ -181,43 +192,18 @@ fn table_oids() -> Vec<pg_sys::Oid> {
     }
 }
 
-/// Takes the invalidations that are waiting, then returns what the cache holds for `user`'s `meter` at `now`
-/// (None on a miss, and always under REPEATABLE READ or SERIALIZABLE).
-pub fn cached(
-    user: &str,
-    meter: &str,
-    now: TimestampWithTimeZone,
-    default_tz: &str,
-) -> Option<MeterConfig> {
-    // SAFETY: processes pending invalidations, as PostgreSQL does at every lock acquisition.
-    unsafe { pg_sys::AcceptInvalidationMessages() };
-    if !cacheable() {
-        return None;
-    }
-    let now_us = micros(now);
-    CACHE.with(|c| {
-        c.borrow()
-            .users
-            .get(user)
-            .and_then(|m| m.get(meter))
-            .filter(|cfg| cfg.holds_at(now_us, default_tz))
-            .cloned()
-    })
-}
-
 fn cacheable() -> bool {
     // SAFETY: reads a backend-local integer.
     unsafe { pg_sys::XactIsoLevel < pg_sys::XACT_REPEATABLE_READ as i32 }
 }
 
-/// A mark to pass to `keep`: taken after `cached`, before the configuration is read.
-pub fn generation() -> u64 {
+fn generation() -> u64 {
     GENERATION.with(Cell::get)
 }
 
-/// Keeps `cfg`, read after `generation` returned `mark`, unless an invalidation arrived since (then the read may
-/// predate a change) or the transaction's snapshot may be older than the invalidations taken.
-pub fn keep(user: &str, meter: &str, cfg: &MeterConfig, mark: u64) {
+/// Stores into the cache when allowed: cacheable, and no invalidation since `mark` (then the read may predate a
+/// change).
+fn keep(mark: u64, store: impl FnOnce(&mut Cache)) {
     if !cacheable() || generation() != mark {
         return;
     }
@@ -230,10 +216,7 @@ pub fn keep(user: &str, meter: &str, cfg: &MeterConfig, mark: u64) {
             c.users.clear();
         }
         c.dirty = true;
-        c.users
-            .entry(user.to_string())
-            .or_default()
-            .insert(meter.to_string(), cfg.clone());
+        store(&mut c);
     });
 }
 
@@ -247,95 +230,144 @@ pub fn lookup(
     now: TimestampWithTimeZone,
     default_tz: &str,
 ) -> Result<Option<MeterConfig>> {
-    if let Some(hit) = cached(user, meter, now, default_tz) {
-        return Ok(Some(hit));
-    }
+    // SAFETY: processes pending invalidations, as PostgreSQL does at every lock acquisition.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
     let mark = generation();
-    let loaded = load(client, st, user, meter, now, default_tz)?;
-    if let Some(cfg) = &loaded {
-        keep(user, meter, cfg, mark);
-    }
-    Ok(loaded)
-}
+    let use_cache = cacheable();
+    let now_us = micros(now);
 
-impl MeterConfig {
-    /// A meter with one calendar window and no burst limit, as `fast_charge_cold.sql` read it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn one_window(
-        plan: String,
-        tz: String,
-        tz_is_default: bool,
-        expires_at: Option<TimestampWithTimeZone>,
-        period: String,
-        limit: Option<i64>,
-        start: TimestampWithTimeZone,
-        end: TimestampWithTimeZone,
-    ) -> MeterConfig {
-        MeterConfig {
-            plan,
-            tz,
-            tz_is_default,
-            expires_at: expires_at.map(micros),
-            shape: Shape::OneWindow {
-                period,
-                limit,
-                start,
-                end,
-            },
+    let cached = |f: &dyn Fn(&Cache) -> Option<UserPart>| {
+        if use_cache {
+            CACHE.with(|c| f(&c.borrow()))
+        } else {
+            None
         }
+    };
+    let account = match cached(&|c| c.users.get(user).cloned()) {
+        Some(a) => a,
+        None => {
+            let Some(a) = load_user(client, st, user)? else {
+                return Ok(None);
+            };
+            keep(mark, |c| {
+                c.users.insert(user.to_string(), a.clone());
+            });
+            a
+        }
+    };
+    if account.expires_at.is_some_and(|e| e <= now_us) {
+        return Ok(None);
     }
+    let tz = account.tz.clone().unwrap_or_else(|| default_tz.to_string());
+    let general = |account: UserPart, tz: String| MeterConfig {
+        plan: account.plan,
+        tz,
+        shape: Shape::General,
+    };
+    if account.overrides {
+        return Ok(Some(general(account, tz)));
+    }
+
+    let key = (account.plan.clone(), meter.to_string());
+    let plan = match use_cache
+        .then(|| CACHE.with(|c| c.borrow().plans.get(&key).cloned()))
+        .flatten()
+    {
+        Some(p) => p,
+        None => {
+            let p = load_plan(client, st, &account.plan, meter)?;
+            keep(mark, |c| {
+                c.plans.insert(key, p.clone());
+            });
+            p
+        }
+    };
+    let PlanPart::OneWindow { period, limit } = plan else {
+        return Ok(Some(general(account, tz)));
+    };
+
+    let wkey = (period.clone(), tz.clone());
+    let current = |w: &(TimestampWithTimeZone, TimestampWithTimeZone)| {
+        micros(w.0) <= now_us && now_us < micros(w.1)
+    };
+    let window = match use_cache
+        .then(|| CACHE.with(|c| c.borrow().windows.get(&wkey).copied()))
+        .flatten()
+        .filter(current)
+    {
+        Some(w) => w,
+        None => {
+            let w = load_window(client, st, &period, &tz, now)?;
+            keep(mark, |c| {
+                c.windows.insert(wkey, w);
+            });
+            w
+        }
+    };
+    Ok(Some(MeterConfig {
+        plan: account.plan,
+        tz,
+        shape: Shape::OneWindow {
+            period,
+            limit,
+            start: window.0,
+            end: window.1,
+        },
+    }))
 }
 
-/// Reads the configuration (`meter_config.sql`).
-fn load(
+/// The account's part (`user_config.sql`); None when the user has no account.
+fn load_user(client: &mut SpiClient<'_>, st: &Prepared, user: &str) -> Result<Option<UserPart>> {
+    let table = client.update(&st.user_config, None, &[user.into()])?;
+    if table.is_empty() {
+        return Ok(None);
+    }
+    let row = table.first();
+    Ok(Some(UserPart {
+        plan: row
+            .get::<String>(1)?
+            .ok_or_else(|| QuotaError::Internal("user config: plan".into()))?,
+        tz: row.get::<String>(2)?,
+        expires_at: row.get::<TimestampWithTimeZone>(3)?.map(micros),
+        overrides: row.get::<bool>(4)?.unwrap_or(true),
+    }))
+}
+
+/// The plan's part for the meter (`plan_config.sql`): one window without a burst limit, or anything else.
+fn load_plan(
     client: &mut SpiClient<'_>,
     st: &Prepared,
-    user: &str,
+    plan: &str,
     meter: &str,
-    now: TimestampWithTimeZone,
-    default_tz: &str,
-) -> Result<Option<MeterConfig>> {
-    let table = client.update(
-        &st.meter_config,
-        None,
-        &[user.into(), meter.into(), now.into(), default_tz.into()],
-    )?;
-    let rows = table.len();
-    let mut cfg = None;
-    for row in table {
-        let plan = row
-            .get::<String>(1)?
-            .ok_or_else(|| QuotaError::Internal("meter config: plan".into()))?;
-        let own_tz = row.get::<String>(2)?;
-        let expires_at = row.get::<TimestampWithTimeZone>(3)?.map(micros);
-        if expires_at.is_some_and(|e| e <= micros(now)) {
-            return Ok(None);
-        }
-        let burst = row.get::<bool>(4)?.unwrap_or(false);
-        let window = (
-            row.get::<String>(5)?,
-            row.get::<TimestampWithTimeZone>(7)?,
-            row.get::<TimestampWithTimeZone>(8)?,
-        );
-        let shape = match window {
-            (Some(period), Some(start), Some(end)) if rows == 1 && !burst => Shape::OneWindow {
-                period,
-                limit: row.get(6)?,
-                start,
-                end,
-            },
-            _ => Shape::General,
-        };
-        cfg = Some(MeterConfig {
-            plan,
-            tz_is_default: own_tz.is_none(),
-            tz: own_tz.unwrap_or_else(|| default_tz.to_string()),
-            expires_at,
-            shape,
-        });
-        if rows > 1 {
-            break;
-        }
+) -> Result<PlanPart> {
+    let table = client.update(&st.plan_config, None, &[plan.into(), meter.into()])?;
+    if table.len() != 1 {
+        return Ok(PlanPart::General);
     }
-    Ok(cfg)
+    let row = table.first();
+    let burst = row.get::<bool>(3)?.unwrap_or(true);
+    Ok(match row.get::<String>(1)? {
+        Some(period) if !burst => PlanPart::OneWindow {
+            period,
+            limit: row.get(2)?,
+        },
+        _ => PlanPart::General,
+    })
+}
+
+/// The window of `period` in `tz` that contains `now` (`window.sql`).
+fn load_window(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    period: &str,
+    tz: &str,
+    now: TimestampWithTimeZone,
+) -> Result<(TimestampWithTimeZone, TimestampWithTimeZone)> {
+    let table = client.update(&st.window, None, &[period.into(), tz.into(), now.into()])?;
+    let row = table.first();
+    let missing = || QuotaError::Internal(format!("no {period} window in {tz}"));
+    Ok((
+        row.get::<TimestampWithTimeZone>(1)?.ok_or_else(missing)?,
+        row.get::<TimestampWithTimeZone>(2)?.ok_or_else(missing)?,
+    ))
 }

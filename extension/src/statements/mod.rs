@@ -16,10 +16,11 @@ use crate::error::{QuotaError, Result};
 
 /// Every statement, prepared.
 pub struct Prepared {
-    pub meter_config: OwnedPreparedStatement,
+    pub user_config: OwnedPreparedStatement,
+    pub plan_config: OwnedPreparedStatement,
+    pub window: OwnedPreparedStatement,
     pub fast_charge: OwnedPreparedStatement,
     pub fast_hold: OwnedPreparedStatement,
-    pub fast_charge_cold: OwnedPreparedStatement,
     pub fast_check: OwnedPreparedStatement,
     pub lock: OwnedPreparedStatement,
     pub charge: OwnedPreparedStatement,
@@ -73,7 +74,9 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
     };
     Ok(Prepared {
         // Not read-only: a fresh snapshot, taken after the cache accepted pending invalidations.
-        meter_config: keep(include_str!("meter_config.sql"), &[text, text, tstz, text])?,
+        user_config: keep(include_str!("user_config.sql"), &[text])?,
+        plan_config: keep(include_str!("plan_config.sql"), &[text, text])?,
+        window: keep(include_str!("window.sql"), &[text, text, tstz])?,
         fast_charge: keep(
             include_str!("fast_charge.sql"),
             &[text, text, int8, text, jsonb, tstz, text, tstz, int8, int8],
@@ -81,10 +84,6 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         fast_check: keep_read_only(
             include_str!("fast_check.sql"),
             &[text, text, text, tstz, tstz],
-        )?,
-        fast_charge_cold: keep(
-            include_str!("fast_charge_cold.sql"),
-            &[text, text, int8, text, jsonb, tstz, text],
         )?,
         fast_hold: keep(
             include_str!("fast_hold.sql"),
