@@ -28,7 +28,7 @@ use crate::{
     auth::User,
     config::Secret,
     problem::{ApiError, ProblemDoc},
-    routes::quota::read_quota,
+    store,
     AppState,
 };
 
@@ -226,7 +226,7 @@ async fn events(
             // After a failed read, try again soon: the resync that asked for it will not come again.
             let mut again = None;
             if refresh {
-                match read_quota(&s.db, &user.id).await {
+                match store::quota::status(&s.db, &user.id).await {
                     Ok(q) => {
                         let json = serde_json::to_string(&q).unwrap_or_default();
                         if last.as_deref() != Some(json.as_str()) {

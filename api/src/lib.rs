@@ -22,7 +22,7 @@ pub mod proxy;
 pub mod retention;
 pub mod routes;
 pub mod serve;
-pub mod timestamp;
+pub mod store;
 pub mod tls;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};

@@ -20,7 +20,7 @@ use crate::{
     db::DbError,
     headers,
     payments::{self, PaymentError},
-    routes::quota::Decision,
+    store::Decision,
 };
 
 /// Media type of every error body.

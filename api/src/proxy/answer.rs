@@ -19,7 +19,7 @@ use super::body::Refusal;
 use crate::{
     headers,
     problem::{self, Problem},
-    routes::quota::Decision,
+    store::Decision,
 };
 
 const SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
