@@ -15,6 +15,10 @@
 
 use std::{future::Future, pin::pin, time::Duration};
 
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
 use deadpool_postgres::{
     HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Timeouts,
 };
@@ -23,7 +27,11 @@ use tokio::time::Instant;
 use tokio_postgres::{error::SqlState, types::ToSql, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::{config::Config, deadline};
+use crate::{
+    config::Config,
+    deadline,
+    problem::{self, Problem},
+};
 
 /// What went wrong talking to the database, in the terms the HTTP layer needs. The client sees the
 /// message only for the input errors (22004, 22023 worded by the extension, every other class-22 data
@@ -89,6 +97,60 @@ impl From<tokio_postgres::Error> for DbError {
                 DbError::Transient(format!("{}: {message}", c.code()))
             }
             c => DbError::Internal(format!("{}: {message}", c.code())),
+        }
+    }
+}
+
+/// The SQLSTATE-to-status table (the classification itself is in [`DbError`]'s `From`).
+impl IntoResponse for DbError {
+    fn into_response(self) -> Response {
+        match self {
+            DbError::InvalidInput(m) => {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input")
+                    .detail(m)
+                    .into_response()
+            }
+            DbError::IdempotencyMismatch(m) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused for a different request",
+            )
+            .detail(m)
+            .into_response(),
+            DbError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+                .detail(m)
+                .into_response(),
+            DbError::Conflict(m) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict")
+                .detail(m)
+                .into_response(),
+            DbError::Transient(why) => {
+                tracing::warn!(%why, "database unavailable");
+                problem::unavailable("The database is unavailable right now; try again.")
+            }
+            DbError::OutcomeUnknown(why) => {
+                tracing::warn!(%why, "database connection lost mid-statement");
+                // No Retry-After: a blind retry could apply the write twice; the idempotency key settles it.
+                Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outcome-unknown",
+                "Outcome unknown",
+            )
+            .detail(
+                "The database connection was lost while the request was being applied, so it may or may \
+                 not have taken effect. Repeat it with the same Idempotency-Key to find out; without one \
+                 a repeat may apply it twice.",
+            )
+            .into_response()
+            }
+            DbError::Internal(why) => {
+                tracing::error!(%why, "database error");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal server error",
+                )
+                .into_response()
+            }
         }
     }
 }

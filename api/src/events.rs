@@ -24,13 +24,7 @@ use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    auth::User,
-    config::Secret,
-    problem::{ApiError, ProblemDoc},
-    store,
-    AppState,
-};
+use crate::{auth::User, config::Secret, error::ApiError, problem::ProblemDoc, store, AppState};
 
 /// The channel the extension notifies on.
 const CHANNEL: &str = "quota_events";

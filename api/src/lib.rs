@@ -7,12 +7,14 @@ pub mod config;
 pub mod cors;
 pub mod db;
 pub mod deadline;
+pub mod denial;
+pub mod error;
 pub mod events;
 pub mod extract;
 pub mod fair;
 pub mod headers;
+pub mod hex;
 pub mod input;
-pub mod jwks;
 pub mod limits;
 pub mod metrics;
 pub mod openapi_errors;
@@ -324,6 +326,6 @@ async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> 
     let backstop = deadline + limit.max(Duration::from_secs(1)) + Duration::from_secs(1);
     match tokio::time::timeout_at(backstop, deadline::scope(deadline, next.run(req))).await {
         Ok(res) => res,
-        Err(_) => problem::ApiError::Timeout.into_response(),
+        Err(_) => error::ApiError::Timeout.into_response(),
     }
 }

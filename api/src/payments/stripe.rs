@@ -13,10 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     ack_recorded, record, revoke, signature, Payment, PaymentError, RawBody, Revocation, WebhookAck,
 };
-use crate::{
-    problem::{ApiError, ProblemDoc},
-    AppState,
-};
+use crate::{error::ApiError, problem::ProblemDoc, AppState};
 
 const PROVIDER: &str = "stripe";
 
@@ -71,7 +68,7 @@ pub fn verify_signature(
             // The first t counts, as in the SDKs; a t that is not a number is no t.
             "t" if timestamp.is_none() => timestamp = v.trim().parse::<i64>().ok(),
             "v1" => {
-                if let Some(bytes) = signature::from_hex(v.trim()).filter(|b| b.len() == 32) {
+                if let Some(bytes) = crate::hex::from_hex(v.trim()).filter(|b| b.len() == 32) {
                     v1.push(bytes);
                 }
             }

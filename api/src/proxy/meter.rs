@@ -15,8 +15,8 @@ use std::{sync::Arc, time::Duration};
 
 use uuid::Uuid;
 
-use super::routes::Meters;
 use crate::{
+    config::proxy::routes::Meters,
     db::{Db, DbError, Retry},
     metrics::Metrics,
     store::{

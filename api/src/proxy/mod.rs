@@ -13,13 +13,11 @@
 pub mod answer;
 pub mod body;
 pub mod classify;
-pub mod config;
 pub mod forward;
 pub mod graphql;
 pub mod meter;
 pub mod metrics;
 pub mod openapi;
-pub mod routes;
 pub mod stream;
 pub mod usage;
 
@@ -36,9 +34,9 @@ use axum::{
 };
 use tower_http::cors::CorsLayer;
 
-pub use config::ProxyConfig;
+pub use crate::config::proxy::{routes, ProxyConfig};
 
-use crate::{auth::User, headers, problem::ApiError, AppState};
+use crate::{auth::User, error::ApiError, headers, AppState};
 use body::Refusal;
 use classify::Class;
 use meter::Reserved;

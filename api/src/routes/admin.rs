@@ -12,8 +12,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     auth::Admin,
     db::{admin_tx, admin_tx_one, Retry},
+    error::ApiError,
     extract::{ApiPath, ApiQuery, JsonBody},
-    problem::{ApiError, ProblemDoc},
+    problem::ProblemDoc,
     AppState,
 };
 

@@ -11,8 +11,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     auth::Admin,
     db::{admin_tx, DbError, Retry},
+    error::ApiError,
     extract::{ApiPath, ApiQuery},
-    problem::{ApiError, ProblemDoc},
+    problem::ProblemDoc,
     AppState,
 };
 

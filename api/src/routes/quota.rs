@@ -16,15 +16,13 @@ use crate::{
     auth::{User, Writer},
     db::Retry,
     deadline,
+    error::ApiError,
     extract::{idempotency_key, ApiPath, JsonBody},
     fair::Turn,
     headers,
-    problem::{ApiError, ProblemDoc},
+    problem::ProblemDoc,
     store::{
-        self,
-        quota::Consume,
-        reservations::Reserve,
-        Decision, Quota, Reservation, Settlement,
+        self, quota::Consume, reservations::Reserve, Decision, Quota, Reservation, Settlement,
     },
     AppState,
 };

@@ -7,6 +7,7 @@
 //! types; it knows nothing of HTTP.
 
 pub mod decision;
+pub mod payments;
 pub mod quota;
 pub mod reservations;
 pub mod timestamp;

@@ -5,10 +5,8 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use utoipa::ToSchema;
 
-use crate::{
-    db::{self, Db, DbError, Retry},
-    store::decision::{parse_policies, Decision},
-};
+use crate::db::{self, Db, DbError, Retry};
+use crate::store::decision::{parse_policies, Decision};
 
 /// One window of one meter, as `quota.status` reports it.
 #[derive(Clone, Debug, Serialize, ToSchema)]

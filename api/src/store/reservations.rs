@@ -7,10 +7,9 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{
-    db::{self, Db, DbError, Retry},
-    store::{decision::Decision, timestamp},
-};
+use crate::db::{self, Db, DbError, Retry};
+use crate::store::decision::Decision;
+use crate::store::timestamp;
 
 /// A reservation: the decision plus the id and expiry of the hold (null when denied).
 #[derive(Clone, Debug, Serialize, ToSchema)]
