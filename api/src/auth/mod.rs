@@ -10,10 +10,15 @@ pub mod jwks;
 pub mod mint;
 pub mod verifier;
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRef, FromRequestParts},
+    http::request::Parts,
+};
 
 pub use crate::auth::{error::AuthError, mint::mint_hs256, verifier::Verifier};
-use crate::{auth::verifier::Verified, error::ApiError, AppState};
+use crate::{auth::verifier::Verified, error::ApiError};
 
 /// The authenticated caller; its `id` is the token's `sub`.
 #[derive(Debug, Clone)]
@@ -54,50 +59,55 @@ fn bearer(parts: &Parts) -> Result<&str, AuthError> {
     Ok(token.trim())
 }
 
-async fn claims(parts: &Parts, state: &AppState) -> Result<Verified, ApiError> {
+async fn claims(parts: &Parts, verifier: &Verifier) -> Result<Verified, ApiError> {
     let token = bearer(parts)?;
-    Ok(state.verifier.verify(token).await?)
+    Ok(verifier.verify(token).await?)
 }
 
-impl FromRequestParts<AppState> for User {
+impl<S> FromRequestParts<S> for User
+where
+    Arc<Verifier>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let c = claims(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let c = claims(parts, &Arc::<Verifier>::from_ref(state)).await?;
         Ok(User { id: c.sub })
     }
 }
 
-impl FromRequestParts<AppState> for Writer {
+impl<S> FromRequestParts<S> for Writer
+where
+    Arc<Verifier>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let c = claims(parts, state).await?;
-        if !state.config.user_writes && !state.verifier.is_admin(&c) {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Arc::<Verifier>::from_ref(state);
+        let c = claims(parts, &verifier).await?;
+        if !verifier.may_write(&c) {
             return Err(ApiError::ServerOnly);
         }
         Ok(Writer { id: c.sub })
     }
 }
 
-impl FromRequestParts<AppState> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    Arc<Verifier>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if let Some(id) = state.verifier.admin_key(bearer(parts)?) {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Arc::<Verifier>::from_ref(state);
+        if let Some(id) = verifier.admin_key(bearer(parts)?) {
             return Ok(Admin { id });
         }
-        let c = claims(parts, state).await?;
-        if !state.verifier.is_admin(&c) {
+        let c = claims(parts, &verifier).await?;
+        if !verifier.is_admin(&c) {
             return Err(ApiError::Forbidden);
         }
         Ok(Admin { id: c.sub })

@@ -33,6 +33,7 @@ pub struct Verifier {
     issuer: Option<String>,
     admin_roles: Vec<String>,
     admin_key_hashes: Vec<[u8; 32]>,
+    user_writes: bool,
 }
 
 impl Verifier {
@@ -51,6 +52,7 @@ impl Verifier {
             issuer: config.jwt_issuer.clone(),
             admin_roles: config.admin_roles.clone(),
             admin_key_hashes: config.admin_key_hashes.clone(),
+            user_writes: config.user_writes,
         }
     }
 
@@ -124,6 +126,12 @@ impl Verifier {
             let hex: String = h[..6].iter().map(|b| format!("{b:02x}")).collect();
             format!("api-key:{hex}")
         })
+    }
+
+    /// Whether the caller of `claims` may write usage: anyone, unless `AIQUOTA_USER_WRITES=off` (server-only
+    /// mode) leaves it to service tokens.
+    pub(crate) fn may_write(&self, claims: &Verified) -> bool {
+        self.user_writes || self.is_admin(claims)
     }
 
     pub(crate) fn is_admin(&self, claims: &Verified) -> bool {

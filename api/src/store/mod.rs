@@ -6,11 +6,14 @@
 //! The store depends only on [`crate::db`] (the pool, the retry rule, SQLSTATE classification) and on plain
 //! types; it knows nothing of HTTP.
 
+pub mod admin;
 pub mod decision;
+pub mod maintenance;
 pub mod payments;
 pub mod quota;
 pub mod reservations;
 pub mod timestamp;
+pub mod users;
 
 pub use decision::Decision;
 pub use quota::{MeterStatus, Quota};
