@@ -113,7 +113,8 @@ fn browser_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(routes::quota::router())
         .merge(events::router())
-        .merge(payments::router())
+        .merge(payments::razorpay_routes::router())
+        .merge(payments::stripe::router())
 }
 
 /// The routes only servers and the same-origin dashboard call.

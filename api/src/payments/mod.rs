@@ -26,27 +26,22 @@ use axum::{
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::payments::error::PaymentError;
 pub use crate::store::payments::{Order, Payment, Recorded, Revocation};
 use crate::{
     db::{Db, DbError},
     error::ApiError,
-    store, AppState,
+    metrics::Metrics,
+    store,
 };
-
-/// The routes of this module.
-pub fn router() -> OpenApiRouter<AppState> {
-    razorpay_routes::router().merge(stripe::router())
-}
 
 /// Records a payment ([`store::payments::record`]) and counts the outcome. Retrying is safe: a repeat is
 /// a `duplicate`. A second payment of an order already paid is refused by the extension (55000,
 /// [`DbError::Conflict`]): the callback answers it 409, the webhooks acknowledge it without applying.
-pub async fn record(state: &AppState, p: Payment<'_>) -> Result<Recorded, ApiError> {
-    let rec = store::payments::record(&state.db, &p).await?;
-    state.metrics.payment(p.provider, &rec.outcome);
+pub async fn record(db: &Db, metrics: &Metrics, p: Payment<'_>) -> Result<Recorded, ApiError> {
+    let rec = store::payments::record(db, &p).await?;
+    metrics.payment(p.provider, &rec.outcome);
     tracing::info!(provider = p.provider, payment_id = p.payment_id, user = p.user, product = p.product,
         outcome = %rec.outcome, status = %rec.status, "payment recorded");
     Ok(rec)
@@ -70,16 +65,17 @@ pub async fn find_order(
 /// idempotent, so retrying and redeliveries are safe. A payment this API never recorded (P0002) is not
 /// ours to revoke: acknowledged as `ignored`, nothing changes.
 pub async fn revoke(
-    state: &AppState,
+    db: &Db,
+    metrics: &Metrics,
     provider: &'static str,
     payment_id: &str,
     why: Revocation,
     actor: &str,
 ) -> Result<WebhookAck, ApiError> {
     let reason = why.reason();
-    match store::payments::revoke(&state.db, provider, payment_id, why, actor).await {
+    match store::payments::revoke(db, provider, payment_id, why, actor).await {
         Ok(()) => {
-            state.metrics.payment(provider, "revoked");
+            metrics.payment(provider, "revoked");
             tracing::info!(provider, payment_id, reason, "payment revoked");
             Ok(WebhookAck {
                 result: "revoked".into(),

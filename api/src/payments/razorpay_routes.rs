@@ -89,7 +89,7 @@ async fn create_link(
     user: User,
     JsonBody(body): JsonBody<LinkRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    keys(&s)?;
+    keys(&s.config.payments)?;
     if s.config.payments.public_url.is_none() {
         return Err(PaymentError::NotConfigured("AIQUOTA_PUBLIC_URL").into());
     }
@@ -105,7 +105,7 @@ async fn create_link(
         .map_err(|l| ApiError::RateLimited("payment links", l.0))?;
     // Not retried after a lost connection: a second order would be harmless but pointless.
     let order = store::payments::create_order(&s.db, PROVIDER, &user.id, &body.product).await?;
-    let link = create_payment_link(&s, &order).await?;
+    let link = create_payment_link(&s.config.payments, &s.payments.http, &order).await?;
     store::payments::attach_order(&s.db, &order.reference_id, &link.id).await?;
     tracing::info!(user = %user.id, product = %order.product, reference_id = %order.reference_id,
         payment_link_id = %link.id, "payment link created");
@@ -159,7 +159,7 @@ async fn verify(
     user: User,
     JsonBody(cb): JsonBody<Callback>,
 ) -> Result<Json<Verified>, ApiError> {
-    let (_, secret) = keys(&s)?;
+    let (_, secret) = keys(&s.config.payments)?;
     for (name, v) in [
         ("razorpay_payment_id", &cb.razorpay_payment_id),
         ("razorpay_payment_link_id", &cb.razorpay_payment_link_id),
@@ -204,13 +204,19 @@ async fn verify(
         tracing::warn!(caller = %user.id, reference_id = %order.reference_id, "callback for another user's order");
         return Err(PaymentError::UnknownOrder.into());
     }
-    let link = fetch_payment_link(&s, &cb.razorpay_payment_link_id).await?;
+    let link = fetch_payment_link(
+        &s.config.payments,
+        &s.payments.http,
+        &cb.razorpay_payment_link_id,
+    )
+    .await?;
     confirm_paid(&link, &cb)?;
     if order.provider_ref.is_none() {
         store::payments::attach_order(&s.db, &order.reference_id, &link.id).await?;
     }
     let rec = record(
-        &s,
+        &s.db,
+        &s.metrics,
         Payment {
             provider: PROVIDER,
             payment_id: &cb.razorpay_payment_id,
@@ -391,7 +397,8 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
         return Ok(WebhookAck::ignored("payment without amount or currency"));
     };
     let res = record(
-        s,
+        &s.db,
+        &s.metrics,
         Payment {
             provider: PROVIDER,
             payment_id,
@@ -434,7 +441,15 @@ async fn refunded(s: &AppState, event: &Value) -> Result<WebhookAck, ApiError> {
         return Ok(WebhookAck::ignored("partial refund"));
     }
     let actor = format!("razorpay:{}", refund["id"].as_str().unwrap_or("-"));
-    revoke(s, PROVIDER, payment_id, Revocation::Refund, &actor).await
+    revoke(
+        &s.db,
+        &s.metrics,
+        PROVIDER,
+        payment_id,
+        Revocation::Refund,
+        &actor,
+    )
+    .await
 }
 
 #[cfg(test)]

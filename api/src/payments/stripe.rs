@@ -187,7 +187,15 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
             let Some(intent) = payment_intent(session) else {
                 return Ok(WebhookAck::ignored("charge without a payment intent"));
             };
-            return revoke(s, PROVIDER, intent, Revocation::Refund, &actor).await;
+            return revoke(
+                &s.db,
+                &s.metrics,
+                PROVIDER,
+                intent,
+                Revocation::Refund,
+                &actor,
+            )
+            .await;
         }
         Some("charge.dispute.closed") => {
             if session["status"].as_str() != Some("lost") {
@@ -196,7 +204,15 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
             let Some(intent) = payment_intent(session) else {
                 return Ok(WebhookAck::ignored("dispute without a payment intent"));
             };
-            return revoke(s, PROVIDER, intent, Revocation::DisputeLost, &actor).await;
+            return revoke(
+                &s.db,
+                &s.metrics,
+                PROVIDER,
+                intent,
+                Revocation::DisputeLost,
+                &actor,
+            )
+            .await;
         }
         Some("checkout.session.completed") => {
             // Delayed methods (bank debits) complete unpaid and succeed later with the event below.
@@ -235,7 +251,8 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
     };
     ack_recorded(
         record(
-            s,
+            &s.db,
+            &s.metrics,
             Payment {
                 provider: PROVIDER,
                 payment_id,
