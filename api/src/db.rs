@@ -35,14 +35,14 @@ use crate::{
 
 /// What went wrong talking to the database, in the terms the HTTP layer needs. The client sees the
 /// message only for the input errors (22004, 22023 worded by the extension, every other class-22 data
-/// exception worded by PostgreSQL), P0002 and 55000.
+/// exception worded by PostgreSQL), 42710, P0002 and 55000.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// Class 22 (22004, 22023, 22003, 22021, 22P05, ...): the request's values were refused by the
     /// extension's validation or by PostgreSQL.
     #[error("{0}")]
     InvalidInput(String),
-    /// 22023 "already used": an idempotency key reused for a different request.
+    /// 42710 (duplicate_object): an idempotency key reused for a different request.
     #[error("{0}")]
     IdempotencyMismatch(String),
     /// P0002: unknown plan or reservation (or a reservation of another user).
@@ -76,8 +76,15 @@ impl From<tokio_postgres::Error> for DbError {
                 DbError::Internal(e.to_string())
             };
         };
-        let message = db.message().to_string();
-        match db.code() {
+        DbError::of_state(db.code(), db.message().to_string())
+    }
+}
+
+impl DbError {
+    /// The classification by SQLSTATE alone: `message` is only carried along (the client sees it for the
+    /// input errors), never matched.
+    fn of_state(code: &SqlState, message: String) -> Self {
+        match code {
             // The extension reports a reused idempotency key with its own SQLSTATE, so no message is read.
             c if *c == SqlState::DUPLICATE_OBJECT => DbError::IdempotencyMismatch(message),
             c if *c == SqlState::INVALID_PARAMETER_VALUE
@@ -594,4 +601,37 @@ pub async fn admin_tx_one(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
     role_tx_one(client, TxRole::Admin, sql, params).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_by_sqlstate_never_by_message() {
+        let mismatch = DbError::of_state(&SqlState::DUPLICATE_OBJECT, "anything".into());
+        assert!(matches!(mismatch, DbError::IdempotencyMismatch(m) if m == "anything"));
+        // The wording the extension once used for a reused key, under 22023, is plain invalid input now.
+        let worded = "idempotency key already used for a different request";
+        let input = DbError::of_state(&SqlState::INVALID_PARAMETER_VALUE, worded.into());
+        assert!(matches!(input, DbError::InvalidInput(_)));
+        for (code, check) in [
+            (SqlState::NO_DATA_FOUND, "not-found"),
+            (SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE, "conflict"),
+            (SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "input"),
+            (SqlState::T_R_SERIALIZATION_FAILURE, "transient"),
+            (SqlState::QUERY_CANCELED, "transient"),
+            (SqlState::INSUFFICIENT_PRIVILEGE, "internal"),
+        ] {
+            let got = match DbError::of_state(&code, "already used".into()) {
+                DbError::NotFound(_) => "not-found",
+                DbError::Conflict(_) => "conflict",
+                DbError::InvalidInput(_) => "input",
+                DbError::Transient(_) => "transient",
+                DbError::Internal(_) => "internal",
+                other => panic!("{}: {other:?}", code.code()),
+            };
+            assert_eq!(got, check, "{}", code.code());
+        }
+    }
 }

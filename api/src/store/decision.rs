@@ -39,7 +39,7 @@ pub struct Decision {
     pub replayed: bool,
     /// Amount held by open reservations in the binding window.
     pub held: i64,
-    /// Credits (grants) this call spent.
+    /// Credits (grants) this call spent, for extension versions that have credits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credits_used: Option<i64>,
     /// Every limited window of the meter as (period, limit), for the `RateLimit-Policy` header (not in the body);
