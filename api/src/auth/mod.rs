@@ -1,4 +1,5 @@
-//! Bearer-token authentication (the extractors [`User`], [`Writer`] and [`Admin`]): HS256 with the shared secret, RS256/ES256 with keys from the JWKS URL.
+//! Bearer-token authentication: the extractors [`User`], [`Writer`] and [`Admin`], over any state that
+//! hands out the [`Verifier`] (`FromRef`). HS256 with the shared secret, RS256/ES256 with keys from the JWKS URL.
 //!
 //! The user id is always the token's `sub`; no route takes a user id from the request for the caller's own
 //! quota, so nobody can read or spend another user's quota. Algorithms are pinned per key (the token's

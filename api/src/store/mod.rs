@@ -4,7 +4,8 @@
 //! quota engine itself, so a statement changes in exactly one place.
 //!
 //! The store depends only on [`crate::db`] (the pool, the retry rule, SQLSTATE classification) and on plain
-//! types; it knows nothing of HTTP.
+//! types; it knows nothing of requests and responses. Its row types are also the JSON bodies (one wire shape),
+//! hence their `Serialize` and `ToSchema`.
 
 pub mod admin;
 pub mod decision;

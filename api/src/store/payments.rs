@@ -1,5 +1,5 @@
-//! Orders and payments: `quota.record_payment`, `quota.find_order` and `quota.revoke_payment`, each in a
-//! transaction as `quota_payments` (see [`crate::db::TxRole`]).
+//! Orders and payments: `quota.create_order`, `attach_order`, `find_order`, `record_payment` and
+//! `revoke_payment`, each in a transaction as `quota_payments` (see [`crate::db::TxRole`]).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
