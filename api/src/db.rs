@@ -15,6 +15,10 @@
 
 use std::{future::Future, pin::pin, time::Duration};
 
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
 use deadpool_postgres::{
     HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Timeouts,
 };
@@ -23,18 +27,22 @@ use tokio::time::Instant;
 use tokio_postgres::{error::SqlState, types::ToSql, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::{config::Config, deadline};
+use crate::{
+    config::Config,
+    deadline,
+    problem::{self, Problem},
+};
 
 /// What went wrong talking to the database, in the terms the HTTP layer needs. The client sees the
 /// message only for the input errors (22004, 22023 worded by the extension, every other class-22 data
-/// exception worded by PostgreSQL), P0002 and 55000.
+/// exception worded by PostgreSQL), 42710, P0002 and 55000.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// Class 22 (22004, 22023, 22003, 22021, 22P05, ...): the request's values were refused by the
     /// extension's validation or by PostgreSQL.
     #[error("{0}")]
     InvalidInput(String),
-    /// 22023 "already used": an idempotency key reused for a different request.
+    /// 42710 (duplicate_object): an idempotency key reused for a different request.
     #[error("{0}")]
     IdempotencyMismatch(String),
     /// P0002: unknown plan or reservation (or a reservation of another user).
@@ -68,8 +76,15 @@ impl From<tokio_postgres::Error> for DbError {
                 DbError::Internal(e.to_string())
             };
         };
-        let message = db.message().to_string();
-        match db.code() {
+        DbError::of_state(db.code(), db.message().to_string())
+    }
+}
+
+impl DbError {
+    /// The classification by SQLSTATE alone: `message` is only carried along (the client sees it for the
+    /// input errors), never matched.
+    fn of_state(code: &SqlState, message: String) -> Self {
+        match code {
             // The extension reports a reused idempotency key with its own SQLSTATE, so no message is read.
             c if *c == SqlState::DUPLICATE_OBJECT => DbError::IdempotencyMismatch(message),
             c if *c == SqlState::INVALID_PARAMETER_VALUE
@@ -89,6 +104,60 @@ impl From<tokio_postgres::Error> for DbError {
                 DbError::Transient(format!("{}: {message}", c.code()))
             }
             c => DbError::Internal(format!("{}: {message}", c.code())),
+        }
+    }
+}
+
+/// The SQLSTATE-to-status table (the classification itself is in [`DbError`]'s `From`).
+impl IntoResponse for DbError {
+    fn into_response(self) -> Response {
+        match self {
+            DbError::InvalidInput(m) => {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid-input", "Invalid input")
+                    .detail(m)
+                    .into_response()
+            }
+            DbError::IdempotencyMismatch(m) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused for a different request",
+            )
+            .detail(m)
+            .into_response(),
+            DbError::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+                .detail(m)
+                .into_response(),
+            DbError::Conflict(m) => Problem::new(StatusCode::CONFLICT, "conflict", "Conflict")
+                .detail(m)
+                .into_response(),
+            DbError::Transient(why) => {
+                tracing::warn!(%why, "database unavailable");
+                problem::unavailable("The database is unavailable right now; try again.")
+            }
+            DbError::OutcomeUnknown(why) => {
+                tracing::warn!(%why, "database connection lost mid-statement");
+                // No Retry-After: a blind retry could apply the write twice; the idempotency key settles it.
+                Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outcome-unknown",
+                "Outcome unknown",
+            )
+            .detail(
+                "The database connection was lost while the request was being applied, so it may or may \
+                 not have taken effect. Repeat it with the same Idempotency-Key to find out; without one \
+                 a repeat may apply it twice.",
+            )
+            .into_response()
+            }
+            DbError::Internal(why) => {
+                tracing::error!(%why, "database error");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal server error",
+                )
+                .into_response()
+            }
         }
     }
 }
@@ -532,4 +601,37 @@ pub async fn admin_tx_one(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
     role_tx_one(client, TxRole::Admin, sql, params).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_by_sqlstate_never_by_message() {
+        let mismatch = DbError::of_state(&SqlState::DUPLICATE_OBJECT, "anything".into());
+        assert!(matches!(mismatch, DbError::IdempotencyMismatch(m) if m == "anything"));
+        // The wording the extension once used for a reused key, under 22023, is plain invalid input now.
+        let worded = "idempotency key already used for a different request";
+        let input = DbError::of_state(&SqlState::INVALID_PARAMETER_VALUE, worded.into());
+        assert!(matches!(input, DbError::InvalidInput(_)));
+        for (code, check) in [
+            (SqlState::NO_DATA_FOUND, "not-found"),
+            (SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE, "conflict"),
+            (SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "input"),
+            (SqlState::T_R_SERIALIZATION_FAILURE, "transient"),
+            (SqlState::QUERY_CANCELED, "transient"),
+            (SqlState::INSUFFICIENT_PRIVILEGE, "internal"),
+        ] {
+            let got = match DbError::of_state(&code, "already used".into()) {
+                DbError::NotFound(_) => "not-found",
+                DbError::Conflict(_) => "conflict",
+                DbError::InvalidInput(_) => "input",
+                DbError::Transient(_) => "transient",
+                DbError::Internal(_) => "internal",
+                other => panic!("{}: {other:?}", code.code()),
+            };
+            assert_eq!(got, check, "{}", code.code());
+        }
+    }
 }

@@ -24,13 +24,7 @@ use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    auth::User,
-    config::Secret,
-    problem::{ApiError, ProblemDoc},
-    routes::quota::read_quota,
-    AppState,
-};
+use crate::{auth::User, config::Secret, error::ApiError, problem::ProblemDoc, store, AppState};
 
 /// The channel the extension notifies on.
 const CHANNEL: &str = "quota_events";
@@ -226,7 +220,7 @@ async fn events(
             // After a failed read, try again soon: the resync that asked for it will not come again.
             let mut again = None;
             if refresh {
-                match read_quota(&s.db, &user.id).await {
+                match store::quota::status(&s.db, &user.id).await {
                     Ok(q) => {
                         let json = serde_json::to_string(&q).unwrap_or_default();
                         if last.as_deref() != Some(json.as_str()) {

@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::{input, problem::ApiError};
+use crate::{error::ApiError, input};
 
 /// A path parameter.
 #[derive(FromRequestParts)]

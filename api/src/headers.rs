@@ -6,7 +6,7 @@
 use axum::http::{HeaderMap, HeaderValue};
 use chrono::Utc;
 
-use crate::routes::quota::Decision;
+use crate::store::Decision;
 
 /// Policy name and nominal window length in seconds of a period. Calendar windows vary (DST days, months),
 /// so `w` is the nominal length; `t` in `RateLimit` is exact.

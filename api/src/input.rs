@@ -12,7 +12,7 @@
 use axum::{extract::Request, http::StatusCode, middleware::Next, response::IntoResponse};
 use serde_json::Value;
 
-use crate::problem::ApiError;
+use crate::error::ApiError;
 
 /// The sentence every NUL refusal carries (the tests and clients look for `U+0000`).
 fn refused(where_: &str) -> ApiError {

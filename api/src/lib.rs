@@ -7,12 +7,14 @@ pub mod config;
 pub mod cors;
 pub mod db;
 pub mod deadline;
+pub mod denial;
+pub mod error;
 pub mod events;
 pub mod extract;
 pub mod fair;
 pub mod headers;
+pub mod hex;
 pub mod input;
-pub mod jwks;
 pub mod limits;
 pub mod metrics;
 pub mod openapi_errors;
@@ -22,13 +24,13 @@ pub mod proxy;
 pub mod retention;
 pub mod routes;
 pub mod serve;
-pub mod timestamp;
+pub mod store;
 pub mod tls;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    extract::{DefaultBodyLimit, Request, State},
+    extract::{DefaultBodyLimit, FromRef, Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -49,8 +51,9 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use config::Config;
 
-/// What every handler can reach.
-#[derive(Clone)]
+/// What every handler can reach; each field is also a substate (`FromRef`), so an extractor asks only for
+/// what it needs (the auth extractors for `Arc<auth::Verifier>`).
+#[derive(Clone, FromRef)]
 pub struct AppState {
     /// Database pool with the retry rule.
     pub db: db::Db,
@@ -70,6 +73,8 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Cancelled when shutdown starts: ends SSE streams and the LISTEN task.
     pub shutdown: CancellationToken,
+    /// The metering proxy's substate; `None` when the proxy is off.
+    pub proxy: Option<proxy::ProxyState>,
 }
 
 #[derive(OpenApi)]
@@ -108,7 +113,8 @@ fn browser_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(routes::quota::router())
         .merge(events::router())
-        .merge(payments::router())
+        .merge(payments::razorpay_routes::router())
+        .merge(payments::stripe::router())
 }
 
 /// The routes only servers and the same-origin dashboard call.
@@ -189,14 +195,24 @@ impl App {
         let addr = listener
             .local_addr()
             .map_err(|e| StartError::Bind(config.listen, e))?;
+        let db = db::Db {
+            pool,
+            metrics: metrics.clone(),
+            timeout: config.request_timeout,
+            tls,
+        };
+        let fair = fair::Fair::new(config.user_concurrency);
+        let proxy = proxy.map(|proxy| proxy::ProxyState {
+            proxy,
+            db: db.clone(),
+            fair: fair.clone(),
+            metrics: metrics.clone(),
+            verifier: verifier.clone(),
+            request_timeout: config.request_timeout,
+        });
         let state = AppState {
-            db: db::Db {
-                pool,
-                metrics: metrics.clone(),
-                timeout: config.request_timeout,
-                tls,
-            },
-            fair: fair::Fair::new(config.user_concurrency),
+            db,
+            fair,
             verifier,
             metrics: metrics.clone(),
             events,
@@ -206,6 +222,7 @@ impl App {
             limits: Arc::new(limits::Limits::new(&config.limits)),
             config: Arc::new(config),
             shutdown,
+            proxy,
         };
         // The timer ends with the shutdown token; its handle is not awaited (a purge is one short transaction).
         let _ = retention::start(
@@ -214,7 +231,7 @@ impl App {
             state.config.retention_days,
             state.shutdown.clone(),
         );
-        let router = router(state.clone(), proxy);
+        let router = router(state.clone());
         Ok(Self {
             listener,
             addr,
@@ -269,7 +286,7 @@ impl App {
 }
 
 /// The router with every layer; the order of the layers is part of the behaviour (see comments).
-fn router(state: AppState, proxy: Option<Arc<proxy::Proxy>>) -> Router {
+fn router(state: AppState) -> Router {
     let doc = Arc::new(openapi());
     let (browser, _) = browser_routes().split_for_parts();
     let browser = match cors::layer(&state.config.cors_origins) {
@@ -287,7 +304,7 @@ fn router(state: AppState, proxy: Option<Arc<proxy::Proxy>>) -> Router {
         .route_layer(middleware::from_fn_with_state(timeout, time_limit))
         .route_layer(middleware::from_fn(metrics::route_label))
         // The metering proxy after the route layers: its streams are bounded by its own timeout.
-        .merge(proxy::router(proxy))
+        .merge(proxy::router(state.proxy.clone()))
         .layer(DefaultBodyLimit::max(state.config.body_limit))
         .layer(
             // Outermost first: request id, then the span that logs it, then metrics and problem bodies.
@@ -324,6 +341,6 @@ async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> 
     let backstop = deadline + limit.max(Duration::from_secs(1)) + Duration::from_secs(1);
     match tokio::time::timeout_at(backstop, deadline::scope(deadline, next.run(req))).await {
         Ok(res) => res,
-        Err(_) => problem::ApiError::Timeout.into_response(),
+        Err(_) => error::ApiError::Timeout.into_response(),
     }
 }

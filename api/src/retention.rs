@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{self, Db, TxRole};
+use crate::{db::Db, store::maintenance::purge};
 
 /// Starts the timer; `None` when purging is off.
 pub fn start(
@@ -41,18 +41,4 @@ pub fn start(
             }
         }
     }))
-}
-
-async fn purge(db: &Db, keep_days: i32) -> Result<(i64, i64), String> {
-    let client = db.pool.get().await.map_err(|e| e.to_string())?;
-    let row = db::role_tx_one(
-        client,
-        TxRole::Admin,
-        "SELECT quota.purge_idempotency_keys(make_interval(days => $1)), \
-                quota.purge_reservations(make_interval(days => $1))",
-        &[&keep_days],
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok((row.get(0), row.get(1)))
 }

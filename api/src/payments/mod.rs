@@ -8,6 +8,7 @@
 //! payload the provider signed (Stripe's Checkout Session metadata, set by the server that created it), never
 //! from the caller's request.
 
+pub mod error;
 pub mod razorpay;
 pub mod razorpay_routes;
 pub mod signature;
@@ -22,155 +23,28 @@ use std::{
 use axum::{
     body::Bytes,
     extract::{FromRequest, Request},
-    http::StatusCode,
 };
-use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_postgres::Row;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
 
+pub use crate::payments::error::PaymentError;
+pub use crate::store::payments::{Order, Payment, Recorded, Revocation};
 use crate::{
-    db::{role_tx, role_tx_one, Db, DbError, Retry, TxRole},
-    problem::ApiError,
-    AppState,
+    db::{Db, DbError},
+    error::ApiError,
+    metrics::Metrics,
+    store,
 };
 
-/// The routes of this module.
-pub fn router() -> OpenApiRouter<AppState> {
-    razorpay_routes::router().merge(stripe::router())
-}
-
-/// Why a payment request failed; [`crate::problem`] picks the status (named on each variant).
-#[derive(Debug, thiserror::Error)]
-pub enum PaymentError {
-    /// 503: the secrets this route needs are not configured; the value names the variables.
-    #[error("payments not configured: {0}")]
-    NotConfigured(&'static str),
-    /// 502: the provider's API failed or answered something unusable. The cause is logged, never sent.
-    #[error("payment provider failed: {0}")]
-    Upstream(String),
-    /// 400: a signature is missing, malformed, stale or does not verify. The reason is safe to show.
-    #[error("invalid signature: {0}")]
-    InvalidSignature(&'static str),
-    /// 409: the signature is fine but the payment is not complete (partially paid, not captured, ...).
-    #[error("payment not complete: {0}")]
-    NotPaid(String),
-    /// 409: verified and recorded, but amount or currency differ from the product: no upgrade.
-    #[error("payment does not match the product")]
-    Mismatch(Box<Recorded>),
-    /// 404: no such order for the caller (another user's order looks the same, so ids cannot be probed).
-    #[error("no such order")]
-    UnknownOrder,
-}
-
-/// What `quota.record_payment` answered.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Recorded {
-    /// `applied` (plan assigned now), `duplicate` (this payment was recorded before; nothing changed) or
-    /// `mismatch` (recorded now, amount or currency differ from the product, plan unchanged).
-    pub outcome: String,
-    /// The payment's recorded status: `applied` or `mismatch` (also on a duplicate).
-    pub status: String,
-    /// The payment's provider (`razorpay`, `stripe`).
-    pub provider: String,
-    /// The provider's payment id.
-    pub payment_id: String,
-    /// The plan the payment assigned; null for a mismatch.
-    pub plan: Option<String>,
-    /// When that plan ends; null for a permanent plan or a mismatch.
-    pub plan_expires_at: Option<DateTime<Utc>>,
-}
-
-/// One payment to record; `user` and `product` come from the order or the provider's signed payload.
-pub struct Payment<'a> {
-    /// `razorpay` or `stripe`.
-    pub provider: &'static str,
-    /// The provider's payment id: the dedupe key.
-    pub payment_id: &'a str,
-    /// Who paid.
-    pub user: &'a str,
-    /// What was bought (`quota.products.key`).
-    pub product: &'a str,
-    /// Amount paid, smallest currency unit.
-    pub amount: i64,
-    /// ISO 4217, upper case.
-    pub currency: &'a str,
-    /// The verified provider data, stored on the payment row.
-    pub raw: serde_json::Value,
-    /// Our order reference, when there is one.
-    pub order: Option<&'a str>,
-}
-
-/// Calls `quota.record_payment` (as `quota_payments`) and counts the outcome. Retrying is safe: a repeat is
+/// Records a payment ([`store::payments::record`]) and counts the outcome. Retrying is safe: a repeat is
 /// a `duplicate`. A second payment of an order already paid is refused by the extension (55000,
 /// [`DbError::Conflict`]): the callback answers it 409, the webhooks acknowledge it without applying.
-pub async fn record(state: &AppState, p: Payment<'_>) -> Result<Recorded, ApiError> {
-    let p = &p;
-    let row = state
-        .db
-        .run(Retry::Safe, |c| async move {
-            role_tx_one(
-                c,
-                TxRole::Payments,
-                "SELECT * FROM quota.record_payment($1::text, $2::text, $3::text, $4::text, $5::bigint, \
-                 $6::text, $7::jsonb, $8::text)",
-                &[
-                    &p.provider,
-                    &p.payment_id,
-                    &p.user,
-                    &p.product,
-                    &p.amount,
-                    &p.currency,
-                    &p.raw,
-                    &p.order,
-                ],
-            )
-            .await
-        })
-        .await?;
-    let rec = Recorded {
-        outcome: row.try_get("outcome").map_err(DbError::from)?,
-        status: row.try_get("status").map_err(DbError::from)?,
-        provider: p.provider.to_string(),
-        payment_id: p.payment_id.to_string(),
-        plan: row.try_get("plan").map_err(DbError::from)?,
-        plan_expires_at: row.try_get("plan_expires_at").map_err(DbError::from)?,
-    };
-    state.metrics.payment(p.provider, &rec.outcome);
+pub async fn record(db: &Db, metrics: &Metrics, p: Payment<'_>) -> Result<Recorded, ApiError> {
+    let rec = store::payments::record(db, &p).await?;
+    metrics.payment(p.provider, &rec.outcome);
     tracing::info!(provider = p.provider, payment_id = p.payment_id, user = p.user, product = p.product,
         outcome = %rec.outcome, status = %rec.status, "payment recorded");
     Ok(rec)
-}
-
-/// A row of `quota.orders`.
-#[derive(Clone, Debug)]
-pub struct Order {
-    /// Our reference (`aq_` + 32 hex), sent to the provider.
-    pub reference_id: String,
-    /// Who ordered.
-    pub user_id: String,
-    /// What.
-    pub product: String,
-    /// Price, smallest currency unit.
-    pub amount: i64,
-    /// ISO 4217.
-    pub currency: String,
-    /// The provider's id for it (a payment link id).
-    pub provider_ref: Option<String>,
-}
-
-impl Order {
-    fn from_row(r: &Row) -> Result<Self, tokio_postgres::Error> {
-        Ok(Self {
-            reference_id: r.try_get("reference_id")?,
-            user_id: r.try_get("user_id")?,
-            product: r.try_get("product")?,
-            amount: r.try_get("amount")?,
-            currency: r.try_get("currency")?,
-            provider_ref: r.try_get("provider_ref")?,
-        })
-    }
 }
 
 /// `quota.find_order`; `None` when no order matches (P0002).
@@ -180,69 +54,28 @@ pub async fn find_order(
     reference_id: Option<&str>,
     provider_ref: Option<&str>,
 ) -> Result<Option<Order>, DbError> {
-    let res = db
-        .run(Retry::Safe, |c| async move {
-            let row = role_tx_one(
-                c,
-                TxRole::Payments,
-                "SELECT * FROM quota.find_order($1::text, $2::text, $3::text)",
-                &[&provider, &reference_id, &provider_ref],
-            )
-            .await?;
-            Order::from_row(&row)
-        })
-        .await;
-    match res {
+    match store::payments::find_order(db, provider, reference_id, provider_ref).await {
         Ok(o) => Ok(Some(o)),
         Err(DbError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// Why a pass is being taken back.
-#[derive(Clone, Copy, Debug)]
-pub enum Revocation {
-    /// The payment was refunded in full.
-    Refund,
-    /// The customer's dispute (chargeback) was lost.
-    DisputeLost,
-}
-
-impl Revocation {
-    fn reason(self) -> &'static str {
-        match self {
-            Revocation::Refund => "refund",
-            Revocation::DisputeLost => "dispute_lost",
-        }
-    }
-}
-
-/// Calls `quota.revoke_payment` (as `quota_payments`): ends or shortens the pass the payment bought. It is
+/// Takes a pass back ([`store::payments::revoke`]): ends or shortens the pass the payment bought. It is
 /// idempotent, so retrying and redeliveries are safe. A payment this API never recorded (P0002) is not
 /// ours to revoke: acknowledged as `ignored`, nothing changes.
 pub async fn revoke(
-    state: &AppState,
+    db: &Db,
+    metrics: &Metrics,
     provider: &'static str,
     payment_id: &str,
     why: Revocation,
     actor: &str,
 ) -> Result<WebhookAck, ApiError> {
     let reason = why.reason();
-    let res = state
-        .db
-        .run(Retry::Safe, |c| async move {
-            role_tx(
-                c,
-                TxRole::Payments,
-                "SELECT FROM quota.revoke_payment($1::text, $2::text, $3::text, $4::text)",
-                &[&provider, &payment_id, &reason, &actor],
-            )
-            .await
-        })
-        .await;
-    match res {
-        Ok(_) => {
-            state.metrics.payment(provider, "revoked");
+    match store::payments::revoke(db, provider, payment_id, why, actor).await {
+        Ok(()) => {
+            metrics.payment(provider, "revoked");
             tracing::info!(provider, payment_id, reason, "payment revoked");
             Ok(WebhookAck {
                 result: "revoked".into(),
@@ -379,17 +212,6 @@ impl WebhookAck {
             result: "duplicate_event".into(),
             reason: None,
         }
-    }
-}
-
-/// Status of a [`PaymentError`], for [`crate::problem`].
-pub(crate) fn status_of(e: &PaymentError) -> StatusCode {
-    match e {
-        PaymentError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
-        PaymentError::Upstream(_) => StatusCode::BAD_GATEWAY,
-        PaymentError::InvalidSignature(_) => StatusCode::BAD_REQUEST,
-        PaymentError::NotPaid(_) | PaymentError::Mismatch(_) => StatusCode::CONFLICT,
-        PaymentError::UnknownOrder => StatusCode::NOT_FOUND,
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::{signature, Order, PaymentError};
-use crate::{config::Secret, AppState};
+use crate::config::{PaymentsConfig, Secret};
 
 /// Where the payment link sends the browser back to, under `AIQUOTA_PUBLIC_URL` (see docs/payments.md).
 pub const CALLBACK_PATH: &str = "/billing/razorpay/callback";
@@ -58,8 +58,7 @@ pub fn webhook_signature_ok(webhook_secret: &str, body: &[u8], signature: &str) 
 // The API
 
 /// The key id and secret, or 503.
-pub fn keys(s: &AppState) -> Result<(&str, &Secret), PaymentError> {
-    let p = &s.config.payments;
+pub fn keys(p: &PaymentsConfig) -> Result<(&str, &Secret), PaymentError> {
     match (&p.razorpay_key_id, &p.razorpay_key_secret) {
         (Some(id), Some(secret)) => Ok((id, secret)),
         _ => Err(PaymentError::NotConfigured(
@@ -127,11 +126,13 @@ fn transport_error(what: &str, e: reqwest::Error) -> PaymentError {
 }
 
 /// `POST /v1/payment_links` for `order`, with the callback to the frontend.
-pub async fn create_payment_link(s: &AppState, order: &Order) -> Result<Link, PaymentError> {
-    let (key_id, secret) = keys(s)?;
-    let public_url = s
-        .config
-        .payments
+pub async fn create_payment_link(
+    config: &PaymentsConfig,
+    http: &reqwest::Client,
+    order: &Order,
+) -> Result<Link, PaymentError> {
+    let (key_id, secret) = keys(config)?;
+    let public_url = config
         .public_url
         .as_deref()
         .ok_or(PaymentError::NotConfigured("AIQUOTA_PUBLIC_URL"))?;
@@ -149,10 +150,8 @@ pub async fn create_payment_link(s: &AppState, order: &Order) -> Result<Link, Pa
             "reference_id": order.reference_id,
         },
     });
-    let url = format!("{}/v1/payment_links", s.config.payments.razorpay_api_base);
-    let res = s
-        .payments
-        .http
+    let url = format!("{}/v1/payment_links", config.razorpay_api_base);
+    let res = http
         .post(url)
         .basic_auth(key_id, Some(secret.expose()))
         .json(&body)
@@ -175,19 +174,18 @@ pub async fn create_payment_link(s: &AppState, order: &Order) -> Result<Link, Pa
 }
 
 /// `GET /v1/payment_links/{id}`.
-pub async fn fetch_payment_link(s: &AppState, id: &str) -> Result<Link, PaymentError> {
-    let (key_id, secret) = keys(s)?;
+pub async fn fetch_payment_link(
+    config: &PaymentsConfig,
+    http: &reqwest::Client,
+    id: &str,
+) -> Result<Link, PaymentError> {
+    let (key_id, secret) = keys(config)?;
     // The id was signed by Razorpay, but it still goes into a URL: only plain id characters.
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(PaymentError::InvalidSignature("malformed payment link id"));
     }
-    let url = format!(
-        "{}/v1/payment_links/{id}",
-        s.config.payments.razorpay_api_base
-    );
-    let res = s
-        .payments
-        .http
+    let url = format!("{}/v1/payment_links/{id}", config.razorpay_api_base);
+    let res = http
         .get(url)
         .basic_auth(key_id, Some(secret.expose()))
         .send()

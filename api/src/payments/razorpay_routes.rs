@@ -20,10 +20,7 @@ use super::{
     record, revoke, Order, Payment, PaymentError, RawBody, Revocation, WebhookAck,
 };
 use crate::{
-    auth::User,
-    db::{role_tx_one, DbError, Retry, TxRole},
-    extract::JsonBody,
-    problem::{ApiError, ProblemDoc},
+    auth::User, db::DbError, error::ApiError, extract::JsonBody, problem::ProblemDoc, store,
     AppState,
 };
 
@@ -35,21 +32,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_link))
         .routes(routes!(verify))
         .routes(routes!(webhook))
-}
-
-/// `quota.attach_order`: stores the payment link id on the order (idempotent for the same id).
-async fn attach(s: &AppState, reference: &str, plink: &str) -> Result<(), DbError> {
-    s.db.run(Retry::Safe, |c| async move {
-        role_tx_one(
-            c,
-            TxRole::Payments,
-            "SELECT reference_id FROM quota.attach_order($1::text, $2::text)",
-            &[&reference, &plink],
-        )
-        .await
-    })
-    .await?;
-    Ok(())
 }
 
 /// The order with our `reference` that belongs to payment link `plink`: attached to it, or to no link yet
@@ -107,7 +89,7 @@ async fn create_link(
     user: User,
     JsonBody(body): JsonBody<LinkRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    keys(&s)?;
+    keys(&s.config.payments)?;
     if s.config.payments.public_url.is_none() {
         return Err(PaymentError::NotConfigured("AIQUOTA_PUBLIC_URL").into());
     }
@@ -121,22 +103,10 @@ async fn create_link(
         .payment_links
         .take(&user.id)
         .map_err(|l| ApiError::RateLimited("payment links", l.0))?;
-    let (uid, product) = (&user.id, &body.product);
     // Not retried after a lost connection: a second order would be harmless but pointless.
-    let order =
-        s.db.run(Retry::IfNotApplied, |c| async move {
-            let row = role_tx_one(
-                c,
-                TxRole::Payments,
-                "SELECT * FROM quota.create_order('razorpay', $1::text, $2::text)",
-                &[uid, product],
-            )
-            .await?;
-            Order::from_row(&row)
-        })
-        .await?;
-    let link = create_payment_link(&s, &order).await?;
-    attach(&s, &order.reference_id, &link.id).await?;
+    let order = store::payments::create_order(&s.db, PROVIDER, &user.id, &body.product).await?;
+    let link = create_payment_link(&s.config.payments, &s.payments.http, &order).await?;
+    store::payments::attach_order(&s.db, &order.reference_id, &link.id).await?;
     tracing::info!(user = %user.id, product = %order.product, reference_id = %order.reference_id,
         payment_link_id = %link.id, "payment link created");
     Ok((
@@ -189,7 +159,7 @@ async fn verify(
     user: User,
     JsonBody(cb): JsonBody<Callback>,
 ) -> Result<Json<Verified>, ApiError> {
-    let (_, secret) = keys(&s)?;
+    let (_, secret) = keys(&s.config.payments)?;
     for (name, v) in [
         ("razorpay_payment_id", &cb.razorpay_payment_id),
         ("razorpay_payment_link_id", &cb.razorpay_payment_link_id),
@@ -234,13 +204,19 @@ async fn verify(
         tracing::warn!(caller = %user.id, reference_id = %order.reference_id, "callback for another user's order");
         return Err(PaymentError::UnknownOrder.into());
     }
-    let link = fetch_payment_link(&s, &cb.razorpay_payment_link_id).await?;
+    let link = fetch_payment_link(
+        &s.config.payments,
+        &s.payments.http,
+        &cb.razorpay_payment_link_id,
+    )
+    .await?;
     confirm_paid(&link, &cb)?;
     if order.provider_ref.is_none() {
-        attach(&s, &order.reference_id, &link.id).await?;
+        store::payments::attach_order(&s.db, &order.reference_id, &link.id).await?;
     }
     let rec = record(
-        &s,
+        &s.db,
+        &s.metrics,
         Payment {
             provider: PROVIDER,
             payment_id: &cb.razorpay_payment_id,
@@ -386,7 +362,7 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
                 return Ok(WebhookAck::ignored("no order for this payment link"));
             };
             if order.provider_ref.is_none() {
-                attach(s, reference, plink).await?;
+                store::payments::attach_order(&s.db, reference, plink).await?;
             }
             let amount = link["amount_paid"].as_i64().or(payment["amount"].as_i64());
             let currency = link["currency"].as_str().or(payment["currency"].as_str());
@@ -421,7 +397,8 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
         return Ok(WebhookAck::ignored("payment without amount or currency"));
     };
     let res = record(
-        s,
+        &s.db,
+        &s.metrics,
         Payment {
             provider: PROVIDER,
             payment_id,
@@ -464,7 +441,15 @@ async fn refunded(s: &AppState, event: &Value) -> Result<WebhookAck, ApiError> {
         return Ok(WebhookAck::ignored("partial refund"));
     }
     let actor = format!("razorpay:{}", refund["id"].as_str().unwrap_or("-"));
-    revoke(s, PROVIDER, payment_id, Revocation::Refund, &actor).await
+    revoke(
+        &s.db,
+        &s.metrics,
+        PROVIDER,
+        payment_id,
+        Revocation::Refund,
+        &actor,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::hex::{from_hex, to_hex};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// A MAC keyed with `key`. HMAC (RFC 2104) takes keys of any length, hashing long ones, so the hmac crate's
@@ -40,35 +42,6 @@ pub fn verify_hex(key: &[u8], message: &[&[u8]], signature_hex: &str) -> bool {
         mac.update(part);
     }
     mac.verify_slice(&expected).is_ok()
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    s
-}
-
-/// Hex to bytes; `None` for an odd length or a non-hex character.
-pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let b = s.as_bytes();
-    if !b.len().is_multiple_of(2) {
-        return None;
-    }
-    b.chunks(2)
-        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
-        .collect()
 }
 
 #[cfg(test)]

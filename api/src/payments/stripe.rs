@@ -13,10 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     ack_recorded, record, revoke, signature, Payment, PaymentError, RawBody, Revocation, WebhookAck,
 };
-use crate::{
-    problem::{ApiError, ProblemDoc},
-    AppState,
-};
+use crate::{error::ApiError, problem::ProblemDoc, AppState};
 
 const PROVIDER: &str = "stripe";
 
@@ -71,7 +68,7 @@ pub fn verify_signature(
             // The first t counts, as in the SDKs; a t that is not a number is no t.
             "t" if timestamp.is_none() => timestamp = v.trim().parse::<i64>().ok(),
             "v1" => {
-                if let Some(bytes) = signature::from_hex(v.trim()).filter(|b| b.len() == 32) {
+                if let Some(bytes) = crate::hex::from_hex(v.trim()).filter(|b| b.len() == 32) {
                     v1.push(bytes);
                 }
             }
@@ -190,7 +187,15 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
             let Some(intent) = payment_intent(session) else {
                 return Ok(WebhookAck::ignored("charge without a payment intent"));
             };
-            return revoke(s, PROVIDER, intent, Revocation::Refund, &actor).await;
+            return revoke(
+                &s.db,
+                &s.metrics,
+                PROVIDER,
+                intent,
+                Revocation::Refund,
+                &actor,
+            )
+            .await;
         }
         Some("charge.dispute.closed") => {
             if session["status"].as_str() != Some("lost") {
@@ -199,7 +204,15 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
             let Some(intent) = payment_intent(session) else {
                 return Ok(WebhookAck::ignored("dispute without a payment intent"));
             };
-            return revoke(s, PROVIDER, intent, Revocation::DisputeLost, &actor).await;
+            return revoke(
+                &s.db,
+                &s.metrics,
+                PROVIDER,
+                intent,
+                Revocation::DisputeLost,
+                &actor,
+            )
+            .await;
         }
         Some("checkout.session.completed") => {
             // Delayed methods (bank debits) complete unpaid and succeed later with the event below.
@@ -238,7 +251,8 @@ async fn handle_event(s: &AppState, event: &Value) -> Result<WebhookAck, ApiErro
     };
     ack_recorded(
         record(
-            s,
+            &s.db,
+            &s.metrics,
             Payment {
                 provider: PROVIDER,
                 payment_id,

@@ -16,11 +16,7 @@ use axum::{
 use serde_json::{json, Map, Value};
 
 use super::body::Refusal;
-use crate::{
-    headers,
-    problem::{self, Problem},
-    routes::quota::Decision,
-};
+use crate::{denial, headers, problem::Problem, store::Decision};
 
 const SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
 
@@ -58,7 +54,7 @@ pub fn denied(decision: &Decision, status: StatusCode) -> Response {
         .and_then(|v| v.as_object().cloned())
         .unwrap_or_default();
     let error = openai_error(&message, "quota_exceeded", "quota_exceeded", fields);
-    let p = problem::denial(decision, status)
+    let p = denial::problem(decision, status)
         .with("message", message)
         .with("error", error);
     let mut res = p.into_response();

@@ -1,4 +1,4 @@
-//! Decides, for a request its route lets through ([`super::routes`]), whether it is charged and how much is
+//! Decides, for a request its route lets through ([`crate::config::proxy::routes`]), whether it is charged and how much is
 //! held, or refuses it. Fail closed: a request is free only when its route is `free` or it is positively one
 //! of CopilotKit's non-generating calls, recognised by a strict parse of the whole body; every other
 //! forwarded request is charged, and a body that cannot be read strictly is refused ([`super::body`]).
@@ -22,8 +22,8 @@ use serde_json::{Map, Value};
 use super::{
     body::{strict_json, Refusal},
     graphql::{self, Operation},
-    routes::{Kind, Meters, Route},
 };
+use crate::config::proxy::routes::{Kind, Meters, Route};
 
 /// What a forwarded request is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,7 +263,7 @@ fn keys_within(obj: &Map<String, Value>, allowed: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::routes::RouteTable;
+    use crate::config::proxy::routes::RouteTable;
     use axum::http::{header, HeaderValue, Method};
     use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! The quota side of a charged call: up to two holds taken before forwarding (one `ai_requests`, the
 //! `ai_tokens` estimate; a route may charge only one of them), settled once when the call ends. Each reserve,
-//! commit and release is one prepared statement through [`Db::run_statement`] and [`db::query_one`], so
+//! commit and release is one call of [`crate::store::reservations`] (one prepared statement each), so
 //! SQLSTATEs map as everywhere else and a statement whose row arrived is never mistaken for one that failed:
 //! a proxied call's outcome is as certain as a consume's.
 //!
@@ -15,11 +15,14 @@ use std::{sync::Arc, time::Duration};
 
 use uuid::Uuid;
 
-use super::routes::Meters;
 use crate::{
-    db::{self, Db, DbError, Retry},
+    config::proxy::routes::Meters,
+    db::{Db, DbError, Retry},
     metrics::Metrics,
-    routes::quota::Decision,
+    store::{
+        reservations::{self, Reserve},
+        Decision,
+    },
 };
 
 /// Meter charged once per call.
@@ -111,6 +114,7 @@ pub async fn reserve(
     Ok(Reserved::Granted(holds, Box::new(decision)))
 }
 
+/// One hold of the call (no idempotency key: the proxy never repeats a reserve whose outcome is unknown).
 async fn reserve_one(
     db: &Db,
     user: &str,
@@ -118,18 +122,15 @@ async fn reserve_one(
     amount: i64,
     ttl: Duration,
 ) -> Result<(Option<Uuid>, Decision), DbError> {
-    let ttl = ttl.as_secs_f64();
-    db.run_statement(Retry::IfNotApplied, |c| async move {
-        let row = db::query_one(
-            &c,
-            "SELECT * FROM quota.reserve($1::text, $2::text, $3::bigint, \
-             make_interval(secs => $4::float8), NULL::text)",
-            &[&user, &meter, &amount, &ttl],
-        )
-        .await?;
-        Ok((row.try_get("reservation_id")?, Decision::from_row(&row)?))
-    })
-    .await
+    let hold = Reserve {
+        user,
+        meter,
+        amount,
+        ttl_s: ttl.as_secs_f64(),
+        key: None,
+    };
+    let r = reservations::reserve(db, Retry::IfNotApplied, hold).await?;
+    Ok((r.reservation_id, r.decision))
 }
 
 impl Holds {
@@ -199,21 +200,10 @@ async fn settle(db: &Db, user: &str, requests: Option<Uuid>, tokens: Option<Uuid
     };
     for (id, actual) in steps {
         let Some(id) = id else { continue };
-        let result = db
-            .run_statement(Retry::IfNotApplied, |c| async move {
-                match actual {
-                    Some(n) => {
-                        let sql =
-                            "SELECT state FROM quota.commit($1::uuid, $2::bigint, $3::text, true)";
-                        db::query_one(&c, sql, &[&id, &n, &user]).await
-                    }
-                    None => {
-                        let sql = "SELECT state FROM quota.release($1::uuid, $2::text)";
-                        db::query_one(&c, sql, &[&id, &user]).await
-                    }
-                }
-            })
-            .await;
+        let result = match actual {
+            Some(n) => reservations::commit(db, id, n, user, true).await,
+            None => reservations::release(db, id, user).await,
+        };
         if let Err(e) = result {
             tracing::warn!(reservation = %id, error = %e, "could not settle a proxy hold; it expires with its TTL");
         }

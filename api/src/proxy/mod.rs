@@ -13,13 +13,11 @@
 pub mod answer;
 pub mod body;
 pub mod classify;
-pub mod config;
 pub mod forward;
 pub mod graphql;
 pub mod meter;
 pub mod metrics;
 pub mod openapi;
-pub mod routes;
 pub mod stream;
 pub mod usage;
 
@@ -27,18 +25,25 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
-    extract::{Request, State},
+    extract::{FromRef, Request, State},
     http::StatusCode,
     middleware,
     response::{IntoResponse, Response},
     routing::any,
-    Extension, Router,
+    Router,
 };
 use tower_http::cors::CorsLayer;
 
-pub use config::ProxyConfig;
+pub use crate::config::proxy::{routes, ProxyConfig};
 
-use crate::{auth::User, headers, problem::ApiError, AppState};
+use crate::{
+    auth::{User, Verifier},
+    db::Db,
+    error::ApiError,
+    fair::Fair,
+    headers,
+    metrics::Metrics,
+};
 use body::Refusal;
 use classify::Class;
 use meter::Reserved;
@@ -66,19 +71,38 @@ impl Proxy {
     }
 }
 
+/// What the proxy's handler reaches: a substate of the app's state (`AppState::proxy`, present when the proxy
+/// is on), so the proxy never depends on the app's state as a whole.
+#[derive(Clone, FromRef)]
+pub struct ProxyState {
+    /// The configuration and the upstream client.
+    pub proxy: Arc<Proxy>,
+    /// The pool, for the holds.
+    pub db: Db,
+    /// Per-user turns at the database.
+    pub fair: Arc<Fair>,
+    /// Process metrics (the proxy's counters among them).
+    pub metrics: Arc<Metrics>,
+    /// Token verification, for the [`User`] extractor.
+    pub verifier: Arc<Verifier>,
+    /// `AIQUOTA_REQUEST_TIMEOUT_S`: the deadline of the holds' database work.
+    #[from_ref(skip)]
+    pub request_timeout: Duration,
+}
+
 /// The proxy's routes (the prefix itself and everything below it, any method), or none when it is off.
 /// Mounted outside the API's request timeout: a stream is bounded by `AIQUOTA_PROXY_TIMEOUT_S` instead.
-pub fn router(proxy: Option<Arc<Proxy>>) -> Router<AppState> {
-    let Some(proxy) = proxy else {
+pub fn router<S: Clone + Send + Sync + 'static>(state: Option<ProxyState>) -> Router<S> {
+    let Some(state) = state else {
         return Router::new();
     };
-    let prefix = proxy.config.prefix.clone();
-    let cors = cors(&proxy.config.cors_origins);
+    let prefix = state.proxy.config.prefix.clone();
+    let cors = cors(&state.proxy.config.cors_origins);
     let router = Router::new()
         .route(&prefix, any(handle))
         .route(&format!("{prefix}/{{*rest}}"), any(handle))
         .route_layer(middleware::from_fn(crate::metrics::route_label))
-        .layer(Extension(proxy));
+        .with_state(state);
     match cors {
         Some(c) => router.layer(c),
         None => router,
@@ -92,12 +116,8 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     crate::cors::layer(origins)
 }
 
-async fn handle(
-    State(s): State<AppState>,
-    Extension(proxy): Extension<Arc<Proxy>>,
-    user: User,
-    req: Request,
-) -> Response {
+async fn handle(State(s): State<ProxyState>, user: User, req: Request) -> Response {
+    let proxy = s.proxy.clone();
     let (parts, body) = req.into_parts();
     let cfg = &proxy.config;
     let rest = parts
@@ -162,7 +182,7 @@ async fn handle(
     };
     // The holds are database work like a consume: within the request deadline, in one of the user's fair
     // turns (released once they are taken; the upstream call itself is bounded by the proxy's timeout).
-    let deadline = tokio::time::Instant::now() + s.config.request_timeout;
+    let deadline = tokio::time::Instant::now() + s.request_timeout;
     let reserved = crate::deadline::scope(deadline, async {
         let _turn = s
             .fair

@@ -1,19 +1,19 @@
 //! Admin routes: callers whose JWT `role` is in `AIQUOTA_ADMIN_ROLES` (else 403). Each runs its one
-//! extension call in a transaction as `quota_admin` ([`admin_tx`]), and passes the admin's `sub` as
+//! extension call in a transaction as `quota_admin` ([`crate::store::admin`]), and passes the admin's `sub` as
 //! `p_actor`, so `quota.audit_log` records who did it.
 
 use axum::{extract::State, Json};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Row;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     auth::Admin,
-    db::{admin_tx, admin_tx_one, Retry},
+    error::ApiError,
     extract::{ApiPath, ApiQuery, JsonBody},
-    problem::{ApiError, ProblemDoc},
+    problem::ProblemDoc,
+    store::admin::{self, Account, Analytics, Grant, NewGrant, TopUser, UsageRow, UserLimit},
     AppState,
 };
 
@@ -29,33 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(top_users))
 }
 
-/// One window of a user, as an admin sees it (`quota.user_usage`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UsageRow {
-    /// Meter key.
-    pub meter: String,
-    /// Effective plan.
-    pub plan: String,
-    /// Window period.
-    pub period: String,
-    /// Used in the current window.
-    pub used: i64,
-    /// Null means unlimited.
-    pub limit: Option<i64>,
-    /// Percent of the limit; null when unlimited.
-    pub percent: Option<f64>,
-    /// `normal`, `warning`, `critical` or `exceeded`.
-    pub status: String,
-    /// When the window ends.
-    pub resets_at: Option<DateTime<Utc>>,
-    /// Usage since local midnight, from the ledger.
-    pub today: i64,
-    /// Usage of all time, from the ledger.
-    pub all_time: i64,
-    /// Last use.
-    pub last_used_at: Option<DateTime<Utc>>,
-}
-
 /// A user's usage of every window, today and all time.
 #[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
@@ -65,30 +38,7 @@ async fn user_usage(
     _admin: Admin,
     ApiPath(user): ApiPath<String>,
 ) -> Result<Json<Vec<UsageRow>>, ApiError> {
-    let user = &user;
-    let rows =
-        s.db.run(Retry::Safe, |c| async move {
-            let rows = admin_tx(c, "SELECT * FROM quota.user_usage($1::text)", &[user]).await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(UsageRow {
-                        meter: r.try_get("meter")?,
-                        plan: r.try_get("plan")?,
-                        period: r.try_get("period")?,
-                        used: r.try_get("used")?,
-                        limit: r.try_get("limit")?,
-                        percent: r.try_get("percent")?,
-                        status: r.try_get("status")?,
-                        resets_at: r.try_get("resets_at")?,
-                        today: r.try_get("today")?,
-                        all_time: r.try_get("all_time")?,
-                        last_used_at: r.try_get("last_used_at")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-        })
-        .await?;
-    Ok(Json(rows))
+    Ok(Json(admin::user_usage(&s.db, &user).await?))
 }
 
 /// Body of `PUT /v1/admin/users/{id}/plan`.
@@ -100,23 +50,6 @@ pub struct PlanRequest {
     /// End of the plan (RFC 3339); null or absent: no end.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// A user's account (`quota.accounts`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Account {
-    /// User id.
-    pub user_id: String,
-    /// Assigned plan.
-    pub plan: String,
-    /// When the plan ends; null: never.
-    pub plan_expires_at: Option<DateTime<Utc>>,
-    /// IANA timezone; null: the default.
-    pub timezone: Option<String>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
 }
 
 /// Puts the user on a plan, applied to the very next consume; announced on the SSE stream.
@@ -132,30 +65,8 @@ async fn assign_plan(
     ApiPath(user): ApiPath<String>,
     JsonBody(body): JsonBody<PlanRequest>,
 ) -> Result<Json<Account>, ApiError> {
-    let (user, actor, plan, expires) = (&user, &admin.id, &body.plan, &body.expires_at);
-    let account =
-        s.db.run(Retry::Safe, |c| async move {
-            let row = admin_tx_one(
-                c,
-                "SELECT * FROM quota.assign_plan($1::text, $2::text, $3::timestamptz, $4::text)",
-                &[user, plan, expires, actor],
-            )
-            .await?;
-            account(&row)
-        })
-        .await?;
+    let account = admin::assign_plan(&s.db, &user, &body.plan, &body.expires_at, &admin.id).await?;
     Ok(Json(account))
-}
-
-fn account(r: &Row) -> Result<Account, tokio_postgres::Error> {
-    Ok(Account {
-        user_id: r.try_get("user_id")?,
-        plan: r.try_get("plan")?,
-        plan_expires_at: r.try_get("plan_expires_at")?,
-        timezone: r.try_get("timezone")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
 }
 
 // The enums below exist for the OpenAPI document only: the fields stay strings so that the extension's own
@@ -198,19 +109,6 @@ pub struct LimitRequest {
     pub limit: Option<i64>,
 }
 
-/// A per-user override (`quota.user_limits`); all null after a removal.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserLimit {
-    /// User id.
-    pub user_id: Option<String>,
-    /// Meter key.
-    pub meter: Option<String>,
-    /// Period.
-    pub period: Option<String>,
-    /// The limit.
-    pub limit: Option<i64>,
-}
-
 /// Sets (or with `limit: null` removes) a per-user limit that overrides the plan's.
 #[utoipa::path(put, path = "/v1/admin/users/{id}/limits", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
@@ -222,26 +120,16 @@ async fn set_limit(
     ApiPath(user): ApiPath<String>,
     JsonBody(body): JsonBody<LimitRequest>,
 ) -> Result<Json<UserLimit>, ApiError> {
-    let (user, actor, meter, period, limit) =
-        (&user, &admin.id, &body.meter, &body.period, &body.limit);
-    let row =
-        s.db.run(Retry::Safe, |c| async move {
-            let row = admin_tx_one(
-                c,
-                "SELECT * FROM quota.set_limit($1::text, $2::text, $3::text, $4::bigint, $5::text)",
-                &[user, meter, period, limit, actor],
-            )
-            .await?;
-            let r = &row;
-            Ok(UserLimit {
-                user_id: r.try_get("user_id")?,
-                meter: r.try_get("meter")?,
-                period: r.try_get("period")?,
-                limit: r.try_get("limit")?,
-            })
-        })
-        .await?;
-    Ok(Json(row))
+    let limit = admin::set_limit(
+        &s.db,
+        &user,
+        &body.meter,
+        &body.period,
+        &body.limit,
+        &admin.id,
+    )
+    .await?;
+    Ok(Json(limit))
 }
 
 /// Body of `POST /v1/admin/users/{id}/reset`.
@@ -270,18 +158,7 @@ async fn reset_usage(
     ApiPath(user): ApiPath<String>,
     JsonBody(body): JsonBody<ResetRequest>,
 ) -> Result<Json<ResetResult>, ApiError> {
-    let (user, actor, meter) = (&user, &admin.id, &body.meter);
-    let windows =
-        s.db.run(Retry::IfNotApplied, |c| async move {
-            let row = admin_tx_one(
-                c,
-                "SELECT quota.reset_usage($1::text, $2::text, $3::text)",
-                &[user, meter, actor],
-            )
-            .await?;
-            row.try_get::<_, i64>(0)
-        })
-        .await?;
+    let windows = admin::reset_usage(&s.db, &user, &body.meter, &admin.id).await?;
     Ok(Json(ResetResult { windows }))
 }
 
@@ -302,27 +179,6 @@ pub struct GrantRequest {
     pub source: Option<String>,
 }
 
-/// A grant of credits (`quota.grants`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Grant {
-    /// Grant id.
-    pub id: i64,
-    /// User id.
-    pub user_id: String,
-    /// Meter key.
-    pub meter: String,
-    /// Credits given.
-    pub amount: i64,
-    /// Credits left.
-    pub remaining: i64,
-    /// Expiry; null: never.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Source.
-    pub source: String,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-}
-
 /// Gives the user credits, spent after the plan's window allowance is used up (`quota.grant`).
 #[utoipa::path(post, path = "/v1/admin/users/{id}/grants", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
@@ -335,37 +191,15 @@ async fn grant(
     JsonBody(body): JsonBody<GrantRequest>,
 ) -> Result<(axum::http::StatusCode, Json<Grant>), ApiError> {
     let source = body.source.clone().unwrap_or_else(|| "admin".into());
-    let (user, actor, meter, amount, expires, source) = (
-        &user,
-        &admin.id,
-        &body.meter,
-        body.amount,
-        &body.expires_at,
-        &source,
-    );
-    // Not idempotent: a grant is repeated only when it certainly did not happen.
-    let grant = s
-        .db
-        .run(Retry::IfNotApplied, |c| async move {
-            let row = admin_tx_one(
-                c,
-                "SELECT * FROM quota.grant($1::text, $2::text, $3::bigint, $4::timestamptz, $5::text, $6::text)",
-                &[user, meter, &amount, expires, source, actor],
-            )
-            .await?;
-            let r = &row;
-            Ok(Grant {
-                id: r.try_get("id")?,
-                user_id: r.try_get("user_id")?,
-                meter: r.try_get("meter")?,
-                amount: r.try_get("amount")?,
-                remaining: r.try_get("remaining")?,
-                expires_at: r.try_get("expires_at")?,
-                source: r.try_get("source")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .await?;
+    let grant = NewGrant {
+        user: &user,
+        meter: &body.meter,
+        amount: body.amount,
+        expires: &body.expires_at,
+        source: &source,
+        actor: &admin.id,
+    };
+    let grant = admin::grant(&s.db, grant).await?;
     Ok((axum::http::StatusCode::CREATED, Json(grant)))
 }
 
@@ -379,33 +213,6 @@ pub struct AnalyticsQuery {
     pub meter: Option<String>,
 }
 
-/// One UTC day of one meter across all users (`quota.analytics`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Analytics {
-    /// The day.
-    pub day: NaiveDate,
-    /// The meter.
-    pub meter: String,
-    /// Accounts in total.
-    pub total_users: i64,
-    /// Users with at least one call that day.
-    pub active_users: i64,
-    /// Users denied at least once that day.
-    pub users_at_limit: i64,
-    /// Usage that day.
-    pub usage: i64,
-    /// Allowed calls that day.
-    pub requests: i64,
-    /// Usage of all time.
-    pub usage_all_time: i64,
-    /// Allowed calls of all time.
-    pub requests_all_time: i64,
-    /// Average usage per active user (null when nobody was active).
-    pub avg_usage_per_active_user: Option<f64>,
-    /// Denials that day.
-    pub denials: i64,
-}
-
 /// Usage of one UTC day: users, active users, users at their limit, usage, denials.
 #[utoipa::path(get, path = "/v1/admin/analytics", tag = "admin", security(("bearer" = [])),
     params(AnalyticsQuery),
@@ -416,36 +223,7 @@ async fn analytics(
     ApiQuery(q): ApiQuery<AnalyticsQuery>,
 ) -> Result<Json<Analytics>, ApiError> {
     let meter = q.meter.unwrap_or_else(|| "ai_requests".into());
-    let (day, meter) = (&q.day, &meter);
-    // analytics() also totals finished days once (an idempotent write), so a repeat is harmless.
-    let row = s
-        .db
-        .run(Retry::Safe, |c| async move {
-            let row = admin_tx_one(
-                c,
-                "SELECT day, meter, total_users, active_users, users_at_limit, usage, requests, usage_all_time, \
-                 requests_all_time, avg_usage_per_active_user::float8 AS avg_usage_per_active_user, denials \
-                 FROM quota.analytics($1::date, $2::text)",
-                &[day, meter],
-            )
-            .await?;
-            let r = &row;
-            Ok(Analytics {
-                day: r.try_get("day")?,
-                meter: r.try_get("meter")?,
-                total_users: r.try_get("total_users")?,
-                active_users: r.try_get("active_users")?,
-                users_at_limit: r.try_get("users_at_limit")?,
-                usage: r.try_get("usage")?,
-                requests: r.try_get("requests")?,
-                usage_all_time: r.try_get("usage_all_time")?,
-                requests_all_time: r.try_get("requests_all_time")?,
-                avg_usage_per_active_user: r.try_get("avg_usage_per_active_user")?,
-                denials: r.try_get("denials")?,
-            })
-        })
-        .await?;
-    Ok(Json(row))
+    Ok(Json(admin::analytics(&s.db, &q.day, &meter).await?))
 }
 
 /// Query of `GET /v1/admin/top-users`.
@@ -462,25 +240,6 @@ pub struct TopUsersQuery {
     pub meter: Option<String>,
 }
 
-/// One of the heaviest users (`quota.top_users`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TopUser {
-    /// 1 for the heaviest.
-    pub rank: i64,
-    /// User id.
-    pub user_id: String,
-    /// Effective plan.
-    pub plan: Option<String>,
-    /// Usage over the range.
-    pub usage: i64,
-    /// Allowed calls.
-    pub requests: i64,
-    /// Denials.
-    pub denials: i64,
-    /// Last use.
-    pub last_at: Option<DateTime<Utc>>,
-}
-
 /// The heaviest users of a meter over a range.
 #[utoipa::path(get, path = "/v1/admin/top-users", tag = "admin", security(("bearer" = [])),
     params(TopUsersQuery),
@@ -493,29 +252,5 @@ async fn top_users(
     let limit = q.limit.unwrap_or(10);
     let by = q.by.unwrap_or_else(|| "today".into());
     let meter = q.meter.unwrap_or_else(|| "ai_requests".into());
-    let (by, meter) = (&by, &meter);
-    let rows =
-        s.db.run(Retry::Safe, |c| async move {
-            let rows = admin_tx(
-                c,
-                "SELECT * FROM quota.top_users($1::int, $2::text, $3::text)",
-                &[&limit, by, meter],
-            )
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(TopUser {
-                        rank: r.try_get("rank")?,
-                        user_id: r.try_get("user_id")?,
-                        plan: r.try_get("plan")?,
-                        usage: r.try_get("usage")?,
-                        requests: r.try_get("requests")?,
-                        denials: r.try_get("denials")?,
-                        last_at: r.try_get("last_at")?,
-                    })
-                })
-                .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-        })
-        .await?;
-    Ok(Json(rows))
+    Ok(Json(admin::top_users(&s.db, limit, &by, &meter).await?))
 }

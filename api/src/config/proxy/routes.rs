@@ -17,7 +17,7 @@
 
 use axum::http::Method;
 
-use crate::config::ConfigError;
+use crate::config::error::ConfigError;
 
 /// How a matched request is metered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,7 +240,7 @@ pub fn from_env(routes: Option<&str>, presets: Option<&str>) -> Result<RouteTabl
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::config::proxy::routes::*;
 
     fn kind(t: &RouteTable, m: Method, p: &str) -> Option<Kind> {
         t.find(&m, p).map(|r| r.kind)

@@ -51,7 +51,7 @@ pub fn optional(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::store::timestamp::*;
 
     fn read(us: i64) -> String {
         Timestamp::from_sql(&Type::TIMESTAMPTZ, &us.to_be_bytes())

@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 
-use super::routes::{self, RouteTable};
-use crate::config::{ConfigError, Secret};
+pub mod routes;
+
+use crate::config::cors::parse_origins;
+use crate::config::error::{invalid, ConfigError};
+use crate::config::proxy::routes::RouteTable;
+use crate::config::secret::Secret;
 
 /// Routes the proxy must never shadow: the API's own.
 const RESERVED: [&str; 7] = [
@@ -134,9 +138,9 @@ pub fn from_lookup(
         p.body_limit = number("AIQUOTA_PROXY_BODY_LIMIT_KB", &s, 1, 64 * 1024)? as usize * 1024;
     }
     if let Some(list) = get("AIQUOTA_PROXY_CORS_ORIGINS") {
-        p.cors_origins = crate::cors::parse_origins("AIQUOTA_PROXY_CORS_ORIGINS", &list)?;
+        p.cors_origins = parse_origins("AIQUOTA_PROXY_CORS_ORIGINS", &list)?;
     }
-    p.routes = routes::from_env(
+    p.routes = crate::config::proxy::routes::from_env(
         get("AIQUOTA_PROXY_ROUTES").as_deref(),
         get("AIQUOTA_PROXY_PRESET").as_deref(),
     )?;
@@ -207,13 +211,9 @@ fn number(name: &'static str, value: &str, min: i64, max: i64) -> Result<i64, Co
     }
 }
 
-fn invalid(name: &'static str, why: String) -> ConfigError {
-    ConfigError::Invalid { name, why }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::config::proxy::*;
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let vars: Vec<(String, String)> = vars

@@ -2,41 +2,23 @@
 //! message instead of a confusing error on the first request. Secrets are wrapped in [`Secret`], whose
 //! `Debug` prints nothing, so logging the config can never leak them.
 
-use std::{fmt, net::SocketAddr, time::Duration};
+pub mod auth;
+pub mod cors;
+pub mod error;
+pub mod limits;
+pub mod payments;
+pub mod proxy;
+pub mod secret;
+
+use std::{net::SocketAddr, time::Duration};
 
 use axum::http::StatusCode;
 
-/// Why the configuration was refused; each message names the variable and what it should hold.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A variable is set but its value is not usable.
-    #[error("{name}: {why}")]
-    Invalid { name: &'static str, why: String },
-    /// Neither `AIQUOTA_JWT_SECRET` nor `AIQUOTA_JWKS_URL` is set: no token could ever be verified.
-    #[error("set AIQUOTA_JWT_SECRET (HS256) and/or AIQUOTA_JWKS_URL (RS256/ES256): without one no token can be verified")]
-    NoKeys,
-}
-
-/// A value that must never be printed (JWT secret, database password).
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+use crate::config::error::{invalid, whole};
+pub use crate::config::{
+    error::ConfigError, limits::LimitsConfig, payments::PaymentsConfig, proxy::ProxyConfig,
+    secret::Secret,
+};
 
 /// Everything the API needs to start. Tests build it directly; `main` uses [`Config::from_env`].
 #[derive(Clone, Debug)]
@@ -88,45 +70,11 @@ pub struct Config {
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
     /// The metering proxy (`AIQUOTA_PROXY_*`); off when `None`.
-    pub proxy: Option<crate::proxy::ProxyConfig>,
+    pub proxy: Option<ProxyConfig>,
     /// Payment providers; each part is optional and its routes answer 503 without it.
     pub payments: PaymentsConfig,
     /// Abuse limits: rates, connection cap, header timeout, streams per user (see [`crate::limits`]).
-    pub limits: crate::limits::LimitsConfig,
-}
-
-/// Secrets and URLs of the payment providers (see docs/payments.md).
-#[derive(Clone, Debug)]
-pub struct PaymentsConfig {
-    /// Razorpay API key id (`rzp_live_...` / `rzp_test_...`): the user name of HTTP Basic.
-    pub razorpay_key_id: Option<String>,
-    /// Razorpay API key secret: HTTP Basic password and the key of the callback signature.
-    pub razorpay_key_secret: Option<Secret>,
-    /// Razorpay API base URL, without a trailing slash (tests point it at a local server).
-    pub razorpay_api_base: String,
-    /// Razorpay webhook secret (set per webhook in the dashboard; not the key secret).
-    pub razorpay_webhook_secret: Option<Secret>,
-    /// Public URL of the frontend, without a trailing slash; the payment link's callback goes there.
-    pub public_url: Option<String>,
-    /// Stripe webhook signing secrets (`whsec_...`); several while one is being rotated.
-    pub stripe_webhook_secrets: Vec<Secret>,
-    /// `AIQUOTA_STRIPE_LIVEMODE`: whether this deployment takes live Stripe events (default false: test
-    /// mode). An event whose `livemode` differs is refused.
-    pub stripe_livemode: bool,
-}
-
-impl Default for PaymentsConfig {
-    fn default() -> Self {
-        Self {
-            razorpay_key_id: None,
-            razorpay_key_secret: None,
-            razorpay_api_base: "https://api.razorpay.com".into(),
-            razorpay_webhook_secret: None,
-            public_url: None,
-            stripe_webhook_secrets: Vec::new(),
-            stripe_livemode: false,
-        }
-    }
+    pub limits: LimitsConfig,
 }
 
 impl Config {
@@ -157,7 +105,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(30),
             proxy: None,
             payments: PaymentsConfig::default(),
-            limits: crate::limits::LimitsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 
@@ -197,7 +145,7 @@ impl Config {
             }
         }
         if let Some(url) = get("AIQUOTA_JWKS_URL") {
-            crate::jwks::check_url(&url).map_err(|why| invalid("AIQUOTA_JWKS_URL", why))?;
+            auth::check_url(&url).map_err(|why| invalid("AIQUOTA_JWKS_URL", why))?;
             c.jwks_url = Some(url);
         }
         if c.jwt_secret.is_none() && c.jwks_url.is_none() {
@@ -229,10 +177,10 @@ impl Config {
             }
         }
         if let Some(list) = get("AIQUOTA_ADMIN_KEYS") {
-            c.admin_key_hashes = admin_key_hashes(&list)?;
+            c.admin_key_hashes = auth::admin_key_hashes(&list)?;
         }
         if let Some(list) = get("AIQUOTA_CORS_ORIGINS") {
-            c.cors_origins = crate::cors::parse_origins("AIQUOTA_CORS_ORIGINS", &list)?;
+            c.cors_origins = cors::parse_origins("AIQUOTA_CORS_ORIGINS", &list)?;
         }
         if let Some(dir) = get("AIQUOTA_DEMO_DIR") {
             let dir = std::path::PathBuf::from(dir.trim());
@@ -289,9 +237,9 @@ impl Config {
             c.shutdown_timeout =
                 Duration::from_secs(whole("AIQUOTA_SHUTDOWN_TIMEOUT_S", &s, 0, 3600)?);
         }
-        c.payments = payments_from_lookup(&get)?;
-        c.limits = crate::limits::LimitsConfig::from_lookup(&get)?;
-        c.proxy = crate::proxy::config::from_lookup(&get)?;
+        c.payments = payments::from_lookup(&get)?;
+        c.limits = LimitsConfig::from_lookup(&get)?;
+        c.proxy = proxy::from_lookup(&get)?;
         Ok(c)
     }
 
@@ -319,131 +267,13 @@ impl Config {
     }
 }
 
-/// The payment variables: all optional, but a key id without its secret (or the reverse) is a mistake.
-fn payments_from_lookup(
-    get: &impl Fn(&str) -> Option<String>,
-) -> Result<PaymentsConfig, ConfigError> {
-    let mut p = PaymentsConfig {
-        razorpay_key_id: get("AIQUOTA_RAZORPAY_KEY_ID").map(|v| v.trim().to_string()),
-        razorpay_key_secret: get("AIQUOTA_RAZORPAY_KEY_SECRET").map(Secret::new),
-        razorpay_webhook_secret: get("AIQUOTA_RAZORPAY_WEBHOOK_SECRET").map(Secret::new),
-        ..PaymentsConfig::default()
-    };
-    match (&p.razorpay_key_id, &p.razorpay_key_secret) {
-        (Some(_), None) => {
-            return Err(invalid(
-                "AIQUOTA_RAZORPAY_KEY_SECRET",
-                "must be set when AIQUOTA_RAZORPAY_KEY_ID is".into(),
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(invalid(
-                "AIQUOTA_RAZORPAY_KEY_ID",
-                "must be set when AIQUOTA_RAZORPAY_KEY_SECRET is".into(),
-            ))
-        }
-        _ => {}
-    }
-    if let Some(id) = &p.razorpay_key_id {
-        if id.contains(':') || id.chars().any(char::is_whitespace) {
-            return Err(invalid(
-                "AIQUOTA_RAZORPAY_KEY_ID",
-                "must not contain ':' or spaces (it is an id like rzp_test_...)".into(),
-            ));
-        }
-    }
-    if let Some(base) = get("AIQUOTA_RAZORPAY_API_BASE") {
-        p.razorpay_api_base = http_url("AIQUOTA_RAZORPAY_API_BASE", &base)?;
-    }
-    if let Some(url) = get("AIQUOTA_PUBLIC_URL") {
-        p.public_url = Some(http_url("AIQUOTA_PUBLIC_URL", &url)?);
-    }
-    if let Some(list) = get("AIQUOTA_STRIPE_WEBHOOK_SECRETS") {
-        p.stripe_webhook_secrets = list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(Secret::new)
-            .collect();
-        if p.stripe_webhook_secrets.is_empty() {
-            return Err(invalid(
-                "AIQUOTA_STRIPE_WEBHOOK_SECRETS",
-                "names no secret".into(),
-            ));
-        }
-    }
-    if let Some(v) = get("AIQUOTA_STRIPE_LIVEMODE") {
-        p.stripe_livemode = match v.trim() {
-            "true" => true,
-            "false" => false,
-            other => {
-                return Err(invalid(
-                    "AIQUOTA_STRIPE_LIVEMODE",
-                    format!("{other:?} must be true or false"),
-                ))
-            }
-        };
-    }
-    Ok(p)
-}
-
-/// An http(s) URL without a trailing slash (the value is not a secret, so it may appear in the message).
-fn http_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
-    let v = value.trim().trim_end_matches('/');
-    let rest = v
-        .strip_prefix("https://")
-        .or_else(|| v.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(v.to_string()),
-        _ => Err(invalid(name, format!("{value:?} is not an http(s) URL"))),
-    }
-}
-
-/// Comma-separated SHA-256 digests in hex (64 characters each). Keys themselves are refused: the
-/// environment should never hold one (`printf %s "$KEY" | sha256sum` gives the digest).
-fn admin_key_hashes(list: &str) -> Result<Vec<[u8; 32]>, ConfigError> {
-    let mut out = Vec::new();
-    for (i, item) in list
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .enumerate()
-    {
-        let digest = crate::payments::signature::from_hex(item)
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            // The item is not quoted: it may be a key pasted by mistake.
-            .ok_or_else(|| {
-                invalid(
-                    "AIQUOTA_ADMIN_KEYS",
-                    format!("item {} is not a SHA-256 digest (64 hex characters)", i + 1),
-                )
-            })?;
-        out.push(digest);
-    }
-    if out.is_empty() {
-        return Err(invalid("AIQUOTA_ADMIN_KEYS", "names no digest".into()));
-    }
-    Ok(out)
-}
-
-fn invalid(name: &'static str, why: String) -> ConfigError {
-    ConfigError::Invalid { name, why }
-}
-
-/// A whole number within bounds (used for seconds and sizes).
-fn whole(name: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(invalid(
-            name,
-            format!("{value:?} must be a whole number from {min} to {max}"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+
+    use crate::config::{Config, ConfigError};
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let pairs: Vec<(String, String)> = pairs
