@@ -42,16 +42,15 @@ pub struct Decision {
     /// Credits (grants) this call spent, for extension versions that have credits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credits_used: Option<i64>,
-    /// Every limited window of the meter as (period, limit), for the `RateLimit-Policy` header (not in the body);
-    /// empty when the call did not read them (then the header names the binding window only).
+    /// Every limited window of the meter as (period, limit), for the `RateLimit-Policy` header (not in the body):
+    /// the decision's `limits` column.
     #[serde(skip)]
     #[schema(ignore)]
     pub policies: Vec<(String, i64)>,
 }
 
 impl Decision {
-    /// Reads the decision columns of a `quota.decision` (or `quota.reservation`) row; `policies` stays empty
-    /// (only the consume statement reads them, see [`crate::store::quota::consume`]).
+    /// Reads the decision columns of a `quota.decision` (or `quota.reservation`) row.
     pub fn from_row(r: &Row) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
             allowed: r.try_get("allowed")?,
@@ -68,21 +67,21 @@ impl Decision {
             replayed: r.try_get("replayed")?,
             held: r.try_get("held")?,
             credits_used: r.try_get("credits_used")?,
-            policies: Vec::new(),
+            policies: parse_policies(r.try_get("limits")?),
         })
     }
 }
 
-/// `period:limit,period:limit` (as the consume statement aggregates them) into pairs; anything malformed is left
+/// The decision's `limits` (`{"day": 10, "month": 300}`) into pairs; anything that is not a whole number is left
 /// out, so a header is never built from it.
-pub(crate) fn parse_policies(text: Option<String>) -> Vec<(String, i64)> {
-    text.unwrap_or_default()
-        .split(',')
-        .filter_map(|p| {
-            let (period, limit) = p.split_once(':')?;
-            Some((period.to_string(), limit.parse().ok()?))
-        })
-        .collect()
+pub(crate) fn parse_policies(limits: Option<serde_json::Value>) -> Vec<(String, i64)> {
+    match limits {
+        Some(serde_json::Value::Object(m)) => m
+            .into_iter()
+            .filter_map(|(period, limit)| Some((period, limit.as_i64()?)))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -92,7 +91,9 @@ mod tests {
     #[test]
     fn policies_skip_what_does_not_parse() {
         assert_eq!(
-            parse_policies(Some("day:10,bad,hour:x,month:300".into())),
+            parse_policies(Some(
+                serde_json::json!({"day": 10, "hour": "x", "month": 300, "week": 1.5})
+            )),
             vec![("day".to_string(), 10), ("month".to_string(), 300)]
         );
         assert!(parse_policies(None).is_empty());

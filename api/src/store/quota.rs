@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 
 use crate::db::{self, Db, DbError, Retry};
-use crate::store::decision::{parse_policies, Decision};
+use crate::store::decision::Decision;
 
 /// One window of one meter, as `quota.status` reports it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -97,21 +97,17 @@ pub struct Consume<'a> {
     pub metadata: &'a Option<serde_json::Value>,
 }
 
-/// `quota.consume`: charges every limit of the meter or none. The meter's limited windows come in the same
-/// round trip (a `quota.status` subquery), as [`Decision::policies`], for `RateLimit-Policy`.
+/// `quota.consume`: charges every limit of the meter or none. The decision lists the meter's limited windows
+/// (`limits`, as [`Decision::policies`]) for `RateLimit-Policy`, so no second read is needed.
 pub async fn consume(db: &Db, retry: Retry, c: Consume<'_>) -> Result<Decision, DbError> {
     db.run_statement(retry, |client| async move {
         let row = db::query_one(
             &client,
-            "SELECT d.*, (SELECT string_agg(s.period || ':' || s.\"limit\", ',') FROM quota.status($1::text) s \
-             WHERE s.meter = $2::text AND s.\"limit\" IS NOT NULL) AS policies \
-             FROM quota.consume($1::text, $2::text, $3::bigint, $4::text, $5::jsonb) d",
+            "SELECT * FROM quota.consume($1::text, $2::text, $3::bigint, $4::text, $5::jsonb)",
             &[&c.user, &c.meter, &c.amount, &c.key, c.metadata],
         )
         .await?;
-        let mut decision = Decision::from_row(&row)?;
-        decision.policies = parse_policies(row.try_get("policies")?);
-        Ok(decision)
+        Ok(Decision::from_row(&row)?)
     })
     .await
 }
