@@ -111,6 +111,12 @@ impl TestApp {
         self.client.put(self.url(path)).bearer_auth(token)
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    }
+
     /// Starts graceful shutdown and returns the server task, to await later.
     pub fn begin_shutdown(&mut self) -> impl Future<Output = std::io::Result<()>> {
         if let Some(s) = self.stop.take() {

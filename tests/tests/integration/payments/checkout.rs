@@ -6,26 +6,6 @@ use aiquota_tests::{http::*, payments::*};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
-/// Starts the API with Razorpay pointed at a fresh mock.
-async fn razorpay_app(name: &str) -> (TestApp, MockRazorpay) {
-    let mock = MockRazorpay::start().await;
-    let m = mock.clone();
-    let app = TestApp::start_with(name, move |c| with_razorpay(c, &m)).await;
-    (app, mock)
-}
-
-/// Creates a link for `product` as `user`; returns the answer.
-async fn create_link(app: &TestApp, token: &str, product: &str) -> Value {
-    let res = app
-        .post("/v1/payments/razorpay/links", token)
-        .json(&json!({ "product": product }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "create link");
-    body(res).await
-}
-
 async fn scalar(db: &str, sql_text: &str) -> i64 {
     sql(db).await.query_one(sql_text, &[]).await.unwrap().get(0)
 }
@@ -56,34 +36,14 @@ fn about(t: DateTime<Utc>, expected: DateTime<Utc>) -> bool {
     (t - expected).num_seconds().abs() < 120
 }
 
-async fn webhook(
-    app: &TestApp,
-    body: &str,
-    signature: Option<&str>,
-    event_id: &str,
-) -> reqwest::Response {
-    let mut req = app
-        .client
-        .post(app.url("/v1/webhooks/razorpay"))
-        .header("content-type", "application/json")
-        .header("x-razorpay-event-id", event_id)
-        .body(body.to_string());
-    if let Some(s) = signature {
-        req = req.header("x-razorpay-signature", s);
-    }
-    req.send().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
     let (app, mock) = razorpay_app("pay_link_verify").await;
     let alice = user_token("alice");
 
-    let link = create_link(&app, &alice, "pro_week").await;
-    let plink = link["payment_link_id"].as_str().unwrap().to_string();
-    let reference = link["reference_id"].as_str().unwrap().to_string();
+    let link = app.create_link(&alice, "pro_week").await;
     assert!(
-        plink.starts_with("plink_") && reference.starts_with("aq_"),
+        link.id.starts_with("plink_") && link.reference.starts_with("aq_"),
         "{link}"
     );
     assert!(link["short_url"]
@@ -99,7 +59,7 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
     let sent = &mock.created()[0];
     assert_eq!(sent["amount"], 49900);
     assert_eq!(sent["currency"], "INR");
-    assert_eq!(sent["reference_id"], reference.as_str());
+    assert_eq!(sent["reference_id"], link.reference.as_str());
     assert_eq!(
         sent["callback_url"],
         format!("{PUBLIC_URL}/billing/razorpay/callback")
@@ -111,35 +71,25 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
         .await
         .query_one(
             "SELECT provider_ref FROM quota.orders WHERE reference_id = $1",
-            &[&reference],
+            &[&link.reference],
         )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(attached, plink);
+    assert_eq!(attached, link.id);
 
     // Before paying: the link is `created`, so even a correctly signed "paid" callback is refused.
-    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Alice0001");
-    let res = app
-        .post("/v1/payments/razorpay/verify", &alice)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let cb = link.callback("paid", "pay_Alice0001");
+    let res = app.verify(&alice, &cb).await;
     problem(res, 409).await;
     assert_eq!(
         scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
         0
     );
 
-    mock.pay(&plink, "pay_Alice0001", 49900);
+    mock.pay(&link.id, "pay_Alice0001", 49900);
     let before = Utc::now();
-    let res = app
-        .post("/v1/payments/razorpay/verify", &alice)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let res = app.verify(&alice, &cb).await;
     assert_eq!(res.status(), 200);
     let v = body(res).await;
     assert_eq!(v["outcome"], "applied", "{v}");
@@ -164,24 +114,14 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
     );
 
     // The same callback again (a reload of the callback page): 200, duplicate, nothing changes.
-    let res = app
-        .post("/v1/payments/razorpay/verify", &alice)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let res = app.verify(&alice, &cb).await;
     assert_eq!(res.status(), 200);
     let again = body(res).await;
     assert_eq!(again["outcome"], "duplicate");
     assert_eq!(again["plan_expires_at"], v["plan_expires_at"]);
 
     // Another user replaying alice's callback gets nothing and learns nothing.
-    let res = app
-        .post("/v1/payments/razorpay/verify", &user_token("mallory"))
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let res = app.verify(&user_token("mallory"), &cb).await;
     problem(res, 404).await;
     assert_eq!(plan_of(&app.db, "mallory").await.0, None);
 
@@ -189,7 +129,7 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
         .await
         .query_one(
             "SELECT status FROM quota.orders WHERE reference_id = $1",
-            &[&reference],
+            &[&link.reference],
         )
         .await
         .unwrap()
@@ -200,15 +140,7 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
         1
     );
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"aiquota_payments_total{provider="razorpay",outcome="applied"} 1"#),
         "{metrics}"
@@ -219,12 +151,7 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
     );
 
     // Unknown products are 404, and an empty body is a 400.
-    let res = app
-        .post("/v1/payments/razorpay/links", &alice)
-        .json(&json!({"product": "gold_forever"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.request_link(&alice, "gold_forever").await;
     problem(res, 404).await;
     let res = app
         .post("/v1/payments/razorpay/links", &alice)
@@ -248,12 +175,10 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
 async fn callback_and_webhooks_delivered_twice_concurrently_apply_once() {
     let (app, mock) = razorpay_app("pay_concurrent").await;
     let bob = user_token("bob");
-    let link = create_link(&app, &bob, "pro_week").await;
-    let plink = link["payment_link_id"].as_str().unwrap().to_string();
-    let reference = link["reference_id"].as_str().unwrap().to_string();
-    let paid = mock.pay(&plink, "pay_Bob0001", 49900);
+    let link = app.create_link(&bob, "pro_week").await;
+    let paid = mock.pay(&link.id, "pay_Bob0001", 49900);
 
-    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Bob0001");
+    let cb = link.callback("paid", "pay_Bob0001");
     let event = link_paid_event(&paid, "pay_Bob0001");
     let sig = hmac_hex(WEBHOOK_SECRET, event.as_bytes());
     let captured = payment_captured_event(&paid, "pay_Bob0001", 49900);
@@ -261,19 +186,14 @@ async fn callback_and_webhooks_delivered_twice_concurrently_apply_once() {
 
     let before = Utc::now();
     let verify = || async {
-        let res = app
-            .post("/v1/payments/razorpay/verify", &bob)
-            .json(&cb)
-            .send()
-            .await
-            .unwrap();
+        let res = app.verify(&bob, &cb).await;
         assert_eq!(res.status(), 200);
         body(res).await["outcome"].as_str().unwrap().to_string()
     };
     let hook = |payload: String, sig: String, id: &'static str| {
         let app = &app;
         async move {
-            let res = webhook(app, &payload, Some(&sig), id).await;
+            let res = app.razorpay_webhook(&payload, Some(&sig), id).await;
             assert_eq!(res.status(), 200);
             body(res).await["result"].as_str().unwrap().to_string()
         }
@@ -298,7 +218,9 @@ async fn callback_and_webhooks_delivered_twice_concurrently_apply_once() {
         "{outcomes:?}"
     );
     // A later redelivery of an event already handled is answered from the event-id cache.
-    let res = webhook(&app, &event, Some(&sig), "evt_link_paid_1").await;
+    let res = app
+        .razorpay_webhook(&event, Some(&sig), "evt_link_paid_1")
+        .await;
     assert_eq!(body(res).await["result"], "duplicate_event");
 
     assert_eq!(
@@ -328,46 +250,22 @@ async fn partial_or_wrong_payments_do_not_upgrade() {
     let carol = user_token("carol");
 
     // Partially paid: the signature is valid, the status is not `paid`.
-    let link = create_link(&app, &carol, "pro_week").await;
-    let plink = link["payment_link_id"].as_str().unwrap().to_string();
-    let reference = link["reference_id"].as_str().unwrap().to_string();
-    let partial = mock.pay(&plink, "pay_Carol0001", 20000);
+    let link = app.create_link(&carol, "pro_week").await;
+    let partial = mock.pay(&link.id, "pay_Carol0001", 20000);
     assert_eq!(partial["status"], "partially_paid");
-    let cb = callback(
-        KEY_SECRET,
-        &plink,
-        &reference,
-        "partially_paid",
-        "pay_Carol0001",
-    );
-    let res = app
-        .post("/v1/payments/razorpay/verify", &carol)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let cb = link.callback("partially_paid", "pay_Carol0001");
+    let res = app.verify(&carol, &cb).await;
     let p = problem(res, 409).await;
     assert_eq!(p["type"], "/problems/payment-incomplete");
     // A callback that claims `paid` (signed: only the fetch can tell) is refused when the link says otherwise.
-    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Carol0001");
-    let res = app
-        .post("/v1/payments/razorpay/verify", &carol)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let cb = link.callback("paid", "pay_Carol0001");
+    let res = app.verify(&carol, &cb).await;
     problem(res, 409).await;
     // The webhook of a link that is not paid is acknowledged and ignored.
     let mut fake_paid = partial.clone();
     fake_paid["status"] = json!("partially_paid");
     let event = link_paid_event(&fake_paid, "pay_Carol0001");
-    let res = webhook(
-        &app,
-        &event,
-        Some(&hmac_hex(WEBHOOK_SECRET, event.as_bytes())),
-        "evt_partial",
-    )
-    .await;
+    let res = app.signed_razorpay_webhook(&event, "evt_partial").await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "ignored");
     assert_eq!(
@@ -377,27 +275,15 @@ async fn partial_or_wrong_payments_do_not_upgrade() {
 
     // Paid, but not the product's price (the link's amount was changed on Razorpay's side): recorded as a
     // mismatch, no upgrade, 409.
-    let link = create_link(&app, &carol, "pro_week").await;
-    let plink = link["payment_link_id"].as_str().unwrap().to_string();
-    let reference = link["reference_id"].as_str().unwrap().to_string();
-    mock.edit(&plink, |l| l["amount"] = json!(100));
-    mock.pay(&plink, "pay_Carol0002", 100);
-    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Carol0002");
-    let res = app
-        .post("/v1/payments/razorpay/verify", &carol)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let link = app.create_link(&carol, "pro_week").await;
+    mock.edit(&link.id, |l| l["amount"] = json!(100));
+    mock.pay(&link.id, "pay_Carol0002", 100);
+    let cb = link.callback("paid", "pay_Carol0002");
+    let res = app.verify(&carol, &cb).await;
     let p = problem(res, 409).await;
     assert_eq!(p["type"], "/problems/payment-mismatch");
     assert_eq!(p["outcome"], "mismatch");
-    let res = app
-        .post("/v1/payments/razorpay/verify", &carol)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let res = app.verify(&carol, &cb).await;
     let p = problem(res, 409).await;
     assert_eq!(
         p["outcome"], "duplicate",
@@ -435,10 +321,8 @@ async fn partial_or_wrong_payments_do_not_upgrade() {
 async fn forged_tampered_or_unsigned_deliveries_record_nothing() {
     let (app, mock) = razorpay_app("pay_forged").await;
     let dave = user_token("dave");
-    let link = create_link(&app, &dave, "pro_week").await;
-    let plink = link["payment_link_id"].as_str().unwrap().to_string();
-    let reference = link["reference_id"].as_str().unwrap().to_string();
-    let paid = mock.pay(&plink, "pay_Dave0001", 49900);
+    let link = app.create_link(&dave, "pro_week").await;
+    let paid = mock.pay(&link.id, "pay_Dave0001", 49900);
     let event = link_paid_event(&paid, "pay_Dave0001");
     let good = hmac_hex(WEBHOOK_SECRET, event.as_bytes());
 
@@ -457,7 +341,9 @@ async fn forged_tampered_or_unsigned_deliveries_record_nothing() {
         (event.clone(), Some(good[..63].to_string())),
     ];
     for (i, (body_text, sig)) in cases.into_iter().enumerate() {
-        let res = webhook(&app, &body_text, sig.as_deref(), &format!("evt_forged_{i}")).await;
+        let res = app
+            .razorpay_webhook(&body_text, sig.as_deref(), &format!("evt_forged_{i}"))
+            .await;
         let p = problem(res, 400).await;
         assert_eq!(p["type"], "/problems/invalid-signature", "case {i}");
         let text = p.to_string();
@@ -467,7 +353,7 @@ async fn forged_tampered_or_unsigned_deliveries_record_nothing() {
         );
     }
     // Tampered callbacks: each field changed after signing.
-    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Dave0001");
+    let cb = link.callback("paid", "pay_Dave0001");
     for field in [
         "razorpay_payment_id",
         "razorpay_payment_link_id",
@@ -479,37 +365,25 @@ async fn forged_tampered_or_unsigned_deliveries_record_nothing() {
         // Change the last character (to one it is not), keeping the format.
         let last = if v.ends_with('0') { '1' } else { '0' };
         t[field] = json!(format!("{}{last}", &v[..v.len() - 1]));
-        let res = app
-            .post("/v1/payments/razorpay/verify", &dave)
-            .json(&t)
-            .send()
-            .await
-            .unwrap();
+        let res = app.verify(&dave, &t).await;
         problem(res, 400).await;
     }
     // Signed with the webhook secret instead of the key secret.
-    let wrong = callback(WEBHOOK_SECRET, &plink, &reference, "paid", "pay_Dave0001");
-    let res = app
-        .post("/v1/payments/razorpay/verify", &dave)
-        .json(&wrong)
-        .send()
-        .await
-        .unwrap();
+    let wrong = callback(
+        WEBHOOK_SECRET,
+        &link.id,
+        &link.reference,
+        "paid",
+        "pay_Dave0001",
+    );
+    let res = app.verify(&dave, &wrong).await;
     problem(res, 400).await;
     assert_eq!(
         scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
         0
     );
     assert_eq!(plan_of(&app.db, "dave").await.0, None);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             r#"aiquota_payment_webhooks_total{provider="razorpay",result="invalid_signature"} 7"#
@@ -518,19 +392,13 @@ async fn forged_tampered_or_unsigned_deliveries_record_nothing() {
     );
 
     // The genuine delivery still works afterwards; a signed event for an order we do not know is ignored.
-    let res = webhook(&app, &event, Some(&good), "evt_real").await;
+    let res = app.razorpay_webhook(&event, Some(&good), "evt_real").await;
     assert_eq!(body(res).await["result"], "applied");
     let mut foreign = paid.clone();
     foreign["id"] = json!("plink_NotOurs0001");
     foreign["reference_id"] = json!("someone-else");
     let other = link_paid_event(&foreign, "pay_Foreign1");
-    let res = webhook(
-        &app,
-        &other,
-        Some(&hmac_hex(WEBHOOK_SECRET, other.as_bytes())),
-        "evt_foreign",
-    )
-    .await;
+    let res = app.signed_razorpay_webhook(&other, "evt_foreign").await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "ignored");
     assert_eq!(
@@ -565,12 +433,7 @@ async fn unconfigured_payments_are_503_and_provider_failures_502() {
 
     let (app, mock) = razorpay_app("pay_upstream").await;
     mock.set_failing(true);
-    let res = app
-        .post("/v1/payments/razorpay/links", &erin)
-        .json(&json!({"product": "pro_week"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.request_link(&erin, "pro_week").await;
     let p = problem(res, 502).await;
     let text = p.to_string();
     assert!(
@@ -578,27 +441,15 @@ async fn unconfigured_payments_are_503_and_provider_failures_502() {
         "{text}"
     );
     mock.set_failing(false);
-    let link = create_link(&app, &erin, "pro_month").await;
+    let link = app.create_link(&erin, "pro_month").await;
     assert_eq!(
         (link["amount"].clone(), link["currency"].clone()),
         (json!(1900), json!("USD"))
     );
-    let plink = link["payment_link_id"].as_str().unwrap().to_string();
-    mock.pay(&plink, "pay_Erin0001", 1900);
+    mock.pay(&link.id, "pay_Erin0001", 1900);
     mock.set_failing(true);
-    let cb = callback(
-        KEY_SECRET,
-        &plink,
-        link["reference_id"].as_str().unwrap(),
-        "paid",
-        "pay_Erin0001",
-    );
-    let res = app
-        .post("/v1/payments/razorpay/verify", &erin)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let cb = link.callback("paid", "pay_Erin0001");
+    let res = app.verify(&erin, &cb).await;
     problem(res, 502).await;
     assert_eq!(
         scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
@@ -606,12 +457,7 @@ async fn unconfigured_payments_are_503_and_provider_failures_502() {
     );
     // Once Razorpay answers again, the same callback applies.
     mock.set_failing(false);
-    let res = app
-        .post("/v1/payments/razorpay/verify", &erin)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let res = app.verify(&erin, &cb).await;
     assert_eq!(body(res).await["outcome"], "applied");
     app.stop().await;
 
@@ -621,12 +467,7 @@ async fn unconfigured_payments_are_503_and_provider_failures_502() {
         c.payments.razorpay_api_base = "http://127.0.0.1:9".into();
     })
     .await;
-    let res = app
-        .post("/v1/payments/razorpay/links", &erin)
-        .json(&json!({"product": "pro_week"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.request_link(&erin, "pro_week").await;
     problem(res, 502).await;
     app.stop().await;
 }
@@ -634,48 +475,26 @@ async fn unconfigured_payments_are_503_and_provider_failures_502() {
 const STRIPE_OLD: &str = "whsec_old_0123456789abcdefghij";
 const STRIPE_NEW: &str = "whsec_new_klmnopqrstuvwxyz0123";
 
+/// A Stripe event `kind` (test mode) of `user`'s Checkout Session for `pro_month`.
 fn checkout_event(
     id: &str,
     kind: &str,
     user: &str,
-    product: &str,
     amount: i64,
     intent: &str,
     paid: &str,
 ) -> String {
-    json!({
-        "id": id, "object": "event", "type": kind, "api_version": "2024-06-20", "created": now(),
-        "livemode": false,
-        "data": {"object": {
-            "id": format!("cs_test_{intent}"), "object": "checkout.session", "mode": "payment",
-            "client_reference_id": user, "metadata": {"product": product, "user_id": user},
-            "amount_total": amount, "currency": "usd", "payment_status": paid, "payment_intent": intent,
-        }},
-    })
-    .to_string()
-}
-
-async fn stripe(app: &TestApp, payload: &str, signature: Option<&str>) -> reqwest::Response {
-    let mut req = app
-        .client
-        .post(app.url("/v1/webhooks/stripe"))
-        .header("content-type", "application/json")
-        .body(payload.to_string());
-    if let Some(s) = signature {
-        req = req.header("stripe-signature", s);
-    }
-    req.send().await.unwrap()
+    stripe_event(
+        id,
+        kind,
+        false,
+        checkout_session(user, amount, intent, paid),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
-    let app = TestApp::start_with("pay_stripe", |c| {
-        c.payments.stripe_webhook_secrets = vec![
-            aiquota_api::config::Secret::new(STRIPE_OLD),
-            aiquota_api::config::Secret::new(STRIPE_NEW),
-        ];
-    })
-    .await;
+    let app = stripe_app("pay_stripe", &[STRIPE_OLD, STRIPE_NEW], false).await;
 
     // Signed with the first secret: applied, 30 days of pro.
     let before = Utc::now();
@@ -683,12 +502,11 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
         "evt_1",
         "checkout.session.completed",
         "sam",
-        "pro_month",
         1900,
         "pi_Sam1",
         "paid",
     );
-    let res = stripe(&app, &e1, Some(&stripe_header(STRIPE_OLD, now(), &e1))).await;
+    let res = app.signed_stripe_webhook(&e1, STRIPE_OLD).await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "applied");
     let (plan, expires) = plan_of(&app.db, "sam").await;
@@ -709,7 +527,6 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
         "evt_2",
         "checkout.session.completed",
         "tess",
-        "pro_month",
         1900,
         "pi_Tess1",
         "paid",
@@ -721,23 +538,22 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
         hmac_hex(STRIPE_NEW, format!("{t}.{e2}").as_bytes()),
         hmac_hex(STRIPE_NEW, format!("{t}.{e2}").as_bytes()),
     );
-    let res = stripe(&app, &e2, Some(&header)).await;
+    let res = app.stripe_webhook(&e2, Some(&header)).await;
     assert_eq!(body(res).await["result"], "applied");
     assert_eq!(plan_of(&app.db, "tess").await.0.as_deref(), Some("pro"));
 
     // The same event again, and the same payment under another event type: no second upgrade.
-    let res = stripe(&app, &e1, Some(&stripe_header(STRIPE_NEW, now(), &e1))).await;
+    let res = app.signed_stripe_webhook(&e1, STRIPE_NEW).await;
     assert_eq!(body(res).await["result"], "duplicate_event");
     let e1b = checkout_event(
         "evt_1b",
         "checkout.session.async_payment_succeeded",
         "sam",
-        "pro_month",
         1900,
         "pi_Sam1",
         "paid",
     );
-    let res = stripe(&app, &e1b, Some(&stripe_header(STRIPE_NEW, now(), &e1b))).await;
+    let res = app.signed_stripe_webhook(&e1b, STRIPE_NEW).await;
     assert_eq!(body(res).await["result"], "duplicate");
     assert_eq!(plan_of(&app.db, "sam").await.1, expires, "one pass only");
 
@@ -746,34 +562,31 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
         "evt_3",
         "checkout.session.completed",
         "uma",
-        "pro_month",
         1900,
         "pi_Uma1",
         "paid",
     );
     let stale = stripe_header(STRIPE_NEW, now() - 301, &e3);
-    let p = problem(stripe(&app, &e3, Some(&stale)).await, 400).await;
+    let p = problem(app.stripe_webhook(&e3, Some(&stale)).await, 400).await;
     assert!(p["detail"].as_str().unwrap().contains("tolerance"), "{p}");
-    problem(stripe(&app, &e3, None).await, 400).await;
+    problem(app.stripe_webhook(&e3, None).await, 400).await;
     let v0 = format!(
         "t={t},v0={}",
         hmac_hex(STRIPE_NEW, format!("{t}.{e3}").as_bytes())
     );
-    problem(stripe(&app, &e3, Some(&v0)).await, 400).await;
+    problem(app.stripe_webhook(&e3, Some(&v0)).await, 400).await;
     let tampered = e3.replace("1900", "19");
     problem(
-        stripe(
-            &app,
-            &tampered,
-            Some(&stripe_header(STRIPE_NEW, now(), &e3)),
-        )
-        .await,
+        app.stripe_webhook(&tampered, Some(&stripe_header(STRIPE_NEW, now(), &e3)))
+            .await,
         400,
     )
     .await;
     assert_eq!(plan_of(&app.db, "uma").await.0, None);
     // The refusal did not poison the event id: the genuine delivery (here from a clock slightly ahead) applies.
-    let res = stripe(&app, &e3, Some(&stripe_header(STRIPE_NEW, now() + 60, &e3))).await;
+    let res = app
+        .stripe_webhook(&e3, Some(&stripe_header(STRIPE_NEW, now() + 60, &e3)))
+        .await;
     assert_eq!(body(res).await["result"], "applied");
 
     // Unpaid sessions are acknowledged and ignored; a wrong amount is recorded as a mismatch without upgrade.
@@ -781,23 +594,21 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
         "evt_4",
         "checkout.session.completed",
         "vic",
-        "pro_month",
         1900,
         "pi_Vic1",
         "unpaid",
     );
-    let res = stripe(&app, &e4, Some(&stripe_header(STRIPE_NEW, now(), &e4))).await;
+    let res = app.signed_stripe_webhook(&e4, STRIPE_NEW).await;
     assert_eq!(body(res).await["result"], "ignored");
     let e5 = checkout_event(
         "evt_5",
         "checkout.session.completed",
         "vic",
-        "pro_month",
         100,
         "pi_Vic2",
         "paid",
     );
-    let res = stripe(&app, &e5, Some(&stripe_header(STRIPE_NEW, now(), &e5))).await;
+    let res = app.signed_stripe_webhook(&e5, STRIPE_NEW).await;
     assert_eq!(body(res).await["result"], "mismatch");
     assert_eq!(
         plan_of(&app.db, "vic")
@@ -824,15 +635,7 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
         .await,
         3
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"aiquota_payments_total{provider="stripe",outcome="applied"} 3"#),
         "{metrics}"
@@ -844,52 +647,39 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
 async fn a_link_whose_attach_was_lost_still_pays_and_routes_are_documented() {
     let (app, mock) = razorpay_app("pay_unattached").await;
     let fay = user_token("fay");
-    let link = create_link(&app, &fay, "pro_week").await;
-    let plink = link["payment_link_id"].as_str().unwrap().to_string();
-    let reference = link["reference_id"].as_str().unwrap().to_string();
+    let link = app.create_link(&fay, "pro_week").await;
     // As if the API had died between creating the link and storing its id.
     sql(&app.db)
         .await
         .execute(
             "UPDATE quota.orders SET provider_ref = NULL WHERE reference_id = $1",
-            &[&reference],
+            &[&link.reference],
         )
         .await
         .unwrap();
-    let paid = mock.pay(&plink, "pay_Fay0001", 49900);
+    let paid = mock.pay(&link.id, "pay_Fay0001", 49900);
     let event = link_paid_event(&paid, "pay_Fay0001");
-    let res = webhook(
-        &app,
-        &event,
-        Some(&hmac_hex(WEBHOOK_SECRET, event.as_bytes())),
-        "evt_fay",
-    )
-    .await;
+    let res = app.signed_razorpay_webhook(&event, "evt_fay").await;
     assert_eq!(body(res).await["result"], "applied");
     let stored: Option<String> = sql(&app.db)
         .await
         .query_one(
             "SELECT provider_ref FROM quota.orders WHERE reference_id = $1",
-            &[&reference],
+            &[&link.reference],
         )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(stored.as_deref(), Some(plink.as_str()));
+    assert_eq!(stored.as_deref(), Some(link.id.as_str()));
     // A callback naming another link for this order is refused.
     let cb = callback(
         KEY_SECRET,
         "plink_Other0001",
-        &reference,
+        &link.reference,
         "paid",
         "pay_Fay0002",
     );
-    let res = app
-        .post("/v1/payments/razorpay/verify", &fay)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let res = app.verify(&fay, &cb).await;
     problem(res, 404).await;
 
     let doc = body(

@@ -7,10 +7,19 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-const RSA_PRIVATE: &str = include_str!("../fixtures/rsa_private.pem");
-const RSA_PUBLIC: &str = include_str!("../fixtures/rsa_public.pem");
-const JWKS: &str = include_str!("../fixtures/jwks.json");
-const EC_PRIVATE: &str = include_str!("../fixtures/ec_private.pem");
+const RSA_PRIVATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/rsa_private.pem"
+));
+const RSA_PUBLIC: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/rsa_public.pem"
+));
+const JWKS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/jwks.json"));
+const EC_PRIVATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/ec_private.pem"
+));
 
 async fn assert_401(app: &TestApp, auth: Option<&str>, why: &str) {
     let mut req = app.client.get(app.url("/v1/quota"));

@@ -11,16 +11,6 @@ use serde_json::{json, Value};
 
 const CHAT: &str = "/v1/proxy/chat/completions";
 
-async fn start(name: &str, upstream: &FakeUpstream) -> TestApp {
-    let base = upstream.base.clone();
-    TestApp::start_with(name, move |c| c.proxy = Some(openai_config(&base))).await
-}
-
-/// The prompt estimate the proxy holds for `body`: its bytes / 3, rounded up.
-fn prompt(body: &Value) -> i64 {
-    body.to_string().len().div_ceil(3) as i64
-}
-
 fn chat(stream: bool, max_tokens: Option<i64>) -> Value {
     let mut body = json!({"model": "gpt-4o-mini", "stream": stream,
         "messages": [{"role": "user", "content": "Say hello"}]});
@@ -45,21 +35,9 @@ async fn raw_post(app: &TestApp, path: &str, token: &str) -> u16 {
     out.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stream_arrives_chunk_by_chunk_and_commits_the_reported_usage() {
-    let upstream = FakeUpstream::start().await;
-    let app = start("proxy_stream", &upstream).await;
+    let ProxyApp { upstream, app } = ProxyApp::start("proxy_stream").await;
     let token = user_token("alice");
     let db = sql(&app.db).await;
     let res = app
@@ -101,7 +79,7 @@ async fn a_stream_arrives_chunk_by_chunk_and_commits_the_reported_usage() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     // (The hold covers the prompt too: its bytes / 3 plus max_tokens.)
-    let hold = prompt(&chat(true, Some(200))) + 200;
+    let hold = prompt_hold(&chat(true, Some(200))) + 200;
     assert_eq!(
         held,
         vec![("ai_requests".into(), 1), ("ai_tokens".into(), hold)]
@@ -121,25 +99,7 @@ async fn a_stream_arrives_chunk_by_chunk_and_commits_the_reported_usage() {
     );
 
     let rows = settled(&db, "alice").await;
-    assert_eq!(
-        rows,
-        vec![
-            (
-                "ai_requests".into(),
-                "committed".into(),
-                1,
-                Some(1),
-                Some(1)
-            ),
-            (
-                "ai_tokens".into(),
-                "committed".into(),
-                hold,
-                Some(42),
-                Some(42)
-            ),
-        ]
-    );
+    assert_eq!(rows, committed(hold, 42));
     assert_eq!(used(&db, "alice", "ai_requests").await, 1);
     assert_eq!(used(&db, "alice", "ai_tokens").await, 42);
 
@@ -156,7 +116,7 @@ async fn a_stream_arrives_chunk_by_chunk_and_commits_the_reported_usage() {
     assert_eq!(auth, vec![UPSTREAM_KEY]);
     assert!(seen[0].headers.get("cookie").is_none());
     assert!(!format!("{:?}", seen[0].headers).contains(&token));
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(
         m.contains("aiquota_proxy_requests_total{class=\"charged\",outcome=\"committed\"} 1"),
         "{m}"
@@ -166,12 +126,8 @@ async fn a_stream_arrives_chunk_by_chunk_and_commits_the_reported_usage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn background_traffic_passes_free_and_unauthenticated_calls_never_reach_the_upstream() {
-    let upstream = FakeUpstream::start().await;
-    let base = upstream.base.clone();
-    let app = TestApp::start_with("proxy_free", move |c| {
-        c.proxy = Some(copilotkit_config(&base))
-    })
-    .await;
+    let ProxyApp { upstream, app } =
+        ProxyApp::start_with("proxy_free", copilotkit_config, |_, _| {}).await;
     let token = user_token("bob");
     let info = app.get("/v1/proxy/info", &token).send().await.unwrap();
     assert_eq!(info.status(), 200);
@@ -235,7 +191,7 @@ async fn background_traffic_passes_free_and_unauthenticated_calls_never_reach_th
         404
     );
     assert_eq!(upstream.count(), 5);
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(
         m.contains("aiquota_proxy_requests_total{class=\"free\",outcome=\"forwarded\"} 5"),
         "{m}"
@@ -245,12 +201,8 @@ async fn background_traffic_passes_free_and_unauthenticated_calls_never_reach_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tokens_committed_are_the_usage_or_else_the_estimate() {
-    let upstream = FakeUpstream::start().await;
-    let base = upstream.base.clone();
-    let app = TestApp::start_with("proxy_usage", move |c| {
-        let mut p = openai_config(&base);
+    let ProxyApp { upstream, app } = ProxyApp::start_with("proxy_usage", openai_config, |p, _| {
         p.default_tokens = 77;
-        c.proxy = Some(p);
     })
     .await;
     let token = user_token("carol");
@@ -278,7 +230,7 @@ async fn tokens_committed_are_the_usage_or_else_the_estimate() {
         .unwrap();
     assert!(res.text().await.unwrap().ends_with("data: [DONE]\n\n"));
     settled(&db, "carol").await;
-    let streamed = prompt(&chat(true, Some(150))) + 4;
+    let streamed = prompt_hold(&chat(true, Some(150))) + 4;
     assert_eq!(used(&db, "carol", "ai_tokens").await, 12 + streamed);
     app.stop().await;
 
@@ -304,7 +256,7 @@ async fn tokens_committed_are_the_usage_or_else_the_estimate() {
     assert!(res.text().await.unwrap().contains("RUN_FINISHED"));
     let rows = settled(&db, "carol").await;
     assert_eq!(rows.len(), 2);
-    let p = prompt(&run);
+    let p = prompt_hold(&run);
     assert_eq!(
         rows[1],
         (
@@ -322,12 +274,11 @@ async fn tokens_committed_are_the_usage_or_else_the_estimate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_call_is_not_charged() {
-    let upstream = FakeUpstream::start().await;
-    let base = upstream.base.clone();
-    let app = TestApp::start_with("proxy_failure", move |c| {
-        let mut p = openai_config(&base);
+    let ProxyApp {
+        upstream: _upstream,
+        app,
+    } = ProxyApp::start_with("proxy_failure", openai_config, |p, _| {
         p.timeout = Duration::from_secs(1);
-        c.proxy = Some(p);
     })
     .await;
     let token = user_token("dave");
@@ -392,9 +343,9 @@ async fn a_failed_call_is_not_charged() {
     assert_eq!(used(&db, "dave", "ai_requests").await, 1);
     assert_eq!(
         used(&db, "dave", "ai_tokens").await,
-        prompt(&chat(true, Some(40))) + 1
+        prompt_hold(&chat(true, Some(40))) + 1
     );
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     for line in [
         "{class=\"charged\",outcome=\"upstream_error\"} 1",
         "{class=\"charged\",outcome=\"unreachable\"} 2",
@@ -431,8 +382,7 @@ async fn a_failed_call_is_not_charged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_exhausted_user_is_stopped_before_the_upstream() {
-    let upstream = FakeUpstream::start().await;
-    let app = start("proxy_exhausted", &upstream).await;
+    let ProxyApp { upstream, app } = ProxyApp::start("proxy_exhausted").await;
     let token = user_token("erin");
     for n in 0..10 {
         let res = app
@@ -494,7 +444,7 @@ async fn an_exhausted_user_is_stopped_before_the_upstream() {
     );
     assert_eq!(used(&db, "frank", "ai_requests").await, 0);
     assert_eq!(upstream.count(), 10);
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(
         m.contains("aiquota_proxy_requests_total{class=\"charged\",outcome=\"denied\"} 2"),
         "{m}"
@@ -504,8 +454,7 @@ async fn an_exhausted_user_is_stopped_before_the_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_streams_for_ten_a_day_let_exactly_ten_through() {
-    let upstream = FakeUpstream::start().await;
-    let app = start("proxy_concurrency", &upstream).await;
+    let ProxyApp { upstream, app } = ProxyApp::start("proxy_concurrency").await;
     let token = user_token("gina");
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
     let tasks: Vec<_> = (0..20)
@@ -564,12 +513,8 @@ async fn twenty_concurrent_streams_for_ten_a_day_let_exactly_ten_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn browsers_on_an_allowed_origin_get_cors_headers_even_on_a_denial() {
-    let upstream = FakeUpstream::start().await;
-    let base = upstream.base.clone();
-    let app = TestApp::start_with("proxy_cors", move |c| {
-        let mut p = openai_config(&base);
+    let ProxyApp { upstream, app } = ProxyApp::start_with("proxy_cors", openai_config, |p, _| {
         p.cors_origins = vec!["https://app.example.com".into()];
-        c.proxy = Some(p);
     })
     .await;
     // A preflight carries no token: answered by the proxy, never forwarded.
@@ -632,8 +577,7 @@ async fn browsers_on_an_allowed_origin_get_cors_headers_even_on_a_denial() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_leaves_mid_stream_pays_for_what_it_got() {
-    let upstream = FakeUpstream::start().await;
-    let app = start("proxy_client_gone", &upstream).await;
+    let ProxyApp { upstream, app } = ProxyApp::start("proxy_client_gone").await;
     let token = user_token("ivan");
     let res = app
         .post(CHAT, &token)
@@ -652,26 +596,8 @@ async fn a_client_that_leaves_mid_stream_pays_for_what_it_got() {
     upstream.gate.notify_one();
     let db = sql(&app.db).await;
     let rows = settled(&db, "ivan").await;
-    assert_eq!(
-        rows,
-        vec![
-            (
-                "ai_requests".into(),
-                "committed".into(),
-                1,
-                Some(1),
-                Some(1)
-            ),
-            (
-                "ai_tokens".into(),
-                "committed".into(),
-                prompt(&chat(true, Some(60))) + 60,
-                Some(30),
-                Some(30)
-            ),
-        ]
-    );
-    let m = metrics(&app).await;
+    assert_eq!(rows, committed(prompt_hold(&chat(true, Some(60))) + 60, 30));
+    let m = app.metrics().await;
     assert!(
         m.contains(
             "aiquota_proxy_requests_total{class=\"charged\",outcome=\"committed_partial\"} 1"

@@ -10,10 +10,10 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn proxied_calls_of_a_locked_user_cannot_starve_the_others() {
-    let upstream = FakeUpstream::start().await;
-    let base = upstream.base.clone();
-    let app = TestApp::start_with("proxy_fair", move |c| {
-        c.proxy = Some(openai_config(&base));
+    let ProxyApp {
+        upstream: _upstream,
+        app,
+    } = ProxyApp::start_with("proxy_fair", openai_config, |_, c| {
         c.request_timeout = Duration::from_secs(2);
         c.pool_size = 4;
     })

@@ -36,15 +36,7 @@ async fn sdk(app: &TestApp, token: &str, modes: &[&str]) -> Value {
 
 /// `aiquota_proxy_requests_total{class="charged",outcome="denied"}`: one per attempt that reached the proxy.
 async fn denied_attempts(app: &TestApp) -> u64 {
-    let m = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     m.lines()
         .find_map(|l| {
             l.strip_prefix("aiquota_proxy_requests_total{class=\"charged\",outcome=\"denied\"} ")
@@ -53,14 +45,9 @@ async fn denied_attempts(app: &TestApp) -> u64 {
 }
 
 async fn denials_in(mode: StatusCode, class: &str) {
-    let upstream = FakeUpstream::start().await;
-    let base = upstream.base.clone();
-    let app = TestApp::start_with(&format!("proxy_sdk_{}", mode.as_u16()), move |c| {
-        let mut p = openai_config(&base);
-        p.deny_status = mode;
-        c.proxy = Some(p);
-    })
-    .await;
+    let name = format!("proxy_sdk_{}", mode.as_u16());
+    let ProxyApp { upstream, app } =
+        ProxyApp::start_with(&name, openai_config, |p, _| p.deny_status = mode).await;
     let token = user_token("vic");
     // Allowed, streamed and not: the SDK gets the upstream's answer.
     let ok = sdk(&app, &token, &["plain", "stream"]).await;

@@ -52,15 +52,7 @@ async fn fifty_concurrent_consumes_allow_exactly_ten() {
         .unwrap()
         .get(0);
     assert_eq!(bad, 0);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("aiquota_decisions_total{outcome=\"allowed\"} 10"),
         "{metrics}"

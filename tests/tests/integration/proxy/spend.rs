@@ -6,24 +6,14 @@
 use std::time::Duration;
 
 use aiquota_tests::{http::*, proxy::*};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const CHAT: &str = "/v1/proxy/chat/completions";
-
-async fn start(name: &str, upstream: &FakeUpstream) -> TestApp {
-    let base = upstream.base.clone();
-    TestApp::start_with(name, move |c| c.proxy = Some(openai_config(&base))).await
-}
-
-fn prompt(body: &Value) -> i64 {
-    body.to_string().len().div_ceil(3) as i64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_concurrent_large_prompts_are_charged_what_the_upstream_reports_and_the_eleventh_is_denied(
 ) {
-    let upstream = FakeUpstream::start().await;
-    let app = start("proxy_spend_concurrent", &upstream).await;
+    let ProxyApp { upstream, app } = ProxyApp::start("proxy_spend_concurrent").await;
     let token = user_token("sam");
     // About 800 tokens held each (2,400 bytes / 3 + max_tokens 1): all ten fit the free plan's 10,000 a
     // month together, but the upstream reports 2,000 prompt tokens for each.
@@ -65,7 +55,7 @@ async fn ten_concurrent_large_prompts_are_charged_what_the_upstream_reports_and_
     let tokens: Vec<_> = rows.iter().filter(|r| r.0 == "ai_tokens").collect();
     assert_eq!(tokens.len(), 10);
     for r in &tokens {
-        assert_eq!(r.2, prompt(&body) + 1, "the hold covers the prompt");
+        assert_eq!(r.2, prompt_hold(&body) + 1, "the hold covers the prompt");
         assert_eq!(
             (r.3, r.4),
             (Some(2001), Some(2001)),
@@ -105,8 +95,7 @@ async fn ten_concurrent_large_prompts_are_charged_what_the_upstream_reports_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stream_is_asked_for_its_usage_and_one_without_is_charged_from_its_output() {
-    let upstream = FakeUpstream::start().await;
-    let app = start("proxy_spend_stream", &upstream).await;
+    let ProxyApp { upstream, app } = ProxyApp::start("proxy_spend_stream").await;
     let token = user_token("tara");
     let db = sql(&app.db).await;
     // The client does not ask for usage; the proxy does, so the real usage (10 + 20) is charged.
@@ -133,14 +122,13 @@ async fn a_stream_is_asked_for_its_usage_and_one_without_is_charged_from_its_out
     res.text().await.unwrap();
     let rows = settled(&db, "tara").await;
     let last = rows.iter().rev().find(|r| r.0 == "ai_tokens").unwrap();
-    assert_eq!(last.4, Some(prompt(&body) + 4), "{rows:?}");
+    assert_eq!(last.4, Some(prompt_hold(&body) + 4), "{rows:?}");
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_disconnects_before_the_head_is_still_charged() {
-    let upstream = FakeUpstream::start().await;
-    let app = start("proxy_spend_gone", &upstream).await;
+    let ProxyApp { upstream, app } = ProxyApp::start("proxy_spend_gone").await;
     let token = user_token("uma");
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
@@ -159,25 +147,7 @@ async fn a_client_that_disconnects_before_the_head_is_still_charged() {
     assert!(gone.is_err(), "the client gave up before the head");
     let db = sql(&app.db).await;
     let rows = settled(&db, "uma").await;
-    assert_eq!(
-        rows,
-        vec![
-            (
-                "ai_requests".into(),
-                "committed".into(),
-                1,
-                Some(1),
-                Some(1)
-            ),
-            (
-                "ai_tokens".into(),
-                "committed".into(),
-                prompt(&body) + 50,
-                Some(40),
-                Some(40)
-            ),
-        ]
-    );
+    assert_eq!(rows, committed(prompt_hold(&body) + 50, 40));
     assert_eq!(upstream.count(), 1);
     app.stop().await;
 }

@@ -3,59 +3,19 @@
 //! `refund.processed`) end the pass, partial refunds and won disputes do not, and every payment call runs as
 //! `quota_payments`, not `quota_api`.
 
-use aiquota_api::config::Secret;
 use aiquota_tests::{http::*, payments::*};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const WHSEC: &str = "whsec_revoke_tests_0123456789";
 
-fn event(id: &str, kind: &str, livemode: bool, object: Value) -> String {
-    json!({
-        "id": id, "object": "event", "type": kind, "api_version": "2024-06-20", "created": now(),
-        "livemode": livemode, "data": {"object": object},
-    })
-    .to_string()
-}
-
 fn checkout(id: &str, user: &str, intent: &str, livemode: bool) -> String {
-    event(
-        id,
-        "checkout.session.completed",
-        livemode,
-        json!({
-            "id": format!("cs_test_{intent}"), "object": "checkout.session", "mode": "payment",
-            "client_reference_id": user, "metadata": {"product": "pro_month", "user_id": user},
-            "amount_total": 1900, "currency": "usd", "payment_status": "paid", "payment_intent": intent,
-        }),
-    )
+    let session = checkout_session(user, 1900, intent, "paid");
+    stripe_event(id, "checkout.session.completed", livemode, session)
 }
 
+/// A Stripe delivery of `payload`, signed now with [`WHSEC`].
 async fn deliver(app: &TestApp, payload: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/v1/webhooks/stripe"))
-        .header("content-type", "application/json")
-        .header("stripe-signature", stripe_header(WHSEC, now(), payload))
-        .body(payload.to_string())
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn stripe_app(name: &str, live: bool) -> TestApp {
-    TestApp::start_with(name, |c| {
-        c.payments.stripe_webhook_secrets = vec![Secret::new(WHSEC)];
-        c.payments.stripe_livemode = live;
-    })
-    .await
-}
-
-async fn plan(app: &TestApp, user: &str) -> String {
-    let res = app
-        .get("/v1/quota", &user_token(user))
-        .send()
-        .await
-        .unwrap();
-    body(res).await["plan"].as_str().unwrap_or("").to_string()
+    app.signed_stripe_webhook(payload, WHSEC).await
 }
 
 async fn payments(app: &TestApp) -> i64 {
@@ -69,7 +29,7 @@ async fn payments(app: &TestApp) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stripe_events_of_the_other_livemode_are_refused() {
-    let app = stripe_app("revoke_livemode_test", false).await;
+    let app = stripe_app("revoke_livemode_test", &[WHSEC], false).await;
     let res = deliver(&app, &checkout("evt_l1", "lena", "pi_Lena1", true)).await;
     let p = problem(res, 400).await;
     assert!(p["detail"].as_str().unwrap().contains("livemode"), "{p}");
@@ -78,12 +38,12 @@ async fn stripe_events_of_the_other_livemode_are_refused() {
         0,
         "a live event applied on a test deployment"
     );
-    assert_eq!(plan(&app, "lena").await, "free");
+    assert_eq!(app.plan("lena").await, "free");
     let res = deliver(&app, &checkout("evt_l2", "lena", "pi_Lena2", false)).await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "applied");
 
-    let live = stripe_app("revoke_livemode_live", true).await;
+    let live = stripe_app("revoke_livemode_live", &[WHSEC], true).await;
     let res = deliver(&live, &checkout("evt_l3", "lars", "pi_Lars1", false)).await;
     problem(res, 400).await;
     assert_eq!(
@@ -93,19 +53,19 @@ async fn stripe_events_of_the_other_livemode_are_refused() {
     );
     let res = deliver(&live, &checkout("evt_l4", "lars", "pi_Lars2", true)).await;
     assert_eq!(body(res).await["result"], "applied");
-    assert_eq!(plan(&live, "lars").await, "pro");
+    assert_eq!(live.plan("lars").await, "pro");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stripe_full_refunds_and_lost_disputes_end_the_pass() {
-    let app = stripe_app("revoke_stripe", false).await;
+    let app = stripe_app("revoke_stripe", &[WHSEC], false).await;
     for (i, (user, intent)) in [("rita", "pi_Rita1"), ("dana", "pi_Dana1")]
         .iter()
         .enumerate()
     {
         let res = deliver(&app, &checkout(&format!("evt_pay{i}"), user, intent, false)).await;
         assert_eq!(body(res).await["result"], "applied");
-        assert_eq!(plan(&app, user).await, "pro");
+        assert_eq!(app.plan(user).await, "pro");
     }
     let charge = |refunded: bool| {
         json!({"id": "ch_Rita1", "object": "charge", "payment_intent": "pi_Rita1", "amount": 1900,
@@ -114,27 +74,27 @@ async fn stripe_full_refunds_and_lost_disputes_end_the_pass() {
     // A partial refund keeps the pass.
     let res = deliver(
         &app,
-        &event("evt_r1", "charge.refunded", false, charge(false)),
+        &stripe_event("evt_r1", "charge.refunded", false, charge(false)),
     )
     .await;
     assert_eq!(body(res).await["result"], "ignored");
-    assert_eq!(plan(&app, "rita").await, "pro");
+    assert_eq!(app.plan("rita").await, "pro");
     // The full refund ends it; a redelivery (new event id) changes nothing more.
     let res = deliver(
         &app,
-        &event("evt_r2", "charge.refunded", false, charge(true)),
+        &stripe_event("evt_r2", "charge.refunded", false, charge(true)),
     )
     .await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "revoked");
-    assert_eq!(plan(&app, "rita").await, "free");
+    assert_eq!(app.plan("rita").await, "free");
     let res = deliver(
         &app,
-        &event("evt_r3", "charge.refunded", false, charge(true)),
+        &stripe_event("evt_r3", "charge.refunded", false, charge(true)),
     )
     .await;
     assert_eq!(res.status(), 200);
-    assert_eq!(plan(&app, "rita").await, "free");
+    assert_eq!(app.plan("rita").await, "free");
 
     let dispute = |status: &str| {
         json!({"id": "dp_Dana1", "object": "dispute", "charge": "ch_Dana1", "payment_intent": "pi_Dana1",
@@ -142,60 +102,42 @@ async fn stripe_full_refunds_and_lost_disputes_end_the_pass() {
     };
     let res = deliver(
         &app,
-        &event("evt_d1", "charge.dispute.closed", false, dispute("won")),
+        &stripe_event("evt_d1", "charge.dispute.closed", false, dispute("won")),
     )
     .await;
     assert_eq!(body(res).await["result"], "ignored");
-    assert_eq!(plan(&app, "dana").await, "pro");
+    assert_eq!(app.plan("dana").await, "pro");
     let res = deliver(
         &app,
-        &event("evt_d2", "charge.dispute.closed", false, dispute("lost")),
+        &stripe_event("evt_d2", "charge.dispute.closed", false, dispute("lost")),
     )
     .await;
     assert_eq!(body(res).await["result"], "revoked");
-    assert_eq!(plan(&app, "dana").await, "free");
+    assert_eq!(app.plan("dana").await, "free");
 
     // A refund of a payment this API never recorded: acknowledged, nothing changes.
     let other =
         json!({"id": "ch_X", "object": "charge", "payment_intent": "pi_Unknown", "refunded": true});
-    let res = deliver(&app, &event("evt_r4", "charge.refunded", false, other)).await;
+    let res = deliver(
+        &app,
+        &stripe_event("evt_r4", "charge.refunded", false, other),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "ignored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_razorpay_refund_ends_the_pass() {
-    let mock = MockRazorpay::start().await;
-    let m = mock.clone();
-    let app = TestApp::start_with("revoke_razorpay", move |c| with_razorpay(c, &m)).await;
+    let (app, mock) = razorpay_app("revoke_razorpay").await;
     let t = user_token("ravi");
-    let res = app
-        .post("/v1/payments/razorpay/links", &t)
-        .json(&json!({"product": "pro_week"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let plink = body(res).await["payment_link_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let plink = app.create_link(&t, "pro_week").await.id;
     let link = mock.pay(&plink, "pay_Ravi0001", 49900);
-    let send = |body: String, id: &'static str| {
-        let sig = hmac_hex(WEBHOOK_SECRET, body.as_bytes());
-        app.client
-            .post(app.url("/v1/webhooks/razorpay"))
-            .header("content-type", "application/json")
-            .header("x-razorpay-signature", sig)
-            .header("x-razorpay-event-id", id)
-            .body(body)
-            .send()
-    };
-    let res = send(link_paid_event(&link, "pay_Ravi0001"), "ev_paid")
-        .await
-        .unwrap();
+    let res = app
+        .signed_razorpay_webhook(&link_paid_event(&link, "pay_Ravi0001"), "ev_paid")
+        .await;
     assert_eq!(body(res).await["result"], "applied");
-    assert_eq!(plan(&app, "ravi").await, "pro");
+    assert_eq!(app.plan("ravi").await, "pro");
     let refund = |amount_refunded: i64| {
         json!({
             "entity": "event", "event": "refund.processed", "contains": ["refund", "payment"],
@@ -209,18 +151,22 @@ async fn a_razorpay_refund_ends_the_pass() {
         })
         .to_string()
     };
-    let res = send(refund(1000), "ev_rf_partial").await.unwrap();
+    let res = app
+        .signed_razorpay_webhook(&refund(1000), "ev_rf_partial")
+        .await;
     assert_eq!(body(res).await["result"], "ignored");
-    assert_eq!(plan(&app, "ravi").await, "pro");
-    let res = send(refund(49900), "ev_rf_full").await.unwrap();
+    assert_eq!(app.plan("ravi").await, "pro");
+    let res = app
+        .signed_razorpay_webhook(&refund(49900), "ev_rf_full")
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "revoked");
-    assert_eq!(plan(&app, "ravi").await, "free");
+    assert_eq!(app.plan("ravi").await, "free");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn payment_calls_run_as_quota_payments() {
-    let app = stripe_app("revoke_role", false).await;
+    let app = stripe_app("revoke_role", &[WHSEC], false).await;
     // Take the payment functions away from quota_api in this database: only quota_payments has them.
     sql(&app.db)
         .await
@@ -235,7 +181,7 @@ async fn payment_calls_run_as_quota_payments() {
         .unwrap();
     let res = deliver(&app, &checkout("evt_role1", "rory", "pi_Rory1", false)).await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
-    assert_eq!(plan(&app, "rory").await, "pro");
+    assert_eq!(app.plan("rory").await, "pro");
 }
 
 /// Installs, in this test's database only, what the extension's `record_payment` and `create_order` do for
@@ -272,54 +218,30 @@ async fn refuse_like_the_extension(db: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_payment_of_a_paid_order_or_a_demoting_pass_is_refused() {
-    let mock = MockRazorpay::start().await;
-    let m = mock.clone();
-    let app = TestApp::start_with("revoke_paid_twice", move |c| with_razorpay(c, &m)).await;
+    let (app, mock) = razorpay_app("revoke_paid_twice").await;
     refuse_like_the_extension(&app.db).await;
     let t = user_token("twice");
+    let link = app.create_link(&t, "pro_week").await;
+    let paid = mock.pay(&link.id, "pay_Twice1", 49900);
     let res = app
-        .post("/v1/payments/razorpay/links", &t)
-        .json(&json!({"product": "pro_week"}))
-        .send()
-        .await
-        .unwrap();
-    let link = body(res).await;
-    let (plink, reference) = (
-        link["payment_link_id"].as_str().unwrap().to_string(),
-        link["reference_id"].as_str().unwrap().to_string(),
-    );
-    let paid = mock.pay(&plink, "pay_Twice1", 49900);
-    let send = |body: String, id: &'static str| {
-        let sig = hmac_hex(WEBHOOK_SECRET, body.as_bytes());
-        app.client
-            .post(app.url("/v1/webhooks/razorpay"))
-            .header("content-type", "application/json")
-            .header("x-razorpay-signature", sig)
-            .header("x-razorpay-event-id", id)
-            .body(body)
-            .send()
-    };
-    let res = send(link_paid_event(&paid, "pay_Twice1"), "ev_t1")
-        .await
-        .unwrap();
+        .signed_razorpay_webhook(&link_paid_event(&paid, "pay_Twice1"), "ev_t1")
+        .await;
     assert_eq!(body(res).await["result"], "applied");
     // A second payment of the same order: the webhook is acknowledged, nothing applied.
-    let again = mock.pay(&plink, "pay_Twice2", 49900);
-    let res = send(payment_captured_event(&again, "pay_Twice2", 49900), "ev_t2")
-        .await
-        .unwrap();
+    let again = mock.pay(&link.id, "pay_Twice2", 49900);
+    let res = app
+        .signed_razorpay_webhook(
+            &payment_captured_event(&again, "pay_Twice2", 49900),
+            "ev_t2",
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let ack = body(res).await;
     assert_eq!(ack["result"], "ignored", "{ack}");
     assert_eq!(payments(&app).await, 1);
     // ...and the browser callback for it is a 409 problem.
-    let cb = callback(KEY_SECRET, &plink, &reference, "paid", "pay_Twice2");
-    let res = app
-        .post("/v1/payments/razorpay/verify", &t)
-        .json(&cb)
-        .send()
-        .await
-        .unwrap();
+    let cb = link.callback("paid", "pay_Twice2");
+    let res = app.verify(&t, &cb).await;
     problem(res, 409).await;
     assert_eq!(payments(&app).await, 1);
 
@@ -330,14 +252,9 @@ async fn a_second_payment_of_a_paid_order_or_a_demoting_pass_is_refused() {
         .await
         .unwrap();
     let created = mock.created().len();
-    let res = app
-        .post("/v1/payments/razorpay/links", &user_token("boss"))
-        .json(&json!({"product": "pro_week"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.request_link(&user_token("boss"), "pro_week").await;
     let p = problem(res, 409).await;
     assert!(p["detail"].as_str().unwrap().contains("permanent"), "{p}");
     assert_eq!(mock.created().len(), created, "no link at the provider");
-    assert_eq!(plan(&app, "boss").await, "enterprise");
+    assert_eq!(app.plan("boss").await, "enterprise");
 }

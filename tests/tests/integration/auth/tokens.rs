@@ -14,8 +14,11 @@ use aiquota_api::Config;
 use aiquota_tests::http::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
-const RSA_PRIVATE: &str = include_str!("../fixtures/rsa_private.pem");
-const JWKS: &str = include_str!("../fixtures/jwks.json");
+const RSA_PRIVATE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/rsa_private.pem"
+));
+const JWKS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/jwks.json"));
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nbf_in_the_future_is_401_and_charges_nothing() {

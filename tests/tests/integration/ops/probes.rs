@@ -202,15 +202,7 @@ async fn unreachable_database_is_503_with_retry_after() {
         503,
     )
     .await;
-    let m = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     assert!(
         !m.contains("aiquota_db_retries_total 0"),
         "failed connects are retried:\n{m}"

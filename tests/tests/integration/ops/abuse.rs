@@ -98,20 +98,10 @@ async fn payment_link_creation_is_rate_limited_per_user() {
     .await;
     let t = user_token("linker");
     for _ in 0..2 {
-        let res = app
-            .post("/v1/payments/razorpay/links", &t)
-            .json(&json!({"product": "pro_week"}))
-            .send()
-            .await
-            .unwrap();
+        let res = app.request_link(&t, "pro_week").await;
         assert_eq!(res.status(), 201);
     }
-    let res = app
-        .post("/v1/payments/razorpay/links", &t)
-        .json(&json!({"product": "pro_week"}))
-        .send()
-        .await
-        .unwrap();
+    let res = app.request_link(&t, "pro_week").await;
     assert!(res.headers().contains_key("retry-after"));
     let p = problem(res, 429).await;
     assert_eq!(p["type"], "/problems/rate-limited");
@@ -146,15 +136,7 @@ async fn invented_methods_and_paths_add_no_metrics_series() {
             .unwrap();
         assert!(res.status().is_client_error(), "{path}: {}", res.status());
     }
-    let first = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let first = app.metrics().await;
     assert!(!first.contains("XFOOBAR"), "{first}");
     assert!(first.contains("method=\"other\""), "{first}");
     // More invented methods and paths: the same series, only their counts grow.
@@ -166,15 +148,7 @@ async fn invented_methods_and_paths_add_no_metrics_series() {
             .await
             .unwrap();
     }
-    let second = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let second = app.metrics().await;
     // The first /metrics request itself adds one series (GET /metrics 200).
     assert_eq!(series(&second), series(&first) + 1, "{second}");
 }

@@ -9,15 +9,6 @@
 use aiquota_tests::{http::*, proxy::*};
 use serde_json::{json, Value};
 
-async fn app_with(
-    name: &str,
-    upstream: &FakeUpstream,
-    config: fn(&str) -> aiquota_api::proxy::ProxyConfig,
-) -> TestApp {
-    let base = upstream.base.clone();
-    TestApp::start_with(name, move |c| c.proxy = Some(config(&base))).await
-}
-
 /// A refusal by aiquota: problem+json with the members every SDK reads, and no retry.
 fn assert_refusal(status: u16, head: &str, body: &str, want: u16, what: &str) {
     assert_eq!(status, want, "{what}: {head}\n{body}");
@@ -33,9 +24,9 @@ fn assert_refusal(status: u16, head: &str, body: &str, want: u16, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unlisted_routes_never_reach_the_upstream() {
-    let upstream = FakeUpstream::start().await;
     // Only the upstream configured: the openai preset.
-    let app = app_with("proxy_deny_routes", &upstream, openai_config).await;
+    let ProxyApp { upstream, app } =
+        ProxyApp::start_with("proxy_deny_routes", openai_config, |_, _| {}).await;
     let token = user_token("olga");
     let auth = format!("Bearer {token}");
     let json_h = [
@@ -125,8 +116,8 @@ async fn unlisted_routes_never_reach_the_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn openai_bodies_that_cannot_be_read_strictly_are_refused() {
-    let upstream = FakeUpstream::start().await;
-    let app = app_with("proxy_deny_openai_body", &upstream, openai_config).await;
+    let ProxyApp { upstream, app } =
+        ProxyApp::start_with("proxy_deny_openai_body", openai_config, |_, _| {}).await;
     let token = user_token("pia");
     let auth = format!("Bearer {token}");
     let chat = "/v1/proxy/chat/completions";
@@ -212,8 +203,8 @@ async fn openai_bodies_that_cannot_be_read_strictly_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn copilotkit_calls_are_free_only_when_recognised_and_bypasses_are_charged_or_refused() {
-    let upstream = FakeUpstream::start().await;
-    let app = app_with("proxy_deny_copilotkit", &upstream, copilotkit_config).await;
+    let ProxyApp { upstream, app } =
+        ProxyApp::start_with("proxy_deny_copilotkit", copilotkit_config, |_, _| {}).await;
     let token = user_token("quinn");
     let auth = format!("Bearer {token}");
     let db = sql(&app.db).await;
@@ -405,8 +396,8 @@ async fn copilotkit_calls_are_free_only_when_recognised_and_bypasses_are_charged
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn claimed_addresses_and_accounts_stay_behind_and_runtime_cookies_never_come_back() {
-    let upstream = FakeUpstream::start().await;
-    let app = app_with("proxy_deny_headers", &upstream, openai_config).await;
+    let ProxyApp { upstream, app } =
+        ProxyApp::start_with("proxy_deny_headers", openai_config, |_, _| {}).await;
     let token = user_token("rosa");
     let res = app
         .post("/v1/proxy/chat/completions", &token)

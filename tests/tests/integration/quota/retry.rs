@@ -103,15 +103,7 @@ async fn lost_connection_retries_only_with_an_idempotency_key() {
         rows, 2,
         "the unkeyed consume was not charged, the keyed one once"
     );
-    let m = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = app.metrics().await;
     assert!(
         m.contains("aiquota_db_retries_total 1\n"),
         "one retry, on a live connection: {m}"
