@@ -41,21 +41,15 @@ async fn admin_changes_are_audited_with_the_admin_as_actor() {
     let app = TestApp::start("http_admin").await;
     let admin = admin_token("admin-7");
     let ivy = user_token("ivy");
-    assert_eq!(
-        app.post("/v1/quota/consume", &ivy)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.consume_status(&ivy).await, 200);
 
     let res = app
-        .put("/v1/admin/users/ivy/plan", &admin)
-        .json(&json!({"plan": "pro", "expires_at": "2999-01-01T00:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/v1/admin/users/ivy/plan",
+            &admin,
+            &json!({"plan": "pro", "expires_at": "2999-01-01T00:00:00Z"}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let acct = body(res).await;
     assert_eq!(acct["plan"], "pro");
@@ -64,43 +58,48 @@ async fn admin_changes_are_audited_with_the_admin_as_actor() {
     assert_eq!(q["plan"], "pro", "applies to the very next read");
 
     let res = app
-        .put("/v1/admin/users/ivy/plan", &admin)
-        .json(&json!({"plan": "no-such-plan"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/v1/admin/users/ivy/plan",
+            &admin,
+            &json!({"plan": "no-such-plan"}),
+        )
+        .await;
     problem(res, 404).await;
 
     let res = app
-        .put("/v1/admin/users/ivy/limits", &admin)
-        .json(&json!({"meter": "ai_requests", "period": "hour", "limit": 5}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/v1/admin/users/ivy/limits",
+            &admin,
+            &json!({"meter": "ai_requests", "period": "hour", "limit": 5}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["limit"], 5);
     let res = app
-        .put("/v1/admin/users/ivy/limits", &admin)
-        .json(&json!({"meter": "ai_requests", "period": "fortnight", "limit": 5}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/v1/admin/users/ivy/limits",
+            &admin,
+            &json!({"meter": "ai_requests", "period": "fortnight", "limit": 5}),
+        )
+        .await;
     problem(res, 400).await;
     let res = app
-        .put("/v1/admin/users/ivy/limits", &admin)
-        .json(&json!({"meter": "ai_requests", "period": "hour", "limit": null}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/v1/admin/users/ivy/limits",
+            &admin,
+            &json!({"meter": "ai_requests", "period": "hour", "limit": null}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert!(body(res).await["limit"].is_null());
 
     let res = app
-        .post("/v1/admin/users/ivy/reset", &admin)
-        .json(&json!({"meter": "ai_requests"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/admin/users/ivy/reset",
+            &admin,
+            &json!({"meter": "ai_requests"}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["windows"], 1);
 
@@ -166,57 +165,37 @@ async fn grants_analytics_top_users() {
 
     // olga spends her 10 a day, gets 5 credits, and can consume 5 more, then is denied.
     for _ in 0..10 {
-        assert_eq!(
-            app.post("/v1/quota/consume", &user)
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(app.consume_status(&user).await, 200);
     }
-    problem(
-        app.post("/v1/quota/consume", &user).send().await.unwrap(),
-        429,
-    )
-    .await;
+    problem(app.consume(&user).await, 429).await;
     let res = app
-        .post("/v1/admin/users/olga/grants", &admin)
-        .json(&json!({"meter": "ai_requests", "amount": 5, "source": "support"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/admin/users/olga/grants",
+            &admin,
+            &json!({"meter": "ai_requests", "amount": 5, "source": "support"}),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let g = body(res).await;
     assert_eq!(g["amount"], 5);
     assert_eq!(g["remaining"], 5);
     assert_eq!(g["source"], "support");
     for n in 0..5 {
-        let res = app.post("/v1/quota/consume", &user).send().await.unwrap();
+        let res = app.consume(&user).await;
         assert_eq!(res.status(), 200, "credit {n}");
     }
-    problem(
-        app.post("/v1/quota/consume", &user).send().await.unwrap(),
-        429,
-    )
-    .await;
+    problem(app.consume(&user).await, 429).await;
     let res = app
-        .post("/v1/admin/users/olga/grants", &admin)
-        .json(&json!({"meter": "ai_requests", "amount": 0}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/admin/users/olga/grants",
+            &admin,
+            &json!({"meter": "ai_requests", "amount": 0}),
+        )
+        .await;
     problem(res, 400).await;
 
     // A second user, lighter.
-    assert_eq!(
-        app.post("/v1/quota/consume", &user_token("pete"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.consume_status(&user_token("pete")).await, 200);
 
     let res = app
         .get("/v1/admin/top-users?limit=10&by=today", &admin)

@@ -136,11 +136,8 @@ async fn an_admin_api_key_is_accepted_by_its_digest_and_audited_by_a_prefix() {
     .await;
 
     let res = app
-        .put("/v1/admin/users/kim/plan", key)
-        .json(&json!({"plan": "pro"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json("/v1/admin/users/kim/plan", key, &json!({"plan": "pro"}))
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["plan"], "pro");
     let res = app.get("/v1/admin/analytics", key).send().await.unwrap();
@@ -161,22 +158,20 @@ async fn an_admin_api_key_is_accepted_by_its_digest_and_audited_by_a_prefix() {
     // A wrong key, or the right key with a character changed, is no JWT either: 401, and nothing changes.
     for bad in ["sb_secret_test_Zq81LmN0pX", "nope"] {
         let res = app
-            .put("/v1/admin/users/kim/plan", bad)
-            .json(&json!({"plan": "free"}))
-            .send()
-            .await
-            .unwrap();
+            .put_json("/v1/admin/users/kim/plan", bad, &json!({"plan": "free"}))
+            .await;
         problem(res, 401).await;
     }
     // The key is an admin credential only: it is not a user.
     problem(app.get("/v1/quota", key).send().await.unwrap(), 401).await;
     // A user's JWT is still refused on admin routes.
     let res = app
-        .put("/v1/admin/users/kim/plan", &user_token("kim"))
-        .json(&json!({"plan": "free"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/v1/admin/users/kim/plan",
+            &user_token("kim"),
+            &json!({"plan": "free"}),
+        )
+        .await;
     problem(res, 403).await;
     let plan: String = db
         .query_one("SELECT plan FROM quota.accounts WHERE user_id = 'kim'", &[])

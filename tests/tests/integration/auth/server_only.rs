@@ -38,15 +38,12 @@ async fn end_users_read_but_only_the_server_writes() {
     let user = user_token("sam");
     let service = admin_token("sam");
 
-    let res = app.post("/v1/quota/consume", &user).send().await.unwrap();
+    let res = app.consume(&user).await;
     let p = problem(res, 403).await;
     assert_eq!(p["type"], "/problems/server-only", "{p}");
     let res = app
-        .post("/v1/quota/reservations", &user)
-        .json(&json!({"amount": 10}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/v1/quota/reservations", &user, &json!({"amount": 10}))
+        .await;
     problem(res, 403).await;
     assert_eq!(
         used(&app, "sam").await,
@@ -67,19 +64,12 @@ async fn end_users_read_but_only_the_server_writes() {
     drop(res);
 
     // The service token writes for the user.
-    let res = app
-        .post("/v1/quota/consume", &service)
-        .send()
-        .await
-        .unwrap();
+    let res = app.consume(&service).await;
     assert_eq!(res.status(), 200);
     assert_eq!(used(&app, "sam").await, 1);
     let res = app
-        .post("/v1/quota/reservations", &service)
-        .json(&json!({"amount": 10}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/v1/quota/reservations", &service, &json!({"amount": 10}))
+        .await;
     assert_eq!(res.status(), 201);
     let id = body(res).await["reservation_id"]
         .as_str()
@@ -88,19 +78,21 @@ async fn end_users_read_but_only_the_server_writes() {
     // The user cannot settle it (not even release it), the service can.
     for verb in ["commit", "release"] {
         let res = app
-            .post(&format!("/v1/quota/reservations/{id}/{verb}"), &user)
-            .json(&json!({"actual": 3}))
-            .send()
-            .await
-            .unwrap();
+            .post_json(
+                &format!("/v1/quota/reservations/{id}/{verb}"),
+                &user,
+                &json!({"actual": 3}),
+            )
+            .await;
         problem(res, 403).await;
     }
     let res = app
-        .post(&format!("/v1/quota/reservations/{id}/commit"), &service)
-        .json(&json!({"actual": 3}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            &format!("/v1/quota/reservations/{id}/commit"),
+            &service,
+            &json!({"actual": 3}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let q = body(app.get("/v1/quota", &user).send().await.unwrap()).await;
     let tokens = q["meters"]

@@ -28,11 +28,7 @@ async fn nbf_in_the_future_is_401_and_charges_nothing() {
         c["nbf"] = (now() + offset).into();
         hs256(&c, SECRET)
     };
-    let res = app
-        .post("/v1/quota/consume", &with_nbf(600))
-        .send()
-        .await
-        .unwrap();
+    let res = app.consume(&with_nbf(600)).await;
     let p = problem(res, 401).await;
     assert_eq!(p["detail"], "token not valid yet", "{p}");
     let charged: i64 = sql(&app.db)

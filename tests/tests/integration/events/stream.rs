@@ -58,11 +58,8 @@ async fn plan_upgrade_arrives_within_a_second() {
     // Crossing a threshold through the API is pushed too.
     let t = user_token("jane");
     let res = app
-        .post("/v1/quota/consume", &t)
-        .json(&serde_json::json!({"amount": 30}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/v1/quota/consume", &t, &serde_json::json!({"amount": 30}))
+        .await;
     assert_eq!(res.status(), 200);
     let warned = events
         .next(Duration::from_secs(1))

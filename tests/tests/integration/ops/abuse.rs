@@ -35,11 +35,8 @@ async fn reservation_churn_is_rate_limited_per_user() {
     let t = user_token("churn");
     for i in 0..3 {
         let res = app
-            .post("/v1/quota/reservations", &t)
-            .json(&json!({"amount": 10}))
-            .send()
-            .await
-            .unwrap();
+            .post_json("/v1/quota/reservations", &t, &json!({"amount": 10}))
+            .await;
         assert_eq!(res.status(), 201, "reservation {i}");
         let id = body(res).await["reservation_id"]
             .as_str()
@@ -53,11 +50,8 @@ async fn reservation_churn_is_rate_limited_per_user() {
         assert_eq!(res.status(), 200);
     }
     let res = app
-        .post("/v1/quota/reservations", &t)
-        .json(&json!({"amount": 10}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/v1/quota/reservations", &t, &json!({"amount": 10}))
+        .await;
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -78,11 +72,12 @@ async fn reservation_churn_is_rate_limited_per_user() {
     assert_eq!(rows, 3, "the refused reservation wrote nothing");
     // Another user is not affected, and consume (which spends quota) is not limited by this.
     let res = app
-        .post("/v1/quota/reservations", &user_token("other"))
-        .json(&json!({"amount": 10}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/quota/reservations",
+            &user_token("other"),
+            &json!({"amount": 10}),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     assert_eq!(app.consume_status(&t).await, 200);
 }

@@ -29,7 +29,7 @@ async fn health_ready_metrics_openapi() {
 
     let t = user_token("nina");
     for _ in 0..3 {
-        app.post("/v1/quota/consume", &t).send().await.unwrap();
+        app.consume(&t).await;
     }
     app.get("/v1/admin/users/nina", &t).send().await.unwrap();
     let res = app.client.get(app.url("/metrics")).send().await.unwrap();
@@ -109,24 +109,10 @@ async fn readyz_fails_without_the_extension() {
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut app = TestApp::start("http_shutdown").await;
     let t = user_token("oscar");
-    assert_eq!(
-        app.post("/v1/quota/consume", &t)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.consume_status(&t).await, 200);
 
     // Hold oscar's counter row so the next consume waits inside the database.
-    let mut locker = sql(&app.db).await;
-    let tx = locker.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM quota.counters WHERE user_id = 'oscar' FOR UPDATE",
-        &[],
-    )
-    .await
-    .unwrap();
+    let locker = lock_counters(&app.db, "oscar").await;
     let in_flight = {
         let req = app.post("/v1/quota/consume", &t);
         tokio::spawn(async move { req.send().await })
@@ -158,7 +144,7 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let late = reqwest::Client::new().get(app.url("/healthz")).send().await;
     assert!(late.is_err(), "accepted a request after shutdown began");
 
-    tx.rollback().await.unwrap();
+    locker.release().await;
     let res = in_flight
         .await
         .unwrap()
@@ -191,11 +177,7 @@ async fn unreachable_database_is_503_with_retry_after() {
         !p["detail"].as_str().unwrap().contains("127.0.0.1"),
         "no connection details: {p}"
     );
-    let res = app
-        .post("/v1/quota/consume", &user_token("quinn"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.consume(&user_token("quinn")).await;
     problem(res, 503).await;
     problem(
         app.client.get(app.url("/readyz")).send().await.unwrap(),
@@ -226,28 +208,14 @@ async fn a_request_over_the_timeout_is_503_and_charges_nothing() {
     })
     .await;
     let t = user_token("rita");
-    assert_eq!(
-        app.post("/v1/quota/consume", &t)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let mut locker = sql(&app.db).await;
-    let tx = locker.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM quota.counters WHERE user_id = 'rita' FOR UPDATE",
-        &[],
-    )
-    .await
-    .unwrap();
+    assert_eq!(app.consume_status(&t).await, 200);
+    let locker = lock_counters(&app.db, "rita").await;
     let started = std::time::Instant::now();
-    let res = app.post("/v1/quota/consume", &t).send().await.unwrap();
+    let res = app.consume(&t).await;
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(res.headers().contains_key("retry-after"));
     problem(res, 503).await;
-    tx.rollback().await.unwrap();
+    locker.release().await;
     // The abandoned statement was cancelled by the server, not charged later.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let db = sql(&app.db).await;
@@ -261,7 +229,7 @@ async fn a_request_over_the_timeout_is_503_and_charges_nothing() {
         .get(0);
     assert_eq!(rows, 1);
     // The pool is healthy afterwards.
-    let res = app.post("/v1/quota/consume", &t).send().await.unwrap();
+    let res = app.consume(&t).await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["used"], 2);
     app.stop().await;
@@ -286,14 +254,7 @@ async fn a_missing_privilege_is_a_logged_500_without_details() {
     ));
     let app = TestApp::start_on(db, config).await;
     // End-user routes work...
-    assert_eq!(
-        app.post("/v1/quota/consume", &user_token("sam"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.consume_status(&user_token("sam")).await, 200);
     // ...admin routes fail with 42501, answered as a generic 500.
     let res = app
         .get("/v1/admin/users/sam", &admin_token("admin"))

@@ -104,7 +104,7 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
     );
 
     // The very next consume runs on pro: 50 a day.
-    let res = app.post("/v1/quota/consume", &alice).send().await.unwrap();
+    let res = app.consume(&alice).await;
     assert_eq!(res.status(), 200);
     let d = body(res).await;
     assert_eq!(
@@ -304,7 +304,7 @@ async fn partial_or_wrong_payments_do_not_upgrade() {
         1
     );
     assert_ne!(plan_of(&app.db, "carol").await.0.as_deref(), Some("pro"));
-    let res = app.post("/v1/quota/consume", &carol).send().await.unwrap();
+    let res = app.consume(&carol).await;
     assert_eq!(body(res).await["limit"], 10, "still free");
     assert_eq!(
         scalar(
@@ -515,11 +515,7 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
         about(expires.unwrap(), before + Duration::days(30)),
         "{expires:?}"
     );
-    let res = app
-        .post("/v1/quota/consume", &user_token("sam"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.consume(&user_token("sam")).await;
     assert_eq!(body(res).await["limit"], 50);
 
     // Rotation: the header carries a signature with an old secret and one with the new; the second matches.

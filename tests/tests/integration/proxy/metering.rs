@@ -142,21 +142,13 @@ async fn background_traffic_passes_free_and_unauthenticated_calls_never_reach_th
         json!({"method": "agent/connect", "params": {"agentId": "default"}, "body": sync}),
         json!({"operationName": "availableAgents", "query": "query availableAgents { availableAgents { agents { id } } }", "variables": {}}),
     ] {
-        let res = app
-            .post("/v1/proxy", &token)
-            .json(&payload)
-            .send()
-            .await
-            .unwrap();
+        let res = app.post_json("/v1/proxy", &token, &payload).await;
         assert_eq!(res.status(), 200, "{payload}");
         assert_eq!(body(res).await["echo"], payload);
     }
     let res = app
-        .post("/v1/proxy/agent/default/connect", &token)
-        .json(&sync)
-        .send()
-        .await
-        .unwrap();
+        .post_json("/v1/proxy/agent/default/connect", &token, &sync)
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(upstream.count(), 5);
     assert_eq!(upstream.seen()[1].uri, "/");
@@ -173,12 +165,7 @@ async fn background_traffic_passes_free_and_unauthenticated_calls_never_reach_th
         .await
         .unwrap();
     problem(res, 401).await;
-    let res = app
-        .post(CHAT, "not-a-jwt")
-        .json(&chat(false, None))
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_json(CHAT, "not-a-jwt", &chat(false, None)).await;
     problem(res, 401).await;
     // A path that would climb out of the upstream base is refused (sent raw: HTTP clients normalise it);
     // being on no route, it is a 404 since default deny.
@@ -246,12 +233,7 @@ async fn tokens_committed_are_the_usage_or_else_the_estimate() {
     let db = sql(&app.db).await;
     let run = json!({"method": "agent/run", "params": {"agentId": "default"}, "body": {"threadId": "t-1", "runId": "r-1",
         "messages": [{"id": "m-1", "role": "user", "content": "hi"}], "state": {}, "tools": [], "context": [], "forwardedProps": {}}});
-    let res = app
-        .post("/v1/proxy", &token)
-        .json(&run)
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_json("/v1/proxy", &token, &run).await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("RUN_FINISHED"));
     let rows = settled(&db, "carol").await;
@@ -363,12 +345,7 @@ async fn a_failed_call_is_not_charged() {
         c.proxy = Some(proxy_config("http://127.0.0.1:9"))
     })
     .await;
-    let res = app
-        .post(CHAT, &token)
-        .json(&chat(false, None))
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_json(CHAT, &token, &chat(false, None)).await;
     let p = problem(res, 502).await;
     assert!(!p.to_string().contains("127.0.0.1:9"), "{p}");
     let db = sql(&app.db).await;
@@ -385,23 +362,13 @@ async fn an_exhausted_user_is_stopped_before_the_upstream() {
     let ProxyApp { upstream, app } = ProxyApp::start("proxy_exhausted").await;
     let token = user_token("erin");
     for n in 0..10 {
-        let res = app
-            .post(CHAT, &token)
-            .json(&chat(false, Some(10)))
-            .send()
-            .await
-            .unwrap();
+        let res = app.post_json(CHAT, &token, &chat(false, Some(10))).await;
         assert_eq!(res.status(), 200, "call {n}");
         res.bytes().await.unwrap();
     }
     let db = sql(&app.db).await;
     settled(&db, "erin").await;
-    let res = app
-        .post(CHAT, &token)
-        .json(&chat(true, Some(10)))
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_json(CHAT, &token, &chat(true, Some(10))).await;
     // Waiting until midnight does not help a client now: the body says when, Retry-After is left out.
     assert!(!res.headers().contains_key("retry-after"));
     assert_eq!(res.headers()["x-should-retry"], "false");
@@ -429,12 +396,7 @@ async fn an_exhausted_user_is_stopped_before_the_upstream() {
 
     // Tokens refused (more than the month allows): the request hold taken first is released again.
     let frank = user_token("frank");
-    let res = app
-        .post(CHAT, &frank)
-        .json(&chat(true, Some(50_000)))
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_json(CHAT, &frank, &chat(true, Some(50_000))).await;
     let p = problem(res, 403).await;
     assert_eq!(p["meter"], "ai_tokens");
     let rows = settled(&db, "frank").await;
@@ -456,35 +418,27 @@ async fn an_exhausted_user_is_stopped_before_the_upstream() {
 async fn twenty_concurrent_streams_for_ten_a_day_let_exactly_ten_through() {
     let ProxyApp { upstream, app } = ProxyApp::start("proxy_concurrency").await;
     let token = user_token("gina");
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let (client, url, token, barrier) = (
-                app.client.clone(),
-                app.url(CHAT),
-                token.clone(),
-                barrier.clone(),
-            );
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let res = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("x-fake-delay-ms", "100")
-                    .json(&chat(true, Some(100)))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = res.status().as_u16();
-                let text = res.text().await.unwrap();
-                (status, text)
-            })
-        })
-        .collect();
+    let answers = together(20, |_| {
+        let (client, url, token) = (app.client.clone(), app.url(CHAT), token.clone());
+        async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .header("x-fake-delay-ms", "100")
+                .json(&chat(true, Some(100)))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap();
+            (status, text)
+        }
+    })
+    .await;
     let mut ok = 0;
     let mut denied = 0;
-    for t in tasks {
-        match t.await.unwrap() {
+    for answer in answers {
+        match answer {
             (200, text) => {
                 assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
                 ok += 1;
@@ -502,12 +456,7 @@ async fn twenty_concurrent_streams_for_ten_a_day_let_exactly_ten_through() {
     settled(&db, "gina").await;
     assert_eq!(used(&db, "gina", "ai_requests").await, 10);
     assert_eq!(used(&db, "gina", "ai_tokens").await, 10 * 30);
-    let bad: i64 = db
-        .query_one("SELECT count(*) FROM quota.verify()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(bad, 0);
+    assert_eq!(verify_rows(&db).await, 0);
     app.stop().await;
 }
 

@@ -19,36 +19,32 @@ async fn ten_concurrent_large_prompts_are_charged_what_the_upstream_reports_and_
     // month together, but the upstream reports 2,000 prompt tokens for each.
     let body = json!({"model": "gpt-4o-mini", "max_tokens": 1,
         "messages": [{"role": "user", "content": "lorem ipsum ".repeat(200)}]});
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(10));
-    let calls: Vec<_> = (0..10)
-        .map(|_| {
-            let (client, url, token, body, barrier) = (
-                app.client.clone(),
-                app.url(CHAT),
-                token.clone(),
-                body.clone(),
-                barrier.clone(),
-            );
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let res = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("x-fake-usage", "2000,1")
-                    // Every hold is taken before the first answer is charged.
-                    .header("x-fake-head-delay-ms", "500")
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = res.status().as_u16();
-                res.bytes().await.unwrap();
-                status
-            })
-        })
-        .collect();
-    for c in calls {
-        assert_eq!(c.await.unwrap(), 200);
+    let statuses = together(10, |_| {
+        let (client, url, token, body) = (
+            app.client.clone(),
+            app.url(CHAT),
+            token.clone(),
+            body.clone(),
+        );
+        async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .header("x-fake-usage", "2000,1")
+                // Every hold is taken before the first answer is charged.
+                .header("x-fake-head-delay-ms", "500")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            res.bytes().await.unwrap();
+            status
+        }
+    })
+    .await;
+    for status in statuses {
+        assert_eq!(status, 200);
     }
     let db = sql(&app.db).await;
     let rows = settled(&db, "sam").await;
@@ -86,7 +82,7 @@ async fn ten_concurrent_large_prompts_are_charged_what_the_upstream_reports_and_
     )
     .await
     .unwrap();
-    let res = app.post(CHAT, &token).json(&body).send().await.unwrap();
+    let res = app.post_json(CHAT, &token, &body).await;
     let p = problem(res, 403).await;
     assert_eq!(p["meter"], "ai_tokens", "{p}");
     assert_eq!(upstream.count(), 10);
@@ -101,7 +97,7 @@ async fn a_stream_is_asked_for_its_usage_and_one_without_is_charged_from_its_out
     // The client does not ask for usage; the proxy does, so the real usage (10 + 20) is charged.
     let body = json!({"model": "m", "stream": true, "max_tokens": 500,
         "messages": [{"role": "user", "content": "Say hello"}]});
-    let res = app.post(CHAT, &token).json(&body).send().await.unwrap();
+    let res = app.post_json(CHAT, &token, &body).await;
     assert_eq!(res.status(), 200);
     res.text().await.unwrap();
     settled(&db, "tara").await;

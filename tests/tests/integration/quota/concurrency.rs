@@ -7,32 +7,24 @@ use aiquota_tests::http::*;
 async fn fifty_concurrent_consumes_allow_exactly_ten() {
     let app = TestApp::start("http_concurrency").await;
     let token = user_token("mike");
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(50));
-    let tasks: Vec<_> = (0..50)
-        .map(|i| {
-            let (client, url, token, barrier) = (
-                app.client.clone(),
-                app.url("/v1/quota/consume"),
-                token.clone(),
-                barrier.clone(),
-            );
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let res = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&serde_json::json!({"metadata": {"i": i}}))
-                    .send()
-                    .await
-                    .unwrap();
-                res.status().as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
+    let statuses = together(50, |i| {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/v1/quota/consume"),
+            token.clone(),
+        );
+        async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&serde_json::json!({"metadata": {"i": i}}))
+                .send()
+                .await
+                .unwrap();
+            res.status().as_u16()
+        }
+    })
+    .await;
     let allowed = statuses.iter().filter(|s| **s == 200).count();
     let denied = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((allowed, denied), (10, 40), "{statuses:?}");
@@ -46,12 +38,7 @@ async fn fifty_concurrent_consumes_allow_exactly_ten() {
         .unwrap()
         .get(0);
     assert_eq!(rows, 10);
-    let bad: i64 = db
-        .query_one("SELECT count(*) FROM quota.verify()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(bad, 0);
+    assert_eq!(verify_rows(&db).await, 0);
     let metrics = app.metrics().await;
     assert!(
         metrics.contains("aiquota_decisions_total{outcome=\"allowed\"} 10"),

@@ -16,7 +16,7 @@ async fn consume_until_denied() {
     let app = TestApp::start("http_consume").await;
     let alice = user_token("alice");
     for n in 1..=10 {
-        let res = app.post("/v1/quota/consume", &alice).send().await.unwrap();
+        let res = app.consume(&alice).await;
         assert_eq!(res.status(), 200, "request {n}");
         assert_eq!(
             header(&res, "ratelimit-policy").as_deref(),
@@ -33,7 +33,7 @@ async fn consume_until_denied() {
         assert_eq!(d["used"], n);
         assert_eq!(d["remaining"], 10 - n);
     }
-    let res = app.post("/v1/quota/consume", &alice).send().await.unwrap();
+    let res = app.consume(&alice).await;
     let retry: i64 = header(&res, "retry-after")
         .expect("Retry-After")
         .parse()
@@ -69,11 +69,12 @@ async fn consume_until_denied() {
 
     // A request that can never pass has no Retry-After.
     let res = app
-        .post("/v1/quota/consume", &alice)
-        .json(&json!({"meter": "ai_tokens", "amount": 20000}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/quota/consume",
+            &alice,
+            &json!({"meter": "ai_tokens", "amount": 20000}),
+        )
+        .await;
     assert!(header(&res, "retry-after").is_none());
     let p = problem(res, 429).await;
     assert!(p["retry_after_s"].is_null());
@@ -116,13 +117,10 @@ async fn deny_status_403_when_configured() {
     let app = TestApp::start_with("http_deny403", |c| c.deny_status = StatusCode::FORBIDDEN).await;
     let t = user_token("carol");
     let res = app
-        .post("/v1/quota/consume", &t)
-        .json(&json!({"amount": 10}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/v1/quota/consume", &t, &json!({"amount": 10}))
+        .await;
     assert_eq!(res.status(), 200);
-    let res = app.post("/v1/quota/consume", &t).send().await.unwrap();
+    let res = app.consume(&t).await;
     assert!(header(&res, "retry-after").is_some());
     problem(res, 403).await;
     app.stop().await;
@@ -189,12 +187,7 @@ async fn bad_input_is_400_without_database_text() {
         (json!({"amount": 0}), "amount 0"),
         (json!({"metadata": [1, 2]}), "metadata not an object"),
     ] {
-        let res = app
-            .post("/v1/quota/consume", &t)
-            .json(&body_json)
-            .send()
-            .await
-            .unwrap();
+        let res = app.post_json("/v1/quota/consume", &t, &body_json).await;
         let p = problem(res, 400).await;
         assert_eq!(p["type"], "/problems/invalid-input", "{what}");
         let detail = p["detail"].as_str().unwrap();
@@ -212,11 +205,8 @@ async fn bad_input_is_400_without_database_text() {
         .unwrap();
     assert_eq!(problem(res, 400).await["type"], "/problems/bad-request");
     let res = app
-        .post("/v1/quota/consume", &t)
-        .json(&json!({"amount": "ten"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/v1/quota/consume", &t, &json!({"amount": "ten"}))
+        .await;
     problem(res, 400).await;
     let res = app
         .post("/v1/quota/consume", &t)
@@ -227,11 +217,12 @@ async fn bad_input_is_400_without_database_text() {
     problem(res, 400).await;
     // Body over the limit.
     let res = app
-        .post("/v1/quota/consume", &t)
-        .json(&json!({"metadata": {"x": "y".repeat(100_000)}}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/quota/consume",
+            &t,
+            &json!({"metadata": {"x": "y".repeat(100_000)}}),
+        )
+        .await;
     problem(res, 413).await;
     app.stop().await;
 }
@@ -241,11 +232,12 @@ async fn reservations() {
     let app = TestApp::start("http_reservations").await;
     let grace = user_token("grace");
     let res = app
-        .post("/v1/quota/reservations", &grace)
-        .json(&json!({"meter": "ai_tokens", "amount": 4000, "ttl_s": 120}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/quota/reservations",
+            &grace,
+            &json!({"meter": "ai_tokens", "amount": 4000, "ttl_s": 120}),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let r = body(res).await;
     assert_eq!(r["allowed"], true);
@@ -256,11 +248,12 @@ async fn reservations() {
     // Another user cannot settle it: 404, as for an unknown id.
     let mallory = user_token("mallory");
     let res = app
-        .post(&format!("/v1/quota/reservations/{id}/commit"), &mallory)
-        .json(&json!({"actual": 1}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            &format!("/v1/quota/reservations/{id}/commit"),
+            &mallory,
+            &json!({"actual": 1}),
+        )
+        .await;
     problem(res, 404).await;
     let res = app
         .post(&format!("/v1/quota/reservations/{id}/release"), &mallory)
@@ -271,20 +264,22 @@ async fn reservations() {
 
     // The hold counts: a second reservation that does not fit is denied.
     let res = app
-        .post("/v1/quota/reservations", &grace)
-        .json(&json!({"meter": "ai_tokens", "amount": 7000}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/quota/reservations",
+            &grace,
+            &json!({"meter": "ai_tokens", "amount": 7000}),
+        )
+        .await;
     let p = problem(res, 429).await;
     assert!(p["reservation_id"].is_null());
 
     let res = app
-        .post(&format!("/v1/quota/reservations/{id}/commit"), &grace)
-        .json(&json!({"actual": 3250}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            &format!("/v1/quota/reservations/{id}/commit"),
+            &grace,
+            &json!({"actual": 3250}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let s = body(res).await;
     assert_eq!(s["state"], "committed");
@@ -292,11 +287,12 @@ async fn reservations() {
     assert_eq!(s["remaining"], 6750);
     // Settled already: 409.
     let res = app
-        .post(&format!("/v1/quota/reservations/{id}/commit"), &grace)
-        .json(&json!({"actual": 3250}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            &format!("/v1/quota/reservations/{id}/commit"),
+            &grace,
+            &json!({"actual": 3250}),
+        )
+        .await;
     problem(res, 409).await;
 
     // Reserve with a key twice: one reservation; then release it.
@@ -354,14 +350,15 @@ async fn the_rate_limit_policy_lists_every_window_of_the_meter() {
     let app = TestApp::start("http_policy_windows").await;
     let admin = admin_token("admin-policy");
     let res = app
-        .put("/v1/admin/users/wendy/limits", &admin)
-        .json(&json!({"meter": "ai_requests", "period": "hour", "limit": 3}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/v1/admin/users/wendy/limits",
+            &admin,
+            &json!({"meter": "ai_requests", "period": "hour", "limit": 3}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let wendy = user_token("wendy");
-    let res = app.post("/v1/quota/consume", &wendy).send().await.unwrap();
+    let res = app.consume(&wendy).await;
     assert_eq!(res.status(), 200);
     // Both windows in the policy (shortest first); RateLimit names the binding one, the hour (2 of 3 left).
     assert_eq!(

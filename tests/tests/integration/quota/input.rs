@@ -31,12 +31,7 @@ async fn nul_in_a_body_is_400_and_charges_nothing() {
             "nested metadata value",
         ),
     ] {
-        let res = app
-            .post("/v1/quota/consume", &t)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = app.post_json("/v1/quota/consume", &t, &body).await;
         let p = problem(res, 400).await;
         assert_eq!(p["type"], "/problems/bad-request", "{what}: {p}");
         assert!(
@@ -45,19 +40,21 @@ async fn nul_in_a_body_is_400_and_charges_nothing() {
         );
     }
     let res = app
-        .post("/v1/quota/reservations", &t)
-        .json(&json!({"meter": "ai_tokens\u{0}", "amount": 5}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/quota/reservations",
+            &t,
+            &json!({"meter": "ai_tokens\u{0}", "amount": 5}),
+        )
+        .await;
     problem(res, 400).await;
     // An escaped backslash before "u0000" is text, not a NUL: the body is read, not pattern-matched.
     let res = app
-        .post("/v1/quota/consume", &t)
-        .json(&json!({"metadata": {"k": "\\u0000"}}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/quota/consume",
+            &t,
+            &json!({"metadata": {"k": "\\u0000"}}),
+        )
+        .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     assert_eq!(ledger_rows(&app, "nadia").await, 1);
     app.stop().await;
@@ -81,15 +78,16 @@ async fn nul_in_path_query_or_sub_is_4xx() {
         );
     }
     let res = app
-        .put("/v1/admin/users/bad%00id/plan", &admin)
-        .json(&json!({"plan": "pro"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/v1/admin/users/bad%00id/plan",
+            &admin,
+            &json!({"plan": "pro"}),
+        )
+        .await;
     problem(res, 400).await;
     // A token whose `sub` holds a NUL is not a usable identity.
     let t = hs256(&claims("eve\u{0}", "authenticated"), SECRET);
-    let res = app.post("/v1/quota/consume", &t).send().await.unwrap();
+    let res = app.consume(&t).await;
     problem(res, 401).await;
     let res = app.get("/v1/quota", &t).send().await.unwrap();
     problem(res, 401).await;
@@ -112,21 +110,23 @@ async fn a_saturated_burst_is_answered_not_500() {
         .unwrap();
     let t = user_token("olga");
     let res = app
-        .post("/v1/quota/consume", &t)
-        .json(&json!({"amount": 1_000_000_000_000i64}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/quota/consume",
+            &t,
+            &json!({"amount": 1_000_000_000_000i64}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let d = body(res).await;
     assert_eq!(d["resets_at"], "9999-12-31T23:59:59Z", "{d}");
     // The next call is a burst denial, reported the same way.
     let res = app
-        .post("/v1/quota/consume", &t)
-        .json(&json!({"amount": 1_000_000_000_000i64}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/quota/consume",
+            &t,
+            &json!({"amount": 1_000_000_000_000i64}),
+        )
+        .await;
     let p = problem(res, 429).await;
     assert_eq!(p["period"], "burst", "{p}");
     app.stop().await;
@@ -138,11 +138,12 @@ async fn timestamps_postgresql_cannot_hold_are_400() {
     let admin = admin_token("ops");
     // A year chrono reads but PostgreSQL refuses (22008, timestamp out of range): the client's value.
     let res = app
-        .put("/v1/admin/users/tim/plan", &admin)
-        .json(&json!({"plan": "pro", "expires_at": "-200000-01-01T00:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
+        .put_json(
+            "/v1/admin/users/tim/plan",
+            &admin,
+            &json!({"plan": "pro", "expires_at": "-200000-01-01T00:00:00Z"}),
+        )
+        .await;
     let p = problem(res, 400).await;
     assert_eq!(p["type"], "/problems/invalid-input", "{p}");
     app.stop().await;

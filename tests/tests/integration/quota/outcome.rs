@@ -102,14 +102,14 @@ async fn locked_row_outlasts_the_timeout(name: &str, per_user: usize) {
 async fn every_consume_returns_an_idempotency_key_that_replays_it() {
     let app = TestApp::start("http_outcome_keys").await;
     let t = user_token("omar");
-    let res = app.post("/v1/quota/consume", &t).send().await.unwrap();
+    let res = app.consume(&t).await;
     assert_eq!(res.status(), 200);
     let key = res.headers()["idempotency-key"]
         .to_str()
         .unwrap()
         .to_string();
     assert!(!key.is_empty());
-    let again = app.post("/v1/quota/consume", &t).send().await.unwrap();
+    let again = app.consume(&t).await;
     assert_ne!(
         again.headers()["idempotency-key"].to_str().unwrap(),
         key,
@@ -129,11 +129,8 @@ async fn every_consume_returns_an_idempotency_key_that_replays_it() {
     assert_eq!(ledger_rows(&db, "omar").await, 2);
     // A denial carries the key as well.
     let res = app
-        .post("/v1/quota/consume", &t)
-        .json(&serde_json::json!({"amount": 100}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/v1/quota/consume", &t, &serde_json::json!({"amount": 100}))
+        .await;
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("idempotency-key"));
     app.stop().await;

@@ -24,7 +24,7 @@ async fn a_read_only_database_is_503_with_retry_after_and_reads_keep_working() {
         .await
         .unwrap();
     let app = TestApp::start_on(db.clone(), test_config(&db)).await;
-    let res = app.post("/v1/quota/consume", &t).send().await.unwrap();
+    let res = app.consume(&t).await;
     assert_eq!(
         res.headers()
             .get("retry-after")
@@ -48,7 +48,7 @@ async fn a_read_only_database_is_503_with_retry_after_and_reads_keep_working() {
         .unwrap();
     let started = Instant::now();
     let status = loop {
-        let res = app.post("/v1/quota/consume", &t).send().await.unwrap();
+        let res = app.consume(&t).await;
         if res.status() == 200 || started.elapsed() > Duration::from_secs(10) {
             break res.status().as_u16();
         }

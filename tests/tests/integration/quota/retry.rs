@@ -30,25 +30,11 @@ async fn kill_waiting_backend(db: &tokio_postgres::Client) -> i64 {
 async fn lost_connection_retries_only_with_an_idempotency_key() {
     let app = TestApp::start("http_retry").await;
     let t = user_token("uma");
-    assert_eq!(
-        app.post("/v1/quota/consume", &t)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.consume_status(&t).await, 200);
     let admin = sql(&app.db).await;
 
     // Without a key: the outcome is unknown to the API, so it must not try again.
-    let mut locker = sql(&app.db).await;
-    let tx = locker.transaction().await.unwrap();
-    tx.execute(
-        "SELECT 1 FROM quota.counters WHERE user_id = 'uma' FOR UPDATE",
-        &[],
-    )
-    .await
-    .unwrap();
+    let locker = lock_counters(&app.db, "uma").await;
     let pending = {
         let req = app.post("/v1/quota/consume", &t);
         tokio::spawn(async move { req.send().await.unwrap() })
@@ -84,7 +70,7 @@ async fn lost_connection_retries_only_with_an_idempotency_key() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(waiting, 1, "the keyed consume was retried");
-    tx.rollback().await.unwrap();
+    locker.release().await;
     let res = pending.await.unwrap();
     assert_eq!(res.status(), 200);
     let d = body(res).await;
