@@ -127,6 +127,18 @@ impl TestApp {
         res.text().await.unwrap()
     }
 
+    /// The OpenAPI document the API serves (`GET /openapi.json`).
+    pub async fn openapi(&self) -> Value {
+        body(
+            self.client
+                .get(self.url("/openapi.json"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     /// Starts graceful shutdown and returns the server task, to await later.
     pub fn begin_shutdown(&mut self) -> impl Future<Output = std::io::Result<()>> {
         if let Some(s) = self.stop.take() {

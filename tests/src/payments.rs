@@ -332,11 +332,9 @@ impl Link {
 impl TestApp {
     /// `POST /v1/payments/razorpay/links` for `product` as `token`; the response as it is.
     pub async fn request_link(&self, token: &str, product: &str) -> reqwest::Response {
-        self.post("/v1/payments/razorpay/links", token)
-            .json(&json!({ "product": product }))
-            .send()
+        let order = json!({ "product": product });
+        self.post_json("/v1/payments/razorpay/links", token, &order)
             .await
-            .unwrap()
     }
 
     /// A link for `product` as `token`, asserting the 201.

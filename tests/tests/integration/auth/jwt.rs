@@ -39,6 +39,11 @@ async fn assert_401(app: &TestApp, auth: Option<&str>, why: &str) {
     assert_eq!(b["type"], "/problems/unauthorized", "{why}");
 }
 
+/// [`assert_401`] for `Authorization: Bearer <token>`.
+async fn assert_token_401(app: &TestApp, token: &str, why: &str) {
+    assert_401(app, Some(&format!("Bearer {token}")), why).await;
+}
+
 fn rs256(claims: &serde_json::Value, kid: &str) -> String {
     let mut h = Header::new(Algorithm::RS256);
     h.kid = Some(kid.into());
@@ -95,55 +100,25 @@ async fn bad_tokens_are_401() {
 
     let mut expired = good("alice");
     expired["exp"] = (now() - 3600).into();
-    assert_401(
-        &app,
-        Some(&format!("Bearer {}", hs256(&expired, SECRET))),
-        "expired",
-    )
-    .await;
+    assert_token_401(&app, &hs256(&expired, SECRET), "expired").await;
 
     let mut aud = good("alice");
     aud["aud"] = "someone-else".into();
-    assert_401(
-        &app,
-        Some(&format!("Bearer {}", hs256(&aud, SECRET))),
-        "wrong audience",
-    )
-    .await;
+    assert_token_401(&app, &hs256(&aud, SECRET), "wrong audience").await;
 
     let mut iss = good("alice");
     iss["iss"] = "https://evil.test".into();
-    assert_401(
-        &app,
-        Some(&format!("Bearer {}", hs256(&iss, SECRET))),
-        "wrong issuer",
-    )
-    .await;
+    assert_token_401(&app, &hs256(&iss, SECRET), "wrong issuer").await;
 
     let mut no_sub = good("alice");
     no_sub.as_object_mut().unwrap().remove("sub");
-    assert_401(
-        &app,
-        Some(&format!("Bearer {}", hs256(&no_sub, SECRET))),
-        "no sub",
-    )
-    .await;
+    assert_token_401(&app, &hs256(&no_sub, SECRET), "no sub").await;
 
     let mut no_exp = good("alice");
     no_exp.as_object_mut().unwrap().remove("exp");
-    assert_401(
-        &app,
-        Some(&format!("Bearer {}", hs256(&no_exp, SECRET))),
-        "no exp",
-    )
-    .await;
+    assert_token_401(&app, &hs256(&no_exp, SECRET), "no exp").await;
 
-    assert_401(
-        &app,
-        Some(&format!("Bearer {}", alg_none(&good("alice")))),
-        "alg none",
-    )
-    .await;
+    assert_token_401(&app, &alg_none(&good("alice")), "alg none").await;
     assert_401(
         &app,
         Some(&format!(
@@ -154,9 +129,9 @@ async fn bad_tokens_are_401() {
     )
     .await;
     // RS256 while no JWKS is configured.
-    assert_401(
+    assert_token_401(
         &app,
-        Some(&format!("Bearer {}", rs256(&good("alice"), "test-rsa-1"))),
+        &rs256(&good("alice"), "test-rsa-1"),
         "rs256 without jwks",
     )
     .await;
@@ -254,12 +229,7 @@ async fn jwks_rs256_and_no_algorithm_confusion() {
 
     let mut expired = claims("rsa-user", "authenticated");
     expired["exp"] = (now() - 3600).into();
-    assert_401(
-        &app,
-        Some(&format!("Bearer {}", rs256(&expired, "test-rsa-1"))),
-        "expired RS256",
-    )
-    .await;
+    assert_token_401(&app, &rs256(&expired, "test-rsa-1"), "expired RS256").await;
     app.stop().await;
 }
 
@@ -271,12 +241,7 @@ async fn jwks_only_rejects_hs256() {
         c.jwt_secret = None;
     })
     .await;
-    assert_401(
-        &app,
-        Some(&format!("Bearer {}", user_token("alice"))),
-        "HS256 without a secret",
-    )
-    .await;
+    assert_token_401(&app, &user_token("alice"), "HS256 without a secret").await;
     let ok = app
         .get(
             "/v1/quota",

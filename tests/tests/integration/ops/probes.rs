@@ -50,14 +50,7 @@ async fn health_ready_metrics_openapi() {
     }
     assert!(!m.contains("nina"), "raw paths must not be labels");
 
-    let doc = body(
-        app.client
-            .get(app.url("/openapi.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let doc = app.openapi().await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     for p in [

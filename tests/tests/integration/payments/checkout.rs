@@ -475,6 +475,11 @@ async fn unconfigured_payments_are_503_and_provider_failures_502() {
 const STRIPE_OLD: &str = "whsec_old_0123456789abcdefghij";
 const STRIPE_NEW: &str = "whsec_new_klmnopqrstuvwxyz0123";
 
+/// A `checkout.session.completed` (test mode) of `user`'s Checkout Session for `pro_month`.
+fn completed(id: &str, user: &str, amount: i64, intent: &str, paid: &str) -> String {
+    checkout_event(id, "checkout.session.completed", user, amount, intent, paid)
+}
+
 /// A Stripe event `kind` (test mode) of `user`'s Checkout Session for `pro_month`.
 fn checkout_event(
     id: &str,
@@ -498,14 +503,7 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
 
     // Signed with the first secret: applied, 30 days of pro.
     let before = Utc::now();
-    let e1 = checkout_event(
-        "evt_1",
-        "checkout.session.completed",
-        "sam",
-        1900,
-        "pi_Sam1",
-        "paid",
-    );
+    let e1 = completed("evt_1", "sam", 1900, "pi_Sam1", "paid");
     let res = app.signed_stripe_webhook(&e1, STRIPE_OLD).await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "applied");
@@ -519,14 +517,7 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
     assert_eq!(body(res).await["limit"], 50);
 
     // Rotation: the header carries a signature with an old secret and one with the new; the second matches.
-    let e2 = checkout_event(
-        "evt_2",
-        "checkout.session.completed",
-        "tess",
-        1900,
-        "pi_Tess1",
-        "paid",
-    );
+    let e2 = completed("evt_2", "tess", 1900, "pi_Tess1", "paid");
     let t = now();
     let header = format!(
         "t={t},v1={},v1={},v0={}",
@@ -554,14 +545,7 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
     assert_eq!(plan_of(&app.db, "sam").await.1, expires, "one pass only");
 
     // Stale, future, unsigned, v0 only, tampered.
-    let e3 = checkout_event(
-        "evt_3",
-        "checkout.session.completed",
-        "uma",
-        1900,
-        "pi_Uma1",
-        "paid",
-    );
+    let e3 = completed("evt_3", "uma", 1900, "pi_Uma1", "paid");
     let stale = stripe_header(STRIPE_NEW, now() - 301, &e3);
     let p = problem(app.stripe_webhook(&e3, Some(&stale)).await, 400).await;
     assert!(p["detail"].as_str().unwrap().contains("tolerance"), "{p}");
@@ -586,24 +570,10 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
     assert_eq!(body(res).await["result"], "applied");
 
     // Unpaid sessions are acknowledged and ignored; a wrong amount is recorded as a mismatch without upgrade.
-    let e4 = checkout_event(
-        "evt_4",
-        "checkout.session.completed",
-        "vic",
-        1900,
-        "pi_Vic1",
-        "unpaid",
-    );
+    let e4 = completed("evt_4", "vic", 1900, "pi_Vic1", "unpaid");
     let res = app.signed_stripe_webhook(&e4, STRIPE_NEW).await;
     assert_eq!(body(res).await["result"], "ignored");
-    let e5 = checkout_event(
-        "evt_5",
-        "checkout.session.completed",
-        "vic",
-        100,
-        "pi_Vic2",
-        "paid",
-    );
+    let e5 = completed("evt_5", "vic", 100, "pi_Vic2", "paid");
     let res = app.signed_stripe_webhook(&e5, STRIPE_NEW).await;
     assert_eq!(body(res).await["result"], "mismatch");
     assert_eq!(
@@ -678,14 +648,7 @@ async fn a_link_whose_attach_was_lost_still_pays_and_routes_are_documented() {
     let res = app.verify(&fay, &cb).await;
     problem(res, 404).await;
 
-    let doc = body(
-        app.client
-            .get(app.url("/openapi.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let doc = app.openapi().await;
     for path in [
         "/v1/payments/razorpay/links",
         "/v1/payments/razorpay/verify",

@@ -84,14 +84,7 @@ async fn unlisted_routes_never_reach_the_upstream() {
     let seen: Vec<String> = upstream.seen().iter().map(|s| s.uri.clone()).collect();
     assert_eq!(seen, ["/v1/models", "/v1/chat/completions"]);
     // The OpenAPI document lists the presets' routes, and no other proxy path.
-    let doc = body(
-        app.client
-            .get(app.url("/openapi.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let doc = app.openapi().await;
     let proxied: Vec<&String> = doc["paths"]
         .as_object()
         .unwrap()
