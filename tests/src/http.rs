@@ -106,6 +106,11 @@ impl TestApp {
         self.client.post(self.url(path)).bearer_auth(token)
     }
 
+    /// GET without a token; the response as it is.
+    pub async fn get_anonymous(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
     /// POST of the JSON `body` with a bearer token; the response as it is.
     pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
         self.post(path, token).json(body).send().await.unwrap()
@@ -123,20 +128,12 @@ impl TestApp {
 
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
-        let res = self.client.get(self.url("/metrics")).send().await.unwrap();
-        res.text().await.unwrap()
+        self.get_anonymous("/metrics").await.text().await.unwrap()
     }
 
     /// The OpenAPI document the API serves (`GET /openapi.json`).
     pub async fn openapi(&self) -> Value {
-        body(
-            self.client
-                .get(self.url("/openapi.json"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        body(self.get_anonymous("/openapi.json").await).await
     }
 
     /// Starts graceful shutdown and returns the server task, to await later.
@@ -270,6 +267,18 @@ impl Locked {
     pub async fn release(self) {
         self.client.batch_execute("ROLLBACK").await.unwrap();
     }
+}
+
+/// How many of the API's backends (role `aiquota_api`) on `db`'s database wait on a lock right now.
+pub async fn lock_waiters(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND usename = 'aiquota_api' AND wait_event_type = 'Lock'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
 }
 
 /// Ledger rows of `user`.

@@ -19,12 +19,7 @@ async fn admin_routes_need_an_admin_role() {
         problem(req.send().await.unwrap(), 403).await;
     }
     // No token at all is 401, not 403.
-    let res = app
-        .client
-        .get(app.url("/v1/admin/users/henry"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_anonymous("/v1/admin/users/henry").await;
     problem(res, 401).await;
     let db = sql(&app.db).await;
     let audited: i64 = db

@@ -185,7 +185,7 @@ async fn an_admin_api_key_is_accepted_by_its_digest_and_audited_by_a_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dashboard_is_embedded_and_the_demo_is_served_only_when_configured() {
     let app = TestApp::start("http_dashboard").await;
-    let res = app.client.get(app.url("/admin/")).send().await.unwrap();
+    let res = app.get_anonymous("/admin/").await;
     assert_eq!(res.status(), 200);
     let csp = header(&res, "content-security-policy")
         .unwrap_or("")
@@ -195,18 +195,13 @@ async fn the_dashboard_is_embedded_and_the_demo_is_served_only_when_configured()
         "{csp}"
     );
     assert!(res.text().await.unwrap().contains("/admin/admin.js"));
-    let res = app
-        .client
-        .get(app.url("/admin/admin.js"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_anonymous("/admin/admin.js").await;
     assert_eq!(
         header(&res, "content-type"),
         Some("text/javascript; charset=utf-8")
     );
     // No demo without AIQUOTA_DEMO_DIR: a problem+json 404 like any unknown route.
-    problem(app.client.get(app.url("/demo/")).send().await.unwrap(), 404).await;
+    problem(app.get_anonymous("/demo/").await, 404).await;
     app.stop().await;
 
     let dir = std::env::temp_dir().join(format!("aiquota-demo-{}", std::process::id()));
@@ -216,15 +211,10 @@ async fn the_dashboard_is_embedded_and_the_demo_is_served_only_when_configured()
     std::fs::write(dir.join(".secret.js"), "no").unwrap();
     let d = dir.clone();
     let app = TestApp::start_with("http_demo", move |c| c.demo_dir = Some(d)).await;
-    let res = app.client.get(app.url("/demo/")).send().await.unwrap();
+    let res = app.get_anonymous("/demo/").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "<p>demo</p>");
-    let res = app
-        .client
-        .get(app.url("/demo/demo.js"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_anonymous("/demo/demo.js").await;
     assert_eq!(
         header(&res, "content-type"),
         Some("text/javascript; charset=utf-8")
@@ -235,7 +225,7 @@ async fn the_dashboard_is_embedded_and_the_demo_is_served_only_when_configured()
         "/demo/%2e%2e",
         "/demo/missing.js",
     ] {
-        let res = app.client.get(app.url(bad)).send().await.unwrap();
+        let res = app.get_anonymous(bad).await;
         assert_eq!(res.status(), 404, "{bad}");
     }
     // Razorpay's callback goes on to the demo page with its query.

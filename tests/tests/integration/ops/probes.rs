@@ -7,14 +7,14 @@ use aiquota_tests::http::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn health_ready_metrics_openapi() {
     let app = TestApp::start("http_ops").await;
-    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let res = app.get_anonymous("/healthz").await;
     assert_eq!(res.status(), 200);
-    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let res = app.get_anonymous("/readyz").await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["extension"], env!("CARGO_PKG_VERSION"));
 
     // Request ids: generated, echoed, and kept when the client sends one.
-    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let res = app.get_anonymous("/healthz").await;
     assert!(res.headers().contains_key("x-request-id"));
     let res = app
         .client
@@ -32,7 +32,7 @@ async fn health_ready_metrics_openapi() {
         app.consume(&t).await;
     }
     app.get("/v1/admin/users/nina", &t).send().await.unwrap();
-    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let res = app.get_anonymous("/metrics").await;
     assert!(res.headers()["content-type"]
         .to_str()
         .unwrap()
@@ -89,7 +89,7 @@ async fn readyz_fails_without_the_extension() {
         .unwrap();
     drop(su);
     let app = TestApp::start_on(db, test_config("t_http_ops_noext")).await;
-    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let res = app.get_anonymous("/readyz").await;
     let p = problem(res, 503).await;
     assert!(
         p["detail"].as_str().unwrap().contains("not installed"),
@@ -172,25 +172,13 @@ async fn unreachable_database_is_503_with_retry_after() {
     );
     let res = app.consume(&user_token("quinn")).await;
     problem(res, 503).await;
-    problem(
-        app.client.get(app.url("/readyz")).send().await.unwrap(),
-        503,
-    )
-    .await;
+    problem(app.get_anonymous("/readyz").await, 503).await;
     let m = app.metrics().await;
     assert!(
         !m.contains("aiquota_db_retries_total 0"),
         "failed connects are retried:\n{m}"
     );
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get_anonymous("/healthz").await.status(), 200);
     app.stop().await;
 }
 

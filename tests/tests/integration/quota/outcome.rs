@@ -10,16 +10,7 @@ use futures_util::future::join_all;
 /// Waits until `n` API backends wait on a lock.
 async fn wait_for_lock_waiters(db: &tokio_postgres::Client, n: i64) {
     for _ in 0..250 {
-        let waiting: i64 = db
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND usename = 'aiquota_api' AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting >= n {
+        if lock_waiters(db).await >= n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -55,15 +55,7 @@ async fn lost_connection_retries_only_with_an_idempotency_key() {
     // The retry is now waiting on the same lock again.
     let mut waiting = 0;
     for _ in 0..200 {
-        waiting = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND usename = 'aiquota_api' AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0);
+        waiting = lock_waiters(&admin).await;
         if waiting > 0 {
             break;
         }
