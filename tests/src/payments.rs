@@ -282,6 +282,15 @@ pub async fn razorpay_app(name: &str) -> (TestApp, MockRazorpay) {
     (app, mock)
 }
 
+/// A Razorpay checkout under way: [`razorpay_app`] on `t_<name>`, the token of `user`, and the `pro_week`
+/// link `user` asked for (created, not paid yet).
+pub async fn razorpay_checkout(name: &str, user: &str) -> (TestApp, MockRazorpay, String, Link) {
+    let (app, mock) = razorpay_app(name).await;
+    let token = crate::http::user_token(user);
+    let link = app.create_link(&token, "pro_week").await;
+    (app, mock, token, link)
+}
+
 /// The API accepting Stripe webhooks signed with any of `secrets`, for events of `livemode`.
 pub async fn stripe_app(name: &str, secrets: &[&str], livemode: bool) -> TestApp {
     let secrets: Vec<Secret> = secrets.iter().map(|s| Secret::new(*s)).collect();

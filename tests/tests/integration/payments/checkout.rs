@@ -25,6 +25,19 @@ async fn plan_of(db: &str, user: &str) -> (Option<String>, Option<DateTime<Utc>>
     }
 }
 
+/// The provider's id stored for the order `reference` and its status.
+async fn order_of(db: &str, reference: &str) -> (Option<String>, String) {
+    let row = sql(db)
+        .await
+        .query_one(
+            "SELECT provider_ref, status FROM quota.orders WHERE reference_id = $1",
+            &[&reference],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
 fn parse_time(v: &Value) -> DateTime<Utc> {
     v.as_str()
         .unwrap_or_else(|| panic!("not a time: {v}"))
@@ -38,10 +51,7 @@ fn about(t: DateTime<Utc>, expected: DateTime<Utc>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
-    let (app, mock) = razorpay_app("pay_link_verify").await;
-    let alice = user_token("alice");
-
-    let link = app.create_link(&alice, "pro_week").await;
+    let (app, mock, alice, link) = razorpay_checkout("pay_link_verify", "alice").await;
     assert!(
         link.id.starts_with("plink_") && link.reference.starts_with("aq_"),
         "{link}"
@@ -67,16 +77,8 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
     assert_eq!(sent["callback_method"], "get");
     assert_eq!(sent["notes"]["user_id"], "alice");
     assert_eq!(sent["notes"]["product"], "pro_week");
-    let attached: String = sql(&app.db)
-        .await
-        .query_one(
-            "SELECT provider_ref FROM quota.orders WHERE reference_id = $1",
-            &[&link.reference],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(attached, link.id);
+    let (attached, _) = order_of(&app.db, &link.reference).await;
+    assert_eq!(attached.as_deref(), Some(link.id.as_str()));
 
     // Before paying: the link is `created`, so even a correctly signed "paid" callback is refused.
     let cb = link.callback("paid", "pay_Alice0001");
@@ -125,15 +127,7 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
     problem(res, 404).await;
     assert_eq!(plan_of(&app.db, "mallory").await.0, None);
 
-    let status: String = sql(&app.db)
-        .await
-        .query_one(
-            "SELECT status FROM quota.orders WHERE reference_id = $1",
-            &[&link.reference],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let (_, status) = order_of(&app.db, &link.reference).await;
     assert_eq!(status, "paid");
     assert_eq!(
         scalar(&app.db, "SELECT count(*) FROM quota.payments").await,
@@ -173,9 +167,7 @@ async fn link_then_callback_upgrades_and_the_next_consume_sees_pro() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn callback_and_webhooks_delivered_twice_concurrently_apply_once() {
-    let (app, mock) = razorpay_app("pay_concurrent").await;
-    let bob = user_token("bob");
-    let link = app.create_link(&bob, "pro_week").await;
+    let (app, mock, bob, link) = razorpay_checkout("pay_concurrent", "bob").await;
     let paid = mock.pay(&link.id, "pay_Bob0001", 49900);
 
     let cb = link.callback("paid", "pay_Bob0001");
@@ -246,11 +238,8 @@ async fn callback_and_webhooks_delivered_twice_concurrently_apply_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partial_or_wrong_payments_do_not_upgrade() {
-    let (app, mock) = razorpay_app("pay_partial").await;
-    let carol = user_token("carol");
-
+    let (app, mock, carol, link) = razorpay_checkout("pay_partial", "carol").await;
     // Partially paid: the signature is valid, the status is not `paid`.
-    let link = app.create_link(&carol, "pro_week").await;
     let partial = mock.pay(&link.id, "pay_Carol0001", 20000);
     assert_eq!(partial["status"], "partially_paid");
     let cb = link.callback("partially_paid", "pay_Carol0001");
@@ -319,9 +308,7 @@ async fn partial_or_wrong_payments_do_not_upgrade() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forged_tampered_or_unsigned_deliveries_record_nothing() {
-    let (app, mock) = razorpay_app("pay_forged").await;
-    let dave = user_token("dave");
-    let link = app.create_link(&dave, "pro_week").await;
+    let (app, mock, dave, link) = razorpay_checkout("pay_forged", "dave").await;
     let paid = mock.pay(&link.id, "pay_Dave0001", 49900);
     let event = link_paid_event(&paid, "pay_Dave0001");
     let good = hmac_hex(WEBHOOK_SECRET, event.as_bytes());
@@ -611,9 +598,7 @@ async fn stripe_webhooks_upgrade_with_current_or_rotated_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_link_whose_attach_was_lost_still_pays_and_routes_are_documented() {
-    let (app, mock) = razorpay_app("pay_unattached").await;
-    let fay = user_token("fay");
-    let link = app.create_link(&fay, "pro_week").await;
+    let (app, mock, fay, link) = razorpay_checkout("pay_unattached", "fay").await;
     // As if the API had died between creating the link and storing its id.
     sql(&app.db)
         .await
@@ -627,15 +612,7 @@ async fn a_link_whose_attach_was_lost_still_pays_and_routes_are_documented() {
     let event = link_paid_event(&paid, "pay_Fay0001");
     let res = app.signed_razorpay_webhook(&event, "evt_fay").await;
     assert_eq!(body(res).await["result"], "applied");
-    let stored: Option<String> = sql(&app.db)
-        .await
-        .query_one(
-            "SELECT provider_ref FROM quota.orders WHERE reference_id = $1",
-            &[&link.reference],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let (stored, _) = order_of(&app.db, &link.reference).await;
     assert_eq!(stored.as_deref(), Some(link.id.as_str()));
     // A callback naming another link for this order is refused.
     let cb = callback(

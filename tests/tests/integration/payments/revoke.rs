@@ -4,13 +4,23 @@
 //! `quota_payments`, not `quota_api`.
 
 use aiquota_tests::{http::*, payments::*};
-use serde_json::json;
+use serde_json::{json, Value};
 
 const WHSEC: &str = "whsec_revoke_tests_0123456789";
 
 fn checkout(id: &str, user: &str, intent: &str, livemode: bool) -> String {
     let session = checkout_session(user, 1900, intent, "paid");
     stripe_event(id, "checkout.session.completed", livemode, session)
+}
+
+/// A test-mode `charge.refunded` around `charge`.
+fn refund_event(id: &str, charge: Value) -> String {
+    stripe_event(id, "charge.refunded", false, charge)
+}
+
+/// A test-mode `charge.dispute.closed` around `dispute`.
+fn dispute_event(id: &str, dispute: Value) -> String {
+    stripe_event(id, "charge.dispute.closed", false, dispute)
 }
 
 /// A Stripe delivery of `payload`, signed now with [`WHSEC`].
@@ -72,27 +82,15 @@ async fn stripe_full_refunds_and_lost_disputes_end_the_pass() {
                "amount_refunded": if refunded { 1900 } else { 500 }, "refunded": refunded})
     };
     // A partial refund keeps the pass.
-    let res = deliver(
-        &app,
-        &stripe_event("evt_r1", "charge.refunded", false, charge(false)),
-    )
-    .await;
+    let res = deliver(&app, &refund_event("evt_r1", charge(false))).await;
     assert_eq!(body(res).await["result"], "ignored");
     assert_eq!(app.plan("rita").await, "pro");
     // The full refund ends it; a redelivery (new event id) changes nothing more.
-    let res = deliver(
-        &app,
-        &stripe_event("evt_r2", "charge.refunded", false, charge(true)),
-    )
-    .await;
+    let res = deliver(&app, &refund_event("evt_r2", charge(true))).await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "revoked");
     assert_eq!(app.plan("rita").await, "free");
-    let res = deliver(
-        &app,
-        &stripe_event("evt_r3", "charge.refunded", false, charge(true)),
-    )
-    .await;
+    let res = deliver(&app, &refund_event("evt_r3", charge(true))).await;
     assert_eq!(res.status(), 200);
     assert_eq!(app.plan("rita").await, "free");
 
@@ -100,39 +98,25 @@ async fn stripe_full_refunds_and_lost_disputes_end_the_pass() {
         json!({"id": "dp_Dana1", "object": "dispute", "charge": "ch_Dana1", "payment_intent": "pi_Dana1",
                "amount": 1900, "status": status})
     };
-    let res = deliver(
-        &app,
-        &stripe_event("evt_d1", "charge.dispute.closed", false, dispute("won")),
-    )
-    .await;
+    let res = deliver(&app, &dispute_event("evt_d1", dispute("won"))).await;
     assert_eq!(body(res).await["result"], "ignored");
     assert_eq!(app.plan("dana").await, "pro");
-    let res = deliver(
-        &app,
-        &stripe_event("evt_d2", "charge.dispute.closed", false, dispute("lost")),
-    )
-    .await;
+    let res = deliver(&app, &dispute_event("evt_d2", dispute("lost"))).await;
     assert_eq!(body(res).await["result"], "revoked");
     assert_eq!(app.plan("dana").await, "free");
 
     // A refund of a payment this API never recorded: acknowledged, nothing changes.
     let other =
         json!({"id": "ch_X", "object": "charge", "payment_intent": "pi_Unknown", "refunded": true});
-    let res = deliver(
-        &app,
-        &stripe_event("evt_r4", "charge.refunded", false, other),
-    )
-    .await;
+    let res = deliver(&app, &refund_event("evt_r4", other)).await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["result"], "ignored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_razorpay_refund_ends_the_pass() {
-    let (app, mock) = razorpay_app("revoke_razorpay").await;
-    let t = user_token("ravi");
-    let plink = app.create_link(&t, "pro_week").await.id;
-    let link = mock.pay(&plink, "pay_Ravi0001", 49900);
+    let (app, mock, _, link) = razorpay_checkout("revoke_razorpay", "ravi").await;
+    let link = mock.pay(&link.id, "pay_Ravi0001", 49900);
     let res = app
         .signed_razorpay_webhook(&link_paid_event(&link, "pay_Ravi0001"), "ev_paid")
         .await;
