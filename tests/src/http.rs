@@ -106,6 +106,11 @@ impl TestApp {
         self.client.post(self.url(path)).bearer_auth(token)
     }
 
+    /// `GET /v1/quota` with `token`; the response as it is.
+    pub async fn quota(&self, token: &str) -> reqwest::Response {
+        self.get("/v1/quota", token).send().await.unwrap()
+    }
+
     /// GET without a token; the response as it is.
     pub async fn get_anonymous(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()

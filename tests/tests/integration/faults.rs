@@ -247,11 +247,7 @@ async fn read_only_mode_is_503_and_recovers() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let read = app
-        .get("/v1/quota", &user_token("ro0"))
-        .send()
-        .await
-        .unwrap();
+    let read = app.quota(&user_token("ro0")).await;
     let read_status = read.status().as_u16();
     admin
         .batch_execute(&format!(

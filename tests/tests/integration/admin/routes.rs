@@ -49,7 +49,7 @@ async fn admin_changes_are_audited_with_the_admin_as_actor() {
     let acct = body(res).await;
     assert_eq!(acct["plan"], "pro");
     assert_eq!(acct["plan_expires_at"], "2999-01-01T00:00:00Z");
-    let q = body(app.get("/v1/quota", &ivy).send().await.unwrap()).await;
+    let q = body(app.quota(&ivy).await).await;
     assert_eq!(q["plan"], "pro", "applies to the very next read");
 
     let res = app

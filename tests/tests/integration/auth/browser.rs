@@ -163,7 +163,7 @@ async fn an_admin_api_key_is_accepted_by_its_digest_and_audited_by_a_prefix() {
         problem(res, 401).await;
     }
     // The key is an admin credential only: it is not a user.
-    problem(app.get("/v1/quota", key).send().await.unwrap(), 401).await;
+    problem(app.quota(key).await, 401).await;
     // A user's JWT is still refused on admin routes.
     let res = app
         .put_json(

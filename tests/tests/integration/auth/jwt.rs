@@ -85,11 +85,7 @@ async fn bad_tokens_are_401() {
         c
     };
     // A valid token works, so the failures below are about the token.
-    let ok = app
-        .get("/v1/quota", &hs256(&good("alice"), SECRET))
-        .send()
-        .await
-        .unwrap();
+    let ok = app.quota(&hs256(&good("alice"), SECRET)).await;
     assert_eq!(ok.status(), 200);
     assert_eq!(body(ok).await["user"], "alice");
 
@@ -161,25 +157,15 @@ async fn jwks_rs256_and_no_algorithm_confusion() {
     .await;
 
     let ok = app
-        .get(
-            "/v1/quota",
-            &rs256(&claims("rsa-user", "authenticated"), "test-rsa-1"),
-        )
-        .send()
-        .await
-        .unwrap();
+        .quota(&rs256(&claims("rsa-user", "authenticated"), "test-rsa-1"))
+        .await;
     assert_eq!(ok.status(), 200);
     assert_eq!(body(ok).await["user"], "rsa-user");
 
     // ES256 with the P-256 key of the same JWKS.
     let ok = app
-        .get(
-            "/v1/quota",
-            &es256(&claims("ec-user", "authenticated"), "test-ec-1"),
-        )
-        .send()
-        .await
-        .unwrap();
+        .quota(&es256(&claims("ec-user", "authenticated"), "test-ec-1"))
+        .await;
     assert_eq!(ok.status(), 200);
     assert_eq!(body(ok).await["user"], "ec-user");
     // An ES256 token naming the RSA key's kid matches no key of its algorithm.
@@ -243,13 +229,8 @@ async fn jwks_only_rejects_hs256() {
     .await;
     assert_token_401(&app, &user_token("alice"), "HS256 without a secret").await;
     let ok = app
-        .get(
-            "/v1/quota",
-            &rs256(&claims("alice", "authenticated"), "test-rsa-1"),
-        )
-        .send()
-        .await
-        .unwrap();
+        .quota(&rs256(&claims("alice", "authenticated"), "test-rsa-1"))
+        .await;
     assert_eq!(ok.status(), 200);
     app.stop().await;
 }
@@ -263,13 +244,8 @@ async fn unreachable_jwks_is_503_not_401() {
     })
     .await;
     let res = app
-        .get(
-            "/v1/quota",
-            &rs256(&claims("alice", "authenticated"), "test-rsa-1"),
-        )
-        .send()
-        .await
-        .unwrap();
+        .quota(&rs256(&claims("alice", "authenticated"), "test-rsa-1"))
+        .await;
     assert!(res.headers().contains_key("retry-after"));
     problem(res, 503).await;
     app.stop().await;

@@ -52,7 +52,7 @@ async fn end_users_read_but_only_the_server_writes() {
     );
 
     // Reads and the event stream stay open to the user.
-    let res = app.get("/v1/quota", &user).send().await.unwrap();
+    let res = app.quota(&user).await;
     assert_eq!(res.status(), 200);
     assert_eq!(body(res).await["user"], "sam");
     let res = app.get("/v1/quota/events", &user).send().await.unwrap();
@@ -94,7 +94,7 @@ async fn end_users_read_but_only_the_server_writes() {
         )
         .await;
     assert_eq!(res.status(), 200);
-    let q = body(app.get("/v1/quota", &user).send().await.unwrap()).await;
+    let q = body(app.quota(&user).await).await;
     let tokens = q["meters"]
         .as_array()
         .unwrap()

@@ -43,11 +43,7 @@ async fn nbf_in_the_future_is_401_and_charges_nothing() {
     assert_eq!(charged, 0);
     // Within the 30 s leeway `exp` also gets, and in the past: valid.
     for offset in [10, -60] {
-        let res = app
-            .get("/v1/quota", &with_nbf(offset))
-            .send()
-            .await
-            .unwrap();
+        let res = app.quota(&with_nbf(offset)).await;
         assert_eq!(res.status(), 200, "nbf now{offset:+}");
     }
     app.stop().await;
@@ -97,21 +93,21 @@ async fn jwks_keys_are_dropped_after_max_stale_without_a_fetch() {
         &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
     )
     .unwrap();
-    let res = app.get("/v1/quota", &token).send().await.unwrap();
+    let res = app.quota(&token).await;
     assert_eq!(res.status(), 200, "keys fetched");
     // The JWKS goes down: the cached keys still work for a while ...
     up.store(false, Ordering::SeqCst);
-    let res = app.get("/v1/quota", &token).send().await.unwrap();
+    let res = app.quota(&token).await;
     assert_eq!(res.status(), 200, "within AIQUOTA_JWKS_MAX_STALE_S");
     // ... but not past the bound: the refresh fails and the keys are gone, so nothing verifies (503).
     tokio::time::sleep(Duration::from_secs(11)).await;
-    let res = app.get("/v1/quota", &token).send().await.unwrap();
+    let res = app.quota(&token).await;
     let p = problem(res, 503).await;
     assert_eq!(p["type"], "/problems/unavailable", "{p}");
     // Back up: the next fetch (at most every 5 s) brings them back.
     up.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let res = app.get("/v1/quota", &token).send().await.unwrap();
+    let res = app.quota(&token).await;
     assert_eq!(res.status(), 200, "keys fetched again");
     app.stop().await;
 }

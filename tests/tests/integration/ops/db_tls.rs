@@ -147,13 +147,7 @@ async fn try_dsn(db: &str, dsn: String) -> (u16, bool) {
     let mut config = test_config(db);
     config.database_url = aiquota_api::config::Secret::new(dsn);
     let app = TestApp::start_on(db.to_string(), config).await;
-    let status = app
-        .get("/v1/quota", &user_token("tess"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16();
+    let status = app.quota(&user_token("tess")).await.status().as_u16();
     let ssl: bool = sql(db)
         .await
         .query_one(

@@ -158,11 +158,7 @@ async fn unreachable_database_is_503_with_retry_after() {
     // Nothing listens on port 1.
     config.database_url = aiquota_api::config::Secret::new("postgres://aiquota_api@127.0.0.1:1/x");
     let app = TestApp::start_on(db, config).await;
-    let res = app
-        .get("/v1/quota", &user_token("quinn"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.quota(&user_token("quinn")).await;
     assert_eq!(res.headers()["retry-after"], "1");
     let p = problem(res, 503).await;
     assert_eq!(p["type"], "/problems/unavailable");

@@ -80,7 +80,7 @@ async fn consume_until_denied() {
     assert!(p["retry_after_s"].is_null());
 
     // GET /v1/quota shows the state; another user is untouched.
-    let q = body(app.get("/v1/quota", &alice).send().await.unwrap()).await;
+    let q = body(app.quota(&alice).await).await;
     assert_eq!(q["plan"], "free");
     let req = q["meters"]
         .as_array()
@@ -90,13 +90,7 @@ async fn consume_until_denied() {
         .unwrap();
     assert_eq!(req["used"], 10);
     assert_eq!(req["status"], "exceeded");
-    let bob = body(
-        app.get("/v1/quota", &user_token("bob"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let bob = body(app.quota(&user_token("bob")).await).await;
     assert_eq!(bob["meters"][0]["used"], 0);
 
     let db = sql(&app.db).await;
@@ -333,7 +327,7 @@ async fn reservations() {
         .unwrap();
     problem(res, 400).await;
 
-    let q = body(app.get("/v1/quota", &grace).send().await.unwrap()).await;
+    let q = body(app.quota(&grace).await).await;
     let tokens = q["meters"]
         .as_array()
         .unwrap()

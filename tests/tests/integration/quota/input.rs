@@ -18,6 +18,14 @@ async fn ledger_rows(app: &TestApp, user: &str) -> i64 {
         .get(0)
 }
 
+/// Asserts that the problem `p` says the refused character is U+0000; `what` names the case.
+fn assert_names_the_nul(p: &serde_json::Value, what: &str) {
+    assert!(
+        p["detail"].as_str().unwrap().contains("U+0000"),
+        "{what}: {p}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nul_in_a_body_is_400_and_charges_nothing() {
     let app = TestApp::start("http_input_nul_body").await;
@@ -34,10 +42,7 @@ async fn nul_in_a_body_is_400_and_charges_nothing() {
         let res = app.post_json("/v1/quota/consume", &t, &body).await;
         let p = problem(res, 400).await;
         assert_eq!(p["type"], "/problems/bad-request", "{what}: {p}");
-        assert!(
-            p["detail"].as_str().unwrap().contains("U+0000"),
-            "{what}: {p}"
-        );
+        assert_names_the_nul(&p, what);
     }
     let res = app
         .post_json(
@@ -72,10 +77,7 @@ async fn nul_in_path_query_or_sub_is_4xx() {
     ] {
         let res = app.get(path, &admin).send().await.unwrap();
         let p = problem(res, 400).await;
-        assert!(
-            p["detail"].as_str().unwrap().contains("U+0000"),
-            "{path}: {p}"
-        );
+        assert_names_the_nul(&p, path);
     }
     let res = app
         .put_json(
@@ -89,7 +91,7 @@ async fn nul_in_path_query_or_sub_is_4xx() {
     let t = hs256(&claims("eve\u{0}", "authenticated"), SECRET);
     let res = app.consume(&t).await;
     problem(res, 401).await;
-    let res = app.get("/v1/quota", &t).send().await.unwrap();
+    let res = app.quota(&t).await;
     problem(res, 401).await;
     app.stop().await;
 }

@@ -34,7 +34,7 @@ async fn a_read_only_database_is_503_with_retry_after_and_reads_keep_working() {
     );
     let p = problem(res, 503).await;
     assert_eq!(p["type"], "/problems/unavailable");
-    let res = app.get("/v1/quota", &t).send().await.unwrap();
+    let res = app.quota(&t).await;
     assert_eq!(res.status(), 200, "reads keep working");
     let q = body(res).await;
     assert_eq!(q["user"], "rory");
