@@ -111,24 +111,13 @@ async fn a_saturated_burst_is_answered_not_500() {
         .await
         .unwrap();
     let t = user_token("olga");
-    let res = app
-        .post_json(
-            "/v1/quota/consume",
-            &t,
-            &json!({"amount": 1_000_000_000_000i64}),
-        )
-        .await;
+    let huge = json!({"amount": 1_000_000_000_000i64});
+    let res = app.post_json("/v1/quota/consume", &t, &huge).await;
     assert_eq!(res.status(), 200);
     let d = body(res).await;
     assert_eq!(d["resets_at"], "9999-12-31T23:59:59Z", "{d}");
     // The next call is a burst denial, reported the same way.
-    let res = app
-        .post_json(
-            "/v1/quota/consume",
-            &t,
-            &json!({"amount": 1_000_000_000_000i64}),
-        )
-        .await;
+    let res = app.post_json("/v1/quota/consume", &t, &huge).await;
     let p = problem(res, 429).await;
     assert_eq!(p["period"], "burst", "{p}");
     app.stop().await;
