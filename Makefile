@@ -56,12 +56,12 @@ test-integration: ## concurrency and invariant tests with real sessions against 
 	@$(MAKE) --no-print-directory db EXT_BUILD=
 	@scripts/py-env.sh
 	@scripts/node-env.sh
-	cargo test -p aiquota-tests -- --test-threads=1 --skip web_ --skip fuzz_
+	cargo test -p aiquota-tests -- --test-threads=1 --skip web:: --skip fuzz::
 
 test-fuzz: ## schemathesis over /openapi.json (user and admin token) against the real API on a fresh database: no 5xx, no schema violation; AIQUOTA_FUZZ_EXAMPLES per operation (default 50)
 	@$(MAKE) --no-print-directory db EXT_BUILD=
 	@scripts/py-env.sh
-	cargo test -p aiquota-tests --test fuzz_openapi -- --test-threads=1
+	cargo test -p aiquota-tests --test integration -- --test-threads=1 fuzz::
 
 setup-web: ## node, npm, Debian's chromium and web/node_modules (npm ci), each only when missing
 	@scripts/setup-web.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fault suite's own PostgreSQL cluster (.data/faults on 127.0.0.1:$((PGPORT + 1))), which the suite kills,
 # restarts, freezes and makes read-only; the development cluster is never touched.
-# Usage: scripts/faults.sh run            set up the cluster, run tests/tests/faults.rs, stop the cluster
+# Usage: scripts/faults.sh run            set up the cluster, run the integration tests' faults:: module, stop the cluster
 #        scripts/faults.sh start|stop     the cluster
 #        scripts/faults.sh kill9          kill -9 the postmaster and every backend (start brings it back)
 #        scripts/faults.sh restart-fast | restart-immediate
@@ -69,7 +69,7 @@ run() {
   log "fault suite on 127.0.0.1:$FAULT_PORT"
   local rc=0
   AIQUOTA_PGPORT="$FAULT_PORT" AIQUOTA_FAULTS_PORT="$FAULT_PORT" AIQUOTA_FAULTS="$ROOT/scripts/faults.sh" \
-    timeout 900 cargo test -p aiquota-tests --test faults -- --ignored --test-threads=1 --nocapture || rc=$?
+    timeout 900 cargo test -p aiquota-tests --test integration -- --ignored --test-threads=1 --nocapture faults:: || rc=$?
   stop
   return $rc
 }

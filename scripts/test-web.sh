@@ -11,4 +11,4 @@ log "web: build"
 npm run --silent build
 cd "$ROOT"
 log "web: generated types and browser tests (chromium)"
-cargo test -p aiquota-tests --test web_browser -- --test-threads=1
+cargo test -p aiquota-tests --test integration -- --test-threads=1 web::

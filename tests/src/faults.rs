@@ -1,6 +1,6 @@
-//! Helpers for the fault suite (`make test-faults`, `tests/tests/faults.rs`): HTTP load against one or more
-//! API instances that records every answer with its `Idempotency-Key`, the tally that compares what was
-//! acknowledged with what the ledger holds, and control of the suite's own cluster through
+//! Helpers for the fault suite (`make test-faults`, `tests/tests/integration/faults.rs`): HTTP load against
+//! one or more API instances that records every answer with its `Idempotency-Key`, the tally that compares
+//! what was acknowledged with what the ledger holds, and control of the suite's own cluster through
 //! `scripts/faults.sh` (kill -9, restarts, SIGSTOP/SIGCONT).
 
 use std::{

@@ -106,9 +106,39 @@ impl TestApp {
         self.client.post(self.url(path)).bearer_auth(token)
     }
 
+    /// `GET /v1/quota` with `token`; the response as it is.
+    pub async fn quota(&self, token: &str) -> reqwest::Response {
+        self.get("/v1/quota", token).send().await.unwrap()
+    }
+
+    /// GET without a token; the response as it is.
+    pub async fn get_anonymous(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// POST of the JSON `body` with a bearer token; the response as it is.
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.post(path, token).json(body).send().await.unwrap()
+    }
+
+    /// PUT of the JSON `body` with a bearer token; the response as it is.
+    pub async fn put_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.put(path, token).json(body).send().await.unwrap()
+    }
+
     /// PUT with a bearer token.
     pub fn put(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.client.put(self.url(path)).bearer_auth(token)
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.get_anonymous("/metrics").await.text().await.unwrap()
+    }
+
+    /// The OpenAPI document the API serves (`GET /openapi.json`).
+    pub async fn openapi(&self) -> Value {
+        body(self.get_anonymous("/openapi.json").await).await
     }
 
     /// Starts graceful shutdown and returns the server task, to await later.
@@ -132,6 +162,30 @@ impl Drop for TestApp {
             let _ = s.send(());
         }
     }
+}
+
+/// Runs the `n` futures `task(0..n)` makes, each in its own task, released together by a barrier once all
+/// are spawned; returns their outputs in order.
+pub async fn together<T, F>(n: usize, task: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, work) = (barrier.clone(), task(i));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for h in handles {
+        out.push(h.await.expect("a task panicked"));
+    }
+    out
 }
 
 /// Seconds since the epoch.
@@ -220,6 +274,18 @@ impl Locked {
     }
 }
 
+/// How many of the API's backends (role `aiquota_api`) on `db`'s database wait on a lock right now.
+pub async fn lock_waiters(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND usename = 'aiquota_api' AND wait_event_type = 'Lock'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 /// Ledger rows of `user`.
 pub async fn ledger_rows(db: &tokio_postgres::Client, user: &str) -> i64 {
     db.query_one(
@@ -240,13 +306,13 @@ pub async fn verify_rows(db: &tokio_postgres::Client) -> i64 {
 }
 
 impl TestApp {
+    /// One default consume (one `ai_requests`) with `token`; the response as it is.
+    pub async fn consume(&self, token: &str) -> reqwest::Response {
+        self.post("/v1/quota/consume", token).send().await.unwrap()
+    }
+
     /// The status of one default consume (one `ai_requests`) with `token`.
     pub async fn consume_status(&self, token: &str) -> u16 {
-        self.post("/v1/quota/consume", token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        self.consume(token).await.status().as_u16()
     }
 }

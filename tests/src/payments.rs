@@ -7,6 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use aiquota_api::config::Secret;
 use axum::{
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
@@ -18,6 +19,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+
+use crate::http::TestApp;
 
 /// Razorpay key id the tests configure.
 pub const KEY_ID: &str = "rzp_test_aiquota1";
@@ -263,10 +266,190 @@ impl MockRazorpay {
 
 /// Configures Razorpay (keys, webhook secret, this mock as the API, [`PUBLIC_URL`]) on `c`.
 pub fn with_razorpay(c: &mut aiquota_api::Config, mock: &MockRazorpay) {
-    use aiquota_api::config::Secret;
     c.payments.razorpay_key_id = Some(KEY_ID.into());
     c.payments.razorpay_key_secret = Some(Secret::new(KEY_SECRET));
     c.payments.razorpay_webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
     c.payments.razorpay_api_base = mock.base.clone();
     c.payments.public_url = Some(PUBLIC_URL.into());
+}
+
+/// The API with Razorpay pointed at a fresh [`MockRazorpay`] (on a fresh database `t_<name>`): the setup
+/// every Razorpay test starts from.
+pub async fn razorpay_app(name: &str) -> (TestApp, MockRazorpay) {
+    let mock = MockRazorpay::start().await;
+    let m = mock.clone();
+    let app = TestApp::start_with(name, move |c| with_razorpay(c, &m)).await;
+    (app, mock)
+}
+
+/// A Razorpay checkout under way: [`razorpay_app`] on `t_<name>`, the token of `user`, and the `pro_week`
+/// link `user` asked for (created, not paid yet).
+pub async fn razorpay_checkout(name: &str, user: &str) -> (TestApp, MockRazorpay, String, Link) {
+    let (app, mock) = razorpay_app(name).await;
+    let token = crate::http::user_token(user);
+    let link = app.create_link(&token, "pro_week").await;
+    (app, mock, token, link)
+}
+
+/// The API accepting Stripe webhooks signed with any of `secrets`, for events of `livemode`.
+pub async fn stripe_app(name: &str, secrets: &[&str], livemode: bool) -> TestApp {
+    let secrets: Vec<Secret> = secrets.iter().map(|s| Secret::new(*s)).collect();
+    TestApp::start_with(name, move |c| {
+        c.payments.stripe_webhook_secrets = secrets;
+        c.payments.stripe_livemode = livemode;
+    })
+    .await
+}
+
+/// A Stripe event of type `kind` with id `id` around `object`, created now.
+pub fn stripe_event(id: &str, kind: &str, livemode: bool, object: Value) -> String {
+    json!({
+        "id": id, "object": "event", "type": kind, "api_version": "2024-06-20", "created": crate::http::now(),
+        "livemode": livemode, "data": {"object": object},
+    })
+    .to_string()
+}
+
+/// A Checkout Session of `user` for `pro_month`: `amount` US cents, payment intent `intent`, payment status
+/// `payment_status` (`paid`, `unpaid`).
+pub fn checkout_session(user: &str, amount: i64, intent: &str, payment_status: &str) -> Value {
+    json!({
+        "id": format!("cs_test_{intent}"), "object": "checkout.session", "mode": "payment",
+        "client_reference_id": user, "metadata": {"product": "pro_month", "user_id": user},
+        "amount_total": amount, "currency": "usd", "payment_status": payment_status, "payment_intent": intent,
+    })
+}
+
+/// A payment link the API created (`POST /v1/payments/razorpay/links`, 201).
+pub struct Link {
+    /// The API's answer.
+    pub body: Value,
+    /// Razorpay's id of the link (`plink_…`).
+    pub id: String,
+    /// The order's reference (`aq_…`).
+    pub reference: String,
+}
+
+impl Link {
+    /// The browser callback of `payment` with link status `status`, signed with [`KEY_SECRET`].
+    pub fn callback(&self, status: &str, payment: &str) -> Value {
+        callback(KEY_SECRET, &self.id, &self.reference, status, payment)
+    }
+}
+
+/// The payment routes, as a browser, the frontend and the providers call them.
+impl TestApp {
+    /// `POST /v1/payments/razorpay/links` for `product` as `token`; the response as it is.
+    pub async fn request_link(&self, token: &str, product: &str) -> reqwest::Response {
+        let order = json!({ "product": product });
+        self.post_json("/v1/payments/razorpay/links", token, &order)
+            .await
+    }
+
+    /// A link for `product` as `token`, asserting the 201.
+    pub async fn create_link(&self, token: &str, product: &str) -> Link {
+        let res = self.request_link(token, product).await;
+        assert_eq!(res.status(), 201, "create link");
+        let body = crate::http::body(res).await;
+        let field = |name: &str| {
+            body[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: {body}"))
+        };
+        let (id, reference) = (
+            field("payment_link_id").to_string(),
+            field("reference_id").to_string(),
+        );
+        Link {
+            body,
+            id,
+            reference,
+        }
+    }
+
+    /// `POST /v1/payments/razorpay/verify` with the callback parameters `cb` as `token`.
+    pub async fn verify(&self, token: &str, cb: &Value) -> reqwest::Response {
+        self.post("/v1/payments/razorpay/verify", token)
+            .json(cb)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A Razorpay webhook delivery of `body` with `signature` (none: no header) and event id `event_id`.
+    pub async fn razorpay_webhook(
+        &self,
+        body: &str,
+        signature: Option<&str>,
+        event_id: &str,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/v1/webhooks/razorpay"))
+            .header("content-type", "application/json")
+            .header("x-razorpay-event-id", event_id)
+            .body(body.to_string());
+        if let Some(s) = signature {
+            req = req.header("x-razorpay-signature", s);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A Razorpay webhook delivery of `body`, signed with [`WEBHOOK_SECRET`].
+    pub async fn signed_razorpay_webhook(&self, body: &str, event_id: &str) -> reqwest::Response {
+        let sig = hmac_hex(WEBHOOK_SECRET, body.as_bytes());
+        self.razorpay_webhook(body, Some(&sig), event_id).await
+    }
+
+    /// A Stripe webhook delivery of `payload` with `Stripe-Signature: signature` (none: no header).
+    pub async fn stripe_webhook(
+        &self,
+        payload: &str,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url("/v1/webhooks/stripe"))
+            .header("content-type", "application/json")
+            .body(payload.to_string());
+        if let Some(s) = signature {
+            req = req.header("stripe-signature", s);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A Stripe webhook delivery of `payload`, signed now with `secret`.
+    pub async fn signed_stripe_webhook(&self, payload: &str, secret: &str) -> reqwest::Response {
+        let sig = stripe_header(secret, crate::http::now(), payload);
+        self.stripe_webhook(payload, Some(&sig)).await
+    }
+
+    /// The plan `user`'s quota reports (`GET /v1/quota`), `""` when it names none.
+    pub async fn plan(&self, user: &str) -> String {
+        let res = self
+            .get("/v1/quota", &crate::http::user_token(user))
+            .send()
+            .await
+            .unwrap();
+        crate::http::body(res).await["plan"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+/// The API's answer, for assertion messages.
+impl std::fmt::Display for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.body.fmt(f)
+    }
+}
+
+/// A member of the API's answer, as `link["short_url"]`.
+impl std::ops::Index<&str> for Link {
+    type Output = Value;
+
+    fn index(&self, member: &str) -> &Value {
+        &self.body[member]
+    }
 }

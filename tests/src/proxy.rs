@@ -373,3 +373,62 @@ impl CopilotRuntime {
         }
     }
 }
+
+/// The proxy in front of a fresh [`FakeUpstream`], on the API of a fresh database `t_<name>`: the setup every
+/// proxy test starts from (destructure it: `let ProxyApp { upstream, app } = ProxyApp::start(..).await`).
+pub struct ProxyApp {
+    /// The stand-in upstream, recording what reaches it.
+    pub upstream: FakeUpstream,
+    /// The API with the proxy configured.
+    pub app: crate::http::TestApp,
+}
+
+impl ProxyApp {
+    /// The OpenAI preset ([`openai_config`]) and the test configuration otherwise.
+    pub async fn start(name: &str) -> Self {
+        Self::start_with(name, openai_config, |_, _| {}).await
+    }
+
+    /// The proxy configuration `routes` gives for the upstream's base URL, then `tweak` on it and on the
+    /// API's configuration.
+    pub async fn start_with(
+        name: &str,
+        routes: fn(&str) -> aiquota_api::proxy::ProxyConfig,
+        tweak: impl FnOnce(&mut aiquota_api::proxy::ProxyConfig, &mut aiquota_api::Config),
+    ) -> Self {
+        let upstream = FakeUpstream::start().await;
+        let mut proxy = routes(&upstream.base);
+        let app = crate::http::TestApp::start_with(name, move |c| {
+            tweak(&mut proxy, c);
+            c.proxy = Some(proxy);
+        })
+        .await;
+        Self { upstream, app }
+    }
+}
+
+/// The tokens the proxy holds for the prompt of `body`: its bytes / 3, rounded up.
+pub fn prompt_hold(body: &Value) -> i64 {
+    body.to_string().len().div_ceil(3) as i64
+}
+
+/// The reservations of one metered call that went through, once settled: its request committed, and of the
+/// `hold` tokens held, `charged` committed (the actual usage).
+pub fn committed(hold: i64, charged: i64) -> Vec<ReservationRow> {
+    vec![
+        (
+            "ai_requests".into(),
+            "committed".into(),
+            1,
+            Some(1),
+            Some(1),
+        ),
+        (
+            "ai_tokens".into(),
+            "committed".into(),
+            hold,
+            Some(charged),
+            Some(charged),
+        ),
+    ]
+}

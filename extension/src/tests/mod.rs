@@ -2,23 +2,29 @@
 //!
 //! The clock is pinned with `SET LOCAL quota.now` so window arithmetic is checked against exact instants.
 
-// The test files are included (not `mod`-declared) because `#[pg_schema]` cannot expand file modules.
-#[pgrx::pg_schema]
-mod tests {
-    use crate::tests::support::*;
-    use pgrx::prelude::*;
-
-    include!("tests/admin.rs");
-    include!("tests/analytics.rs");
-    include!("tests/bad_input.rs");
-    include!("tests/consume.rs");
-    include!("tests/credits.rs");
-    include!("tests/payments.rs");
-    include!("tests/plans.rs");
-    include!("tests/reservations.rs");
-    include!("tests/roles.rs");
-    include!("tests/windows.rs");
-}
+// Each file is a module of its own that declares its `#[pg_schema] mod tests` inline: `cargo pgrx test` calls a
+// test as `tests.<name>()`, so every one of them must land in SQL schema `tests` (pgrx-tests' `run_test`), and
+// `#[pg_schema]` cannot expand a file module itself. The files live in `tests/` beside this one.
+#[path = "tests/admin.rs"]
+mod admin;
+#[path = "tests/analytics.rs"]
+mod analytics;
+#[path = "tests/bad_input.rs"]
+mod bad_input;
+#[path = "tests/consume.rs"]
+mod consume;
+#[path = "tests/credits.rs"]
+mod credits;
+#[path = "tests/payments.rs"]
+mod payments;
+#[path = "tests/plans.rs"]
+mod plans;
+#[path = "tests/reservations.rs"]
+mod reservations;
+#[path = "tests/roles.rs"]
+mod roles;
+#[path = "tests/windows.rs"]
+mod windows;
 
 /// Helpers shared by the test modules.
 #[cfg(any(test, feature = "pg_test"))]

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 
-/** Written by tests/tests/web_browser.rs. */
+/** Written by tests/tests/integration/web.rs. */
 export interface WebEnv {
   /** The API, e.g. http://127.0.0.1:40123. */
   api: string;

@@ -1,0 +1,3 @@
+//! The quota event stream (Server-Sent Events).
+
+mod stream;
