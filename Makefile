@@ -30,10 +30,10 @@ lint: setup ## formatting and clippy, warnings are errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: setup lint test-pg test-isolation test-regress test-upgrade test-integration test-fuzz test-faults test-web ## every test suite
+test: setup lint bench-check test-pg test-isolation test-regress test-upgrade test-integration test-fuzz test-faults test-web ## every test suite
 	@echo "all aiquota tests passed"
 
-test-fast: setup lint test-pg test-isolation test-regress test-integration ## the inner loop: everything but the upgrade, fuzz, fault and browser tiers
+test-fast: setup lint bench-check test-pg test-isolation test-regress test-integration ## the inner loop: everything but the upgrade, fuzz, fault and browser tiers
 	@echo "the fast tiers passed (make test runs them all)"
 
 test-pg: setup ## unit tests and #[pg_test]s inside a throwaway PostgreSQL managed by pgrx
