@@ -7,14 +7,22 @@
 //! OID.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use pgrx::prelude::*;
 use pgrx::PgTupleDesc;
 
 use crate::error::{QuotaError, Result};
 
+/// One composite type as looked up: its OID and, per attribute in order, the name (empty when dropped) and type.
+struct Known {
+    name: &'static str,
+    oid: pg_sys::Oid,
+    fields: Rc<[(String, pg_sys::Oid)]>,
+}
+
 thread_local! {
-    static OIDS: RefCell<Vec<(&'static str, pg_sys::Oid)>> = const { RefCell::new(Vec::new()) };
+    static OIDS: RefCell<Vec<Known>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Registers the invalidation callback; called once from `_PG_init`.
@@ -41,45 +49,78 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _cacheid: i32, _hash: u3
 }
 
 /// A value of one of the extension's composite types being filled in: the fields are collected as datums and the
-/// tuple is formed once at the end (setting fields on a formed tuple one by one rebuilds it every time).
+/// tuple is formed once at the end (setting fields on a formed tuple one by one rebuilds it every time). Fields
+/// are found by name in the attribute list kept with the OID, not by walking the tuple descriptor per field.
 pub struct Composite {
     desc: PgTupleDesc<'static>,
+    fields: Rc<[(String, pg_sys::Oid)]>,
     values: Vec<Option<pg_sys::Datum>>,
 }
 
 /// A new, all-NULL value of the composite type `name` (schema-qualified).
 pub fn composite(name: &'static str) -> Result<Composite> {
+    match build(name)? {
+        Some(c) => Ok(c),
+        // The type gained or lost an attribute since it was looked up (ALTER TYPE within this session): look
+        // it up again.
+        None => {
+            OIDS.with(|o| o.borrow_mut().retain(|k| k.name != name));
+            build(name)?.ok_or_else(|| QuotaError::Internal(format!("type {name} keeps changing")))
+        }
+    }
+}
+
+fn build(name: &'static str) -> Result<Option<Composite>> {
     let cached = OIDS.with(|o| {
         o.borrow()
             .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, oid)| *oid)
+            .find(|k| k.name == name)
+            .map(|k| (k.oid, k.fields.clone()))
     });
-    let oid = match cached {
-        Some(oid) => oid,
+    let (oid, fields) = match cached {
+        Some(known) => known,
         None => {
             let desc = PgTupleDesc::for_composite_type(name)
                 .ok_or_else(|| QuotaError::Internal(format!("type {name} does not exist")))?;
+            let fields: Rc<[(String, pg_sys::Oid)]> = desc
+                .iter()
+                .map(|a| {
+                    let field = if a.is_dropped() { "" } else { a.name() };
+                    (field.to_string(), a.type_oid().value())
+                })
+                .collect();
             let oid = desc.oid();
-            OIDS.with(|o| o.borrow_mut().push((name, oid)));
-            oid
+            OIDS.with(|o| {
+                o.borrow_mut().push(Known {
+                    name,
+                    oid,
+                    fields: fields.clone(),
+                })
+            });
+            (oid, fields)
         }
     };
     let desc = PgTupleDesc::for_composite_type_by_oid(oid)
         .ok_or_else(|| QuotaError::Internal(format!("type {name} is not a composite type")))?;
-    let values = vec![None; desc.len()];
-    Ok(Composite { desc, values })
+    if desc.len() != fields.len() {
+        return Ok(None);
+    }
+    let values = vec![None; fields.len()];
+    Ok(Some(Composite {
+        desc,
+        fields,
+        values,
+    }))
 }
 
 impl Composite {
     /// Sets field `field` (which must exist, with a type `T` converts to).
     pub fn set<T: IntoDatum>(&mut self, field: &str, value: T) -> Result<()> {
         let found = self
-            .desc
+            .fields
             .iter()
-            .enumerate()
-            .find(|(_, a)| !a.is_dropped() && a.name() == field)
-            .map(|(i, a)| (i, a.type_oid().value()));
+            .position(|(name, _)| name == field)
+            .map(|i| (i, self.fields[i].1));
         let Some((i, oid)) = found else {
             return Err(QuotaError::Internal(format!("no field {field}")));
         };
