@@ -47,6 +47,15 @@ for doc in README.md docs/sql.md; do
   python3 "$ROOT/scripts/doc-examples.py" $($accept && echo --accept) "$ROOT/$doc" \
     "$PGBIN/psql" -U postgres -h "$PGHOST" -p "$PGPORT" -d aiquota_doc || docs_failed=1
 done
+# docs/operations.md's set-up recipe creates the extension itself, in a database named as in the doc, with what a
+# Supabase project has already (an auth.users table and an authenticated role; roles are cluster-wide).
+psql_db -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS yourdb WITH (FORCE)" \
+  -c "CREATE DATABASE yourdb" \
+  -c "DO \$\$ BEGIN CREATE ROLE authenticated NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$"
+psql_db -d yourdb -c "CREATE SCHEMA auth" -c "CREATE TABLE auth.users (id uuid PRIMARY KEY)"
+python3 "$ROOT/scripts/doc-examples.py" $($accept && echo --accept) "$ROOT/docs/operations.md" \
+  "$PGBIN/psql" -U postgres -h "$PGHOST" -p "$PGPORT" -d yourdb || docs_failed=1
+psql_db -d postgres -c "DROP DATABASE IF EXISTS yourdb WITH (FORCE)"
 # The checker itself must fail on a wrong output: one that passed it would let every doc drift unseen.
 if python3 "$ROOT/scripts/doc-examples.py" "$REG/doc-check-must-fail.md" \
   "$PGBIN/psql" -U postgres -h "$PGHOST" -p "$PGPORT" -d aiquota_doc >/dev/null 2>&1; then
