@@ -856,15 +856,74 @@ fn fast_check(
     )))
 }
 
+/// The fast path of status (`user_counters.sql`, with the plan's limits and windows from the cache): Some when
+/// every window the plan sets has its counter row in the current window without expired holds; None when the
+/// general read must recount one (or the user has no account, an expired plan or overrides).
+fn fast_status(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    user: &str,
+    now: TimestampWithTimeZone,
+) -> Result<Option<Vec<ReadWindow>>> {
+    let tz = gucs::default_timezone();
+    let Some((plan, limits)) = meter_cache::status_limits(client, st, user, now, &tz)? else {
+        return Ok(None);
+    };
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    let table = client.update(&st.user_counters, None, &[user.into()])?;
+    let mut rows = Vec::with_capacity(table.len());
+    for row in table {
+        rows.push((
+            row.get::<String>(1)?.unwrap_or_default(),
+            row.get::<String>(2)?.unwrap_or_default(),
+            row.get::<TimestampWithTimeZone>(3)?.map(micros),
+            row.get::<i64>(4)?.unwrap_or(0),
+            row.get::<i64>(5)?.unwrap_or(0),
+            row.get::<TimestampWithTimeZone>(6)?.map(micros),
+            row.get::<i64>(7)?.unwrap_or(0),
+        ));
+    }
+    let now_us = micros(now);
+    let mut windows = Vec::with_capacity(limits.len());
+    for l in limits {
+        let counter = rows.iter().find(|r| r.0 == l.meter && r.1 == l.period);
+        let Some((_, _, start, used, held, held_until, carry)) = counter else {
+            return Ok(None);
+        };
+        let expired_holds = *held > 0 && held_until.is_none_or(|u| u <= now_us);
+        if *start != Some(micros(l.start)) || expired_holds {
+            return Ok(None);
+        }
+        windows.push(ReadWindow {
+            plan: plan.clone(),
+            meter: l.meter,
+            window: Window {
+                period: l.period,
+                limit: l.limit.map(|v| v.saturating_add(*carry)),
+                used: *used,
+                held: *held,
+                resets_at: l.end,
+                seconds_left: seconds_between(now, l.end),
+                denied: false,
+            },
+        });
+    }
+    Ok(Some(windows))
+}
+
 /// Every window of every meter on the user's plan, shortest period first within a meter.
 pub fn status(user: &str) -> Result<Vec<ReadWindow>> {
     let now = clock::now()?;
     let mut windows = Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
-            read_with(client, st, user, None, 0, now)
+            if let Some(windows) = fast_status(client, st, user, now)? {
+                return Ok(windows);
+            }
+            Ok(read_with(client, st, user, None, 0, now)?.windows)
         })
-    })?
-    .windows;
+    })?;
     windows.sort_by(|a, b| {
         (a.meter.as_str(), period::rank(&a.window.period))
             .cmp(&(b.meter.as_str(), period::rank(&b.window.period)))

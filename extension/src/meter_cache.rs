@@ -25,6 +25,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -81,6 +82,9 @@ struct UserPart {
     overrides: bool,
 }
 
+/// Every limit row of a plan: (meter, period, limit), shared by the users on the plan.
+type PlanLimits = Rc<[(String, String, Option<i64>)]>;
+
 /// The plan's part for one meter.
 #[derive(Debug, Clone)]
 enum PlanPart {
@@ -92,6 +96,8 @@ enum PlanPart {
 struct Cache {
     users: HashMap<String, UserPart>,
     plans: HashMap<(String, String), PlanPart>,
+    /// plan -> every limit row, for status.
+    plan_limits: HashMap<String, PlanLimits>,
     /// (period, timezone) -> the current window.
     windows: HashMap<(String, String), (TimestampWithTimeZone, TimestampWithTimeZone)>,
     /// The OIDs of `TABLES`, resolved when the cache is first filled (and again after any of them changed).
@@ -126,6 +132,7 @@ fn forget(tables: bool) {
         if let Ok(mut c) = c.try_borrow_mut() {
             c.users.clear();
             c.plans.clear();
+            c.plan_limits.clear();
             c.windows.clear();
             c.dirty = false;
             if tables {
@@ -220,6 +227,84 @@ fn keep(mark: u64, store: impl FnOnce(&mut Cache)) {
     });
 }
 
+/// One lookup: pending invalidations taken, the generation mark, and whether the cache may be used.
+struct Lookup {
+    mark: u64,
+    use_cache: bool,
+    now_us: Micros,
+}
+
+impl Lookup {
+    fn begin(now: TimestampWithTimeZone) -> Lookup {
+        // SAFETY: processes pending invalidations, as PostgreSQL does at every lock acquisition.
+        unsafe { pg_sys::AcceptInvalidationMessages() };
+        Lookup {
+            mark: generation(),
+            use_cache: cacheable(),
+            now_us: micros(now),
+        }
+    }
+
+    fn cached<T>(&self, f: impl FnOnce(&Cache) -> Option<T>) -> Option<T> {
+        if self.use_cache {
+            CACHE.with(|c| f(&c.borrow()))
+        } else {
+            None
+        }
+    }
+
+    /// The account's part, unless the user has no account or the plan expired.
+    fn account(
+        &self,
+        client: &mut SpiClient<'_>,
+        st: &Prepared,
+        user: &str,
+    ) -> Result<Option<UserPart>> {
+        let account = match self.cached(|c| c.users.get(user).cloned()) {
+            Some(a) => a,
+            None => {
+                let Some(a) = load_user(client, st, user)? else {
+                    return Ok(None);
+                };
+                keep(self.mark, |c| {
+                    c.users.insert(user.to_string(), a.clone());
+                });
+                a
+            }
+        };
+        Ok(account
+            .expires_at
+            .is_none_or(|e| self.now_us < e)
+            .then_some(account))
+    }
+
+    /// The current window of `period` in `tz`.
+    fn window(
+        &self,
+        client: &mut SpiClient<'_>,
+        st: &Prepared,
+        period: &str,
+        tz: &str,
+        now: TimestampWithTimeZone,
+    ) -> Result<(TimestampWithTimeZone, TimestampWithTimeZone)> {
+        let key = (period.to_string(), tz.to_string());
+        let current = |w: &(TimestampWithTimeZone, TimestampWithTimeZone)| {
+            micros(w.0) <= self.now_us && self.now_us < micros(w.1)
+        };
+        if let Some(w) = self
+            .cached(|c| c.windows.get(&key).copied())
+            .filter(current)
+        {
+            return Ok(w);
+        }
+        let w = load_window(client, st, period, tz, now)?;
+        keep(self.mark, |c| {
+            c.windows.insert(key, w);
+        });
+        Ok(w)
+    }
+}
+
 /// The configuration of `user`'s `meter` at `now`, from the cache or read (and kept); None when the user has no
 /// account or the plan expired (the general path handles both).
 pub fn lookup(
@@ -230,34 +315,10 @@ pub fn lookup(
     now: TimestampWithTimeZone,
     default_tz: &str,
 ) -> Result<Option<MeterConfig>> {
-    // SAFETY: processes pending invalidations, as PostgreSQL does at every lock acquisition.
-    unsafe { pg_sys::AcceptInvalidationMessages() };
-    let mark = generation();
-    let use_cache = cacheable();
-    let now_us = micros(now);
-
-    let cached = |f: &dyn Fn(&Cache) -> Option<UserPart>| {
-        if use_cache {
-            CACHE.with(|c| f(&c.borrow()))
-        } else {
-            None
-        }
-    };
-    let account = match cached(&|c| c.users.get(user).cloned()) {
-        Some(a) => a,
-        None => {
-            let Some(a) = load_user(client, st, user)? else {
-                return Ok(None);
-            };
-            keep(mark, |c| {
-                c.users.insert(user.to_string(), a.clone());
-            });
-            a
-        }
-    };
-    if account.expires_at.is_some_and(|e| e <= now_us) {
+    let look = Lookup::begin(now);
+    let Some(account) = look.account(client, st, user)? else {
         return Ok(None);
-    }
+    };
     let tz = account.tz.clone().unwrap_or_else(|| default_tz.to_string());
     let general = |account: UserPart, tz: String| MeterConfig {
         plan: account.plan,
@@ -267,16 +328,12 @@ pub fn lookup(
     if account.overrides {
         return Ok(Some(general(account, tz)));
     }
-
     let key = (account.plan.clone(), meter.to_string());
-    let plan = match use_cache
-        .then(|| CACHE.with(|c| c.borrow().plans.get(&key).cloned()))
-        .flatten()
-    {
+    let plan = match look.cached(|c| c.plans.get(&key).cloned()) {
         Some(p) => p,
         None => {
             let p = load_plan(client, st, &account.plan, meter)?;
-            keep(mark, |c| {
+            keep(look.mark, |c| {
                 c.plans.insert(key, p.clone());
             });
             p
@@ -285,35 +342,82 @@ pub fn lookup(
     let PlanPart::OneWindow { period, limit } = plan else {
         return Ok(Some(general(account, tz)));
     };
-
-    let wkey = (period.clone(), tz.clone());
-    let current = |w: &(TimestampWithTimeZone, TimestampWithTimeZone)| {
-        micros(w.0) <= now_us && now_us < micros(w.1)
-    };
-    let window = match use_cache
-        .then(|| CACHE.with(|c| c.borrow().windows.get(&wkey).copied()))
-        .flatten()
-        .filter(current)
-    {
-        Some(w) => w,
-        None => {
-            let w = load_window(client, st, &period, &tz, now)?;
-            keep(mark, |c| {
-                c.windows.insert(wkey, w);
-            });
-            w
-        }
-    };
+    let (start, end) = look.window(client, st, &period, &tz, now)?;
     Ok(Some(MeterConfig {
         plan: account.plan,
         tz,
         shape: Shape::OneWindow {
             period,
             limit,
-            start: window.0,
-            end: window.1,
+            start,
+            end,
         },
     }))
+}
+
+/// One limit of a plan as status lists it, with its current window.
+pub struct StatusLimit {
+    pub meter: String,
+    pub period: String,
+    /// None: unlimited.
+    pub limit: Option<i64>,
+    pub start: TimestampWithTimeZone,
+    pub end: TimestampWithTimeZone,
+}
+
+/// The plan and every limit it sets (on every meter) with its current window, for `status`; None when the user
+/// has no account, the plan expired or the user has overrides (the general read handles those).
+pub fn status_limits(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    user: &str,
+    now: TimestampWithTimeZone,
+    default_tz: &str,
+) -> Result<Option<(String, Vec<StatusLimit>)>> {
+    let look = Lookup::begin(now);
+    let Some(account) = look.account(client, st, user)? else {
+        return Ok(None);
+    };
+    if account.overrides {
+        return Ok(None);
+    }
+    let tz = account.tz.clone().unwrap_or_else(|| default_tz.to_string());
+    let limits = match look.cached(|c| c.plan_limits.get(&account.plan).cloned()) {
+        Some(l) => l,
+        None => {
+            let l = load_plan_limits(client, st, &account.plan)?;
+            keep(look.mark, |c| {
+                c.plan_limits.insert(account.plan.clone(), l.clone());
+            });
+            l
+        }
+    };
+    let mut out = Vec::with_capacity(limits.len());
+    for (meter, period, limit) in limits.iter() {
+        let (start, end) = look.window(client, st, period, &tz, now)?;
+        out.push(StatusLimit {
+            meter: meter.clone(),
+            period: period.clone(),
+            limit: *limit,
+            start,
+            end,
+        });
+    }
+    Ok(Some((account.plan, out)))
+}
+
+/// Every limit row of a plan (`plan_limits.sql`): meter, period, limit.
+fn load_plan_limits(client: &mut SpiClient<'_>, st: &Prepared, plan: &str) -> Result<PlanLimits> {
+    let table = client.update(&st.plan_limits, None, &[plan.into()])?;
+    let mut out = Vec::with_capacity(table.len());
+    for row in table {
+        let meter = row.get::<String>(1)?;
+        let period = row.get::<String>(2)?;
+        if let (Some(meter), Some(period)) = (meter, period) {
+            out.push((meter, period, row.get::<i64>(3)?));
+        }
+    }
+    Ok(out.into())
 }
 
 /// The account's part (`user_config.sql`); None when the user has no account.

@@ -19,6 +19,8 @@ pub struct Prepared {
     pub user_config: OwnedPreparedStatement,
     pub plan_config: OwnedPreparedStatement,
     pub window: OwnedPreparedStatement,
+    pub plan_limits: OwnedPreparedStatement,
+    pub user_counters: OwnedPreparedStatement,
     pub fast_charge: OwnedPreparedStatement,
     pub fast_hold: OwnedPreparedStatement,
     pub fast_check: OwnedPreparedStatement,
@@ -77,6 +79,8 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         user_config: keep(include_str!("user_config.sql"), &[text])?,
         plan_config: keep(include_str!("plan_config.sql"), &[text, text])?,
         window: keep(include_str!("window.sql"), &[text, text, tstz])?,
+        plan_limits: keep(include_str!("plan_limits.sql"), &[text])?,
+        user_counters: keep_read_only(include_str!("user_counters.sql"), &[text])?,
         fast_charge: keep(
             include_str!("fast_charge.sql"),
             &[text, text, int8, text, jsonb, tstz, text, tstz, int8, int8],
