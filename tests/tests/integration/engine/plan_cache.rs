@@ -1,4 +1,4 @@
-//! The per-backend configuration cache of the fast path (extension/src/meter_cache.rs) never outlives a change:
+//! The per-backend configuration cache of the fast paths (extension/src/meter_cache.rs) never outlives a change:
 //! sessions that each hold a cached plan see every kind of configuration change on their very next call, inside
 //! a long transaction too, and nothing read in a rolled-back transaction or under REPEATABLE READ is kept.
 
@@ -121,4 +121,33 @@ fn repeatable_read_neither_uses_nor_fills_the_cache() {
     // ... and what it read there is not kept for later transactions.
     assert_eq!(limit(&mut a, "hank"), 50);
     assert_consistent(&mut a);
+}
+
+#[test]
+fn a_session_with_a_cached_plan_reports_status_and_check_on_the_new_plan() {
+    let db = fresh_db("cache_status");
+    let (mut a, _b) = two_warm_sessions(&db, "ivy");
+    let status_limit = |c: &mut Client| -> i64 {
+        c.query_one(
+            "SELECT \"limit\" FROM quota.status('ivy') WHERE meter = 'ai_requests'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let check_limit = |c: &mut Client| -> i64 {
+        c.query_one(
+            "SELECT \"limit\" FROM quota.check('ivy', 'ai_requests', 1)",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(status_limit(&mut a), 10);
+    assert_eq!(check_limit(&mut a), 10);
+    connect(&db)
+        .batch_execute("SELECT quota.assign_plan('ivy', 'pro')")
+        .unwrap();
+    assert_eq!(status_limit(&mut a), 50, "status kept the old plan");
+    assert_eq!(check_limit(&mut a), 50, "check kept the old plan");
 }
