@@ -143,6 +143,10 @@ pub struct Context {
     pub holds_expired: bool,
     /// The locked burst state's theoretical arrival time (`i64::MIN`: a full bucket), once locked.
     pub burst_tat: Option<Micros>,
+    /// When this call reached the burst state (read right after its lock was granted): the arrival time the
+    /// burst limit measures. Calls are then measured in the order they hold the lock, so one that started its
+    /// transaction earlier but got the lock later is never refused for arriving "before" the previous one.
+    pub burst_at: Option<Micros>,
 }
 
 /// What to do next.
@@ -224,14 +228,15 @@ pub fn next_step(locked: &Locked, ask: Ask, ctx: &Context, now: Micros) -> Step 
         let Some(state) = ctx.burst_tat else {
             return Step::LockBurst;
         };
+        let at = ctx.burst_at.unwrap_or(now);
         let bucket = Bucket::new(b.emission_us, b.burst, state);
-        if bucket.wait_us(now, ask.amount) != Some(0) {
+        if bucket.wait_us(at, ask.amount) != Some(0) {
             return Step::Deny {
                 refusing: Vec::new(),
                 burst: true,
             };
         }
-        tat = Some(bucket.after(now, ask.amount));
+        tat = Some(bucket.after(at, ask.amount));
     }
     let credits = match (ask.mode, ctx.credits) {
         (Mode::Consume, Some(balance)) if balance > 0 => locked

@@ -25,6 +25,18 @@ pub fn now() -> Result<TimestampWithTimeZone> {
     }
 }
 
+/// The moment a call reaches a lock it waited for: the real time (never before `now`), or `quota.now` when a
+/// superuser pinned the clock. The burst limit measures arrivals at this moment, in the order the lock is held.
+pub fn arrival(now: TimestampWithTimeZone) -> Result<TimestampWithTimeZone> {
+    if gucs::string(&gucs::NOW_OVERRIDE).is_some() {
+        return Ok(now);
+    }
+    // SAFETY: reads the system clock.
+    let real = unsafe { pg_sys::GetCurrentTimestamp() };
+    TimestampWithTimeZone::try_from(real.max(pg_sys::TimestampTz::from(now)))
+        .map_err(|e| QuotaError::Internal(format!("clock: {e}")))
+}
+
 /// RFC 3339 in UTC ending in `Z`, whatever the session's TimeZone, so listeners and stored decisions use one format.
 pub fn utc(ts: TimestampWithTimeZone) -> Option<String> {
     let iso = ts.to_iso_string_with_timezone("UTC").ok()?;

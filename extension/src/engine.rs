@@ -200,6 +200,7 @@ pub fn consume_with(
             }
             Step::LockBurst => {
                 ctx.burst_tat = lock_burst(client, st, req)?;
+                ctx.burst_at = Some(micros(clock::arrival(now)?));
                 continue;
             }
             Step::CreateAccount => {
@@ -269,6 +270,13 @@ fn windows(locked: &Locked, now: TimestampWithTimeZone, added: i64, hold: bool) 
             denied: false,
         })
         .collect()
+}
+
+/// The moment the burst limit measured this call at (`Context::burst_at`), or `now` before it was locked.
+fn burst_now(ctx: &Context, now: TimestampWithTimeZone) -> TimestampWithTimeZone {
+    ctx.burst_at
+        .and_then(|at| TimestampWithTimeZone::try_from(at).ok())
+        .unwrap_or(now)
 }
 
 /// The burst limit as a window of the decision, for the state `tat`.
@@ -505,7 +513,13 @@ fn allowed(
     }
     // The burst limit explains an allowed decision only when it is the meter's only limit.
     if windows.is_empty() {
-        windows.extend(burst_window(locked, tat, now, req.amount, false)?);
+        windows.extend(burst_window(
+            locked,
+            tat,
+            burst_now(ctx, now),
+            req.amount,
+            false,
+        )?);
     }
     let balance = ctx.credits.unwrap_or(0);
     let mut decision =
@@ -546,7 +560,8 @@ fn deny(
         w.denied = refusing.contains(&w.period);
     }
     if burst || windows.is_empty() {
-        windows.extend(burst_window(locked, ctx.burst_tat, now, req.amount, burst)?);
+        let at = burst_now(ctx, now);
+        windows.extend(burst_window(locked, ctx.burst_tat, at, req.amount, burst)?);
     }
     let balance = ctx.credits.unwrap_or(0);
     Ok(Decision::from_windows(
