@@ -164,7 +164,6 @@ pub fn consume_with(
     req: &Request<'_>,
     now: TimestampWithTimeZone,
 ) -> Result<Decision> {
-    let default_plan = gucs::default_plan();
     let default_tz = gucs::default_timezone();
     let (ask, now_us) = (req.ask(), micros(now));
     if ask.mode != Mode::Force {
@@ -172,6 +171,8 @@ pub fn consume_with(
             return Ok(decision);
         }
     }
+    // Only the general path needs it (for a user without an account, or whose plan expired).
+    let default_plan = gucs::default_plan();
     let mut ctx = Context::default();
     let mut locked = lock(client, st, req, now, &default_plan, &default_tz)?;
     for _ in 0..MAX_STEPS {
@@ -807,6 +808,26 @@ pub fn check(user: &str, meter: &str, amount: i64) -> Result<Decision> {
     })
 }
 
+/// A window read from its counter row in the current window (`used`, `held`, `carry`), as check and status report
+/// it: the carried allowance counts as limit.
+fn counted_window(
+    period: String,
+    limit: Option<i64>,
+    (used, held, carry): (i64, i64, i64),
+    end: TimestampWithTimeZone,
+    now: TimestampWithTimeZone,
+) -> Window {
+    Window {
+        period,
+        limit: limit.map(|l| l.saturating_add(carry)),
+        used,
+        held,
+        resets_at: end,
+        seconds_left: seconds_between(now, end),
+        denied: false,
+    }
+}
+
 /// The fast path of check (`fast_check.sql`): Some decision when the amount fits the meter's one window, None
 /// when the general read must decide (a denial may still be lifted by credits there).
 fn fast_check(
@@ -850,15 +871,7 @@ fn fast_check(
         row.get(2)?.unwrap_or(0),
         row.get(3)?.unwrap_or(0),
     );
-    let window = Window {
-        period: period.clone(),
-        limit: limit.map(|l| l.saturating_add(carry)),
-        used,
-        resets_at: *end,
-        seconds_left: seconds_between(now, *end),
-        denied: false,
-        held,
-    };
+    let window = counted_window(period.clone(), *limit, (used, held, carry), *end, now);
     if window.limit.is_some_and(|l| used + held + amount > l) {
         return Ok(None);
     }
@@ -914,15 +927,7 @@ fn fast_status(
         windows.push(ReadWindow {
             plan: plan.clone(),
             meter: l.meter,
-            window: Window {
-                period: l.period,
-                limit: l.limit.map(|v| v.saturating_add(*carry)),
-                used: *used,
-                held: *held,
-                resets_at: l.end,
-                seconds_left: seconds_between(now, l.end),
-                denied: false,
-            },
+            window: counted_window(l.period, l.limit, (*used, *held, *carry), l.end, now),
         });
     }
     Ok(Some(windows))

@@ -4,8 +4,8 @@
 //! Reading the account, the plan's limits, the user's overrides and the burst setting on every call cost about a
 //! quarter of a consume (docs/benchmarks.md). They change rarely, so each backend keeps them, in three parts so
 //! that a user the backend has not served yet costs one small read, not the whole configuration: per user (plan,
-//! timezone, expiry, whether any override exists), per plan and meter (one window and its limit, or anything
-//! else), and per period and timezone (the current window). It forgets everything the moment any of it may have
+//! timezone, expiry, whether any override exists), per plan (its limits, and which meters have a burst limit),
+//! and per period and timezone (the current window). It forgets everything the moment any of it may have
 //! changed:
 //! - every statement that writes one of the tables they come from fires a statement trigger
 //!   (`quota._meter_config_changed`, sql/cache.sql) that queues a relcache invalidation of that table.
@@ -82,22 +82,24 @@ struct UserPart {
     overrides: bool,
 }
 
-/// Every limit row of a plan: (meter, period, limit), shared by the users on the plan.
-type PlanLimits = Rc<[(String, String, Option<i64>)]>;
-
-/// The plan's part for one meter.
-#[derive(Debug, Clone)]
-enum PlanPart {
-    OneWindow { period: String, limit: Option<i64> },
-    General,
+/// One limit row of a plan, and whether the plan also sets a burst limit on its meter.
+#[derive(Debug)]
+struct PlanLimit {
+    meter: String,
+    period: String,
+    /// None: unlimited.
+    limit: Option<i64>,
+    burst: bool,
 }
+
+/// Every limit row of a plan, shared by the users on the plan: the fast paths of consume, reserve and check take
+/// a meter's one row from it, status takes them all.
+type PlanLimits = Rc<[PlanLimit]>;
 
 #[derive(Default)]
 struct Cache {
     users: HashMap<String, UserPart>,
-    plans: HashMap<(String, String), PlanPart>,
-    /// plan -> every limit row, for status.
-    plan_limits: HashMap<String, PlanLimits>,
+    plans: HashMap<String, PlanLimits>,
     /// (period, timezone) -> the current window.
     windows: HashMap<(String, String), (TimestampWithTimeZone, TimestampWithTimeZone)>,
     /// The OIDs of `TABLES`, resolved when the cache is first filled (and again after any of them changed).
@@ -132,7 +134,6 @@ fn forget(tables: bool) {
         if let Ok(mut c) = c.try_borrow_mut() {
             c.users.clear();
             c.plans.clear();
-            c.plan_limits.clear();
             c.windows.clear();
             c.dirty = false;
             if tables {
@@ -303,6 +304,18 @@ impl Lookup {
         });
         Ok(w)
     }
+
+    /// Every limit row of `plan`.
+    fn plan(&self, client: &mut SpiClient<'_>, st: &Prepared, plan: &str) -> Result<PlanLimits> {
+        if let Some(l) = self.cached(|c| c.plans.get(plan).cloned()) {
+            return Ok(l);
+        }
+        let l = load_plan(client, st, plan)?;
+        keep(self.mark, |c| {
+            c.plans.insert(plan.to_string(), l.clone());
+        });
+        Ok(l)
+    }
 }
 
 /// The configuration of `user`'s `meter` at `now`, from the cache or read (and kept); None when the user has no
@@ -328,20 +341,16 @@ pub fn lookup(
     if account.overrides {
         return Ok(Some(general(account, tz)));
     }
-    let key = (account.plan.clone(), meter.to_string());
-    let plan = match look.cached(|c| c.plans.get(&key).cloned()) {
-        Some(p) => p,
-        None => {
-            let p = load_plan(client, st, &account.plan, meter)?;
-            keep(look.mark, |c| {
-                c.plans.insert(key, p.clone());
-            });
-            p
-        }
-    };
-    let PlanPart::OneWindow { period, limit } = plan else {
+    // The fast path's case: the plan sets exactly one limit on the meter and no burst limit.
+    let plan = look.plan(client, st, &account.plan)?;
+    let mut rows = plan.iter().filter(|l| l.meter == meter);
+    let (Some(only), None) = (rows.next(), rows.next()) else {
         return Ok(Some(general(account, tz)));
     };
+    if only.burst {
+        return Ok(Some(general(account, tz)));
+    }
+    let (period, limit) = (only.period.clone(), only.limit);
     let (start, end) = look.window(client, st, &period, &tz, now)?;
     Ok(Some(MeterConfig {
         plan: account.plan,
@@ -382,23 +391,14 @@ pub fn status_limits(
         return Ok(None);
     }
     let tz = account.tz.clone().unwrap_or_else(|| default_tz.to_string());
-    let limits = match look.cached(|c| c.plan_limits.get(&account.plan).cloned()) {
-        Some(l) => l,
-        None => {
-            let l = load_plan_limits(client, st, &account.plan)?;
-            keep(look.mark, |c| {
-                c.plan_limits.insert(account.plan.clone(), l.clone());
-            });
-            l
-        }
-    };
+    let limits = look.plan(client, st, &account.plan)?;
     let mut out = Vec::with_capacity(limits.len());
-    for (meter, period, limit) in limits.iter() {
-        let (start, end) = look.window(client, st, period, &tz, now)?;
+    for l in limits.iter() {
+        let (start, end) = look.window(client, st, &l.period, &tz, now)?;
         out.push(StatusLimit {
-            meter: meter.clone(),
-            period: period.clone(),
-            limit: *limit,
+            meter: l.meter.clone(),
+            period: l.period.clone(),
+            limit: l.limit,
             start,
             end,
         });
@@ -406,15 +406,18 @@ pub fn status_limits(
     Ok(Some((account.plan, out)))
 }
 
-/// Every limit row of a plan (`plan_limits.sql`): meter, period, limit.
-fn load_plan_limits(client: &mut SpiClient<'_>, st: &Prepared, plan: &str) -> Result<PlanLimits> {
+/// Every limit row of a plan (`plan_limits.sql`).
+fn load_plan(client: &mut SpiClient<'_>, st: &Prepared, plan: &str) -> Result<PlanLimits> {
     let table = client.update(&st.plan_limits, None, &[plan.into()])?;
     let mut out = Vec::with_capacity(table.len());
     for row in table {
-        let meter = row.get::<String>(1)?;
-        let period = row.get::<String>(2)?;
-        if let (Some(meter), Some(period)) = (meter, period) {
-            out.push((meter, period, row.get::<i64>(3)?));
+        if let (Some(meter), Some(period)) = (row.get::<String>(1)?, row.get::<String>(2)?) {
+            out.push(PlanLimit {
+                meter,
+                period,
+                limit: row.get::<i64>(3)?,
+                burst: row.get::<bool>(4)?.unwrap_or(true),
+            });
         }
     }
     Ok(out.into())
@@ -435,28 +438,6 @@ fn load_user(client: &mut SpiClient<'_>, st: &Prepared, user: &str) -> Result<Op
         expires_at: row.get::<TimestampWithTimeZone>(3)?.map(micros),
         overrides: row.get::<bool>(4)?.unwrap_or(true),
     }))
-}
-
-/// The plan's part for the meter (`plan_config.sql`): one window without a burst limit, or anything else.
-fn load_plan(
-    client: &mut SpiClient<'_>,
-    st: &Prepared,
-    plan: &str,
-    meter: &str,
-) -> Result<PlanPart> {
-    let table = client.update(&st.plan_config, None, &[plan.into(), meter.into()])?;
-    if table.len() != 1 {
-        return Ok(PlanPart::General);
-    }
-    let row = table.first();
-    let burst = row.get::<bool>(3)?.unwrap_or(true);
-    Ok(match row.get::<String>(1)? {
-        Some(period) if !burst => PlanPart::OneWindow {
-            period,
-            limit: row.get(2)?,
-        },
-        _ => PlanPart::General,
-    })
 }
 
 /// The window of `period` in `tz` that contains `now` (`window.sql`).

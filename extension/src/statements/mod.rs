@@ -17,7 +17,6 @@ use crate::error::{QuotaError, Result};
 /// Every statement, prepared.
 pub struct Prepared {
     pub user_config: OwnedPreparedStatement,
-    pub plan_config: OwnedPreparedStatement,
     pub window: OwnedPreparedStatement,
     pub plan_limits: OwnedPreparedStatement,
     pub user_counters: OwnedPreparedStatement,
@@ -77,7 +76,6 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
     Ok(Prepared {
         // Not read-only: a fresh snapshot, taken after the cache accepted pending invalidations.
         user_config: keep(include_str!("user_config.sql"), &[text])?,
-        plan_config: keep(include_str!("plan_config.sql"), &[text, text])?,
         window: keep(include_str!("window.sql"), &[text, text, tstz])?,
         plan_limits: keep(include_str!("plan_limits.sql"), &[text])?,
         user_counters: keep_read_only(include_str!("user_counters.sql"), &[text])?,
