@@ -93,6 +93,10 @@ CREATE TABLE quota.counters (
     held_until   timestamptz,
     -- Allowance carried into this window from the one before (see quota.plan_limits.rollover_cap).
     carry        quota.non_negative NOT NULL DEFAULT 0,
+    -- Whether this is the user's only counter row of the meter. The fast paths charge one row and need to know
+    -- that no row of another period must be kept in step; a column of the row they lock, so they re-check it on
+    -- the latest version after waiting. Set only by add_counters (src/statements), which creates rows in turn.
+    solo         boolean NOT NULL DEFAULT false,
     PRIMARY KEY (user_id, meter, period)
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE quota.counters IS

@@ -223,6 +223,12 @@ pub fn consume_with(
                     .map(|(l, _)| l.period.clone())
                     .collect();
                 if !missing.is_empty() {
+                    // Two statements: add_counters must see the rows created by whoever held the turn before.
+                    client.update(
+                        &st.serialize_counters,
+                        None,
+                        &[req.user.into(), req.meter.into()],
+                    )?;
                     client.update(
                         &st.add_counters,
                         None,

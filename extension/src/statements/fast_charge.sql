@@ -1,9 +1,10 @@
 -- The fast path of consume, one statement, for the common case: the user's plan limits the meter with exactly one
 -- calendar window and sets no burst limit on it (known from the backend's cache, meter_cache.rs: $7-$9), and the
--- meter has no counter row of another period. The UPDATE's condition is the decision (the row is in the current
--- window and the amount fits its limit, carried allowance and holds included), evaluated under the row's lock,
--- and re-checked on the latest version if another call changed the row meanwhile; only then are the ledger row
--- and the daily rollup appended.
+-- row is the meter's only counter row (solo, which add_counters.sql keeps). The UPDATE's condition is the decision
+-- (the row is in the current window and is still solo, and the amount fits its limit, carried allowance and holds
+-- included), evaluated under the row's lock, and re-checked on the latest version if another call changed the row
+-- meanwhile (a row of another period created meanwhile cleared solo under this lock); only then are the ledger
+-- row and the daily rollup appended.
 -- Returns the charged row, or no row: then nothing was written, and the engine hands over to the general path
 -- (lock.sql), which decides everything else (a new window, a denial, expired holds, credits).
 -- A commit passes its hold as $10: the hold is freed in the same update (GREATEST: a row added after the hold
@@ -18,7 +19,7 @@ WITH charged AS (
     UPDATE quota.counters c SET used = c.used + $3, held = GREATEST(c.held - $10, 0), last_denied = false
     WHERE c.user_id = $1 AND c.meter = $2 AND c.period = $7 AND c.window_start = $8
       AND ($9 IS NULL OR c.used + GREATEST(c.held - $10, 0) + $3 <= $9 + c.carry)
-      AND NOT EXISTS (SELECT 1 FROM quota.counters o WHERE o.user_id = $1 AND o.meter = $2 AND o.period <> $7)
+      AND c.solo
     RETURNING c.used::bigint, c.held::bigint, c.carry::bigint
 ), logged AS (
     INSERT INTO quota.ledger (user_id, meter, amount, idempotency_key, metadata, created_at)

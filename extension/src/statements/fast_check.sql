@@ -1,5 +1,5 @@
 -- The fast path of check, for the same common case as fast_charge.sql (one calendar window, no burst limit, from
--- the backend's cache: $3-$4; no counter row of another period): the user's counter row when it is in the
+-- the backend's cache: $3-$4; the meter's only counter row, solo): the user's counter row when it is in the
 -- current window and holds no expired reservation. Read-only, on the caller's snapshot.
 -- No row: the general read (read.sql) decides (a row to recount, expired holds, a missing row).
 -- Params: $1 user, $2 meter, $3 period, $4 window start, $5 now.
@@ -9,4 +9,4 @@ SELECT c.used::bigint, c.held::bigint, c.carry::bigint
 FROM quota.counters c
 WHERE c.user_id = $1 AND c.meter = $2 AND c.period = $3 AND c.window_start = $4
   AND (c.held = 0 OR c.held_until > $5)
-  AND NOT EXISTS (SELECT 1 FROM quota.counters o WHERE o.user_id = $1 AND o.meter = $2 AND o.period <> $3)
+  AND c.solo

@@ -1,5 +1,5 @@
 -- The fast path of reserve, one statement, for the same common case as fast_charge.sql (one calendar window, no
--- burst limit, from the backend's cache: $6-$8; no counter row of another period): the UPDATE's condition is the
+-- burst limit, from the backend's cache: $6-$8; the meter's only counter row, solo): the UPDATE's condition is the
 -- decision under the row's lock (the row is in the current window and the amount fits, holds and carried
 -- allowance included); only then is the amount held on the row and the reservation created.
 -- Returns the held row and the reservation id, or no row: nothing was written, and the general path decides.
@@ -12,7 +12,7 @@ WITH held AS (
     UPDATE quota.counters c SET held = c.held + $3, held_until = LEAST(c.held_until, $4), last_denied = false
     WHERE c.user_id = $1 AND c.meter = $2 AND c.period = $6 AND c.window_start = $7
       AND ($8 IS NULL OR c.used + c.held + $3 <= $8 + c.carry)
-      AND NOT EXISTS (SELECT 1 FROM quota.counters o WHERE o.user_id = $1 AND o.meter = $2 AND o.period <> $6)
+      AND c.solo
     RETURNING c.used::bigint, c.held::bigint, c.carry::bigint
 ), created AS (
     INSERT INTO quota.reservations (user_id, meter, amount, expires_at, created_at)

@@ -27,6 +27,7 @@ pub struct Prepared {
     pub charge: OwnedPreparedStatement,
     pub hold: OwnedPreparedStatement,
     pub deny: OwnedPreparedStatement,
+    pub serialize_counters: OwnedPreparedStatement,
     pub add_counters: OwnedPreparedStatement,
     pub move_windows: OwnedPreparedStatement,
     pub expire_holds: OwnedPreparedStatement,
@@ -101,6 +102,7 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
             include_str!("deny.sql"),
             &[text, text, texts, tstz, boolean],
         )?,
+        serialize_counters: keep(include_str!("serialize_counters.sql"), &[text, text])?,
         add_counters: keep(include_str!("add_counters.sql"), &[text, text, texts, tstz])?,
         move_windows: keep(
             include_str!("move_windows.sql"),
