@@ -1,16 +1,13 @@
--- The hot-user version of minimal_writes.sql (scenario 2): the same three writes one allowed consume makes (counter
--- update with the limit check, ledger row, daily rollup upsert) in one small statement, without reading the plan
--- or moving windows. Not a correct engine (no window check, no account lookup): it measures what the writes cost.
+-- The hot-user version of minimal_writes.sql (scenario 2): the same two writes one allowed consume makes (the
+-- counter update with the limit check and the day's rollup carried on the row, the ledger row) in one small
+-- statement, without reading the plan or moving windows. Not a correct engine (no window check, no account
+-- lookup): it measures what the writes cost.
 WITH upd AS (
-    UPDATE quota.counters SET used = used + 1
+    UPDATE quota.counters
+    SET used = used + 1, rollup_amount = rollup_amount + 1, rollup_requests = rollup_requests + 1,
+        rollup_last_at = GREATEST(rollup_last_at, now())
     WHERE user_id = 'team' AND meter = 'ai_requests' AND period = 'day' AND used + held + 1 <= 1000000000000
     RETURNING used
-), led AS (
-    INSERT INTO quota.ledger (user_id, meter, amount, created_at)
-    SELECT 'team', 'ai_requests', 1, now() FROM upd
-    RETURNING created_at
 )
-INSERT INTO quota.usage_daily AS d (user_id, day, meter, amount, requests, last_at)
-SELECT 'team', (now() AT TIME ZONE 'UTC')::date, 'ai_requests', 1, 1, now() FROM led
-ON CONFLICT (user_id, day, meter) DO UPDATE
-SET amount = d.amount + 1, requests = d.requests + 1, last_at = GREATEST(d.last_at, EXCLUDED.last_at);
+INSERT INTO quota.ledger (user_id, meter, amount, created_at)
+SELECT 'team', 'ai_requests', 1, now() FROM upd;

@@ -16,13 +16,14 @@ ORDER BY u, k;
 
 -- Every user's day counter in the fixed "today" window, holding today's usage (zero when there is no history).
 DELETE FROM quota.counters WHERE meter = 'ai_requests';
-INSERT INTO quota.counters (user_id, meter, period, window_start, used)
-SELECT a.user_id, 'ai_requests', 'day', timestamptz '2026-01-15 00:00:00+00', COALESCE(t.used, 0)
+INSERT INTO quota.counters (user_id, meter, period, window_start, used, solo, rollup_day)
+SELECT a.user_id, 'ai_requests', 'day', timestamptz '2026-01-15 00:00:00+00', COALESCE(t.used, 0), true,
+       date '2026-01-15'
 FROM quota.accounts a
 LEFT JOIN (SELECT user_id, sum(amount)::bigint AS used FROM quota.ledger
            WHERE created_at >= timestamptz '2026-01-15 00:00:00+00' GROUP BY user_id) t USING (user_id);
 
-INSERT INTO quota.usage_daily (user_id, day, meter, amount, requests, last_at)
+INSERT INTO quota.daily_rollup (user_id, day, meter, amount, requests, last_at)
 SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, meter, sum(amount), count(*), max(created_at)
 FROM quota.ledger GROUP BY 1, 2, 3;
 

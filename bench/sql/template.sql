@@ -14,8 +14,9 @@ UNION ALL SELECT 'team', 'bench';
 
 -- Every user's counter rows exist, as in a running service (a user's first call of a day moves that row to the
 -- new window instead of creating it). Built directly: 20,000 first calls inside one statement would take minutes.
-INSERT INTO quota.counters (user_id, meter, period, window_start)
-SELECT a.user_id, l.meter, l.period, quota.window_start(l.period, now(), 'UTC')
+-- As the engine creates them: each the only row of its meter (solo), carrying today's part of the daily rollup.
+INSERT INTO quota.counters (user_id, meter, period, window_start, solo, rollup_day)
+SELECT a.user_id, l.meter, l.period, quota.window_start(l.period, now(), 'UTC'), true, (now() AT TIME ZONE 'UTC')::date
 FROM quota.accounts a JOIN quota.plan_limits l ON l.plan = a.plan;
 
 -- The physical floor: one plain counter row per user, updated in place like quota.counters (same fillfactor).

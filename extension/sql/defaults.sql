@@ -29,7 +29,7 @@ SELECT pg_catalog.pg_extension_config_dump('quota.ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.ledger_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.idempotency_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.reservations', '');
-SELECT pg_catalog.pg_extension_config_dump('quota.usage_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('quota.daily_rollup', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.daily_totals', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.grants', '');
 SELECT pg_catalog.pg_extension_config_dump('quota.orders', '');

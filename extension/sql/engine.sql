@@ -185,6 +185,37 @@ $$;
 COMMENT ON FUNCTION quota.verify() IS
     'Every counter whose usage disagrees with the ledger for its window. Empty when everything is consistent.';
 
+-- A counter row that goes (its account or meter deleted, or the table truncated) first moves the part of the
+-- daily rollup it carries into quota.daily_rollup, which outlives accounts like the ledger does.
+CREATE FUNCTION quota._keep_carried_rollup() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_LEVEL = 'ROW' THEN
+        INSERT INTO quota.daily_rollup AS d (user_id, day, meter, amount, requests, last_at)
+        VALUES (OLD.user_id, OLD.rollup_day, OLD.meter, OLD.rollup_amount, OLD.rollup_requests, OLD.rollup_last_at)
+        ON CONFLICT (user_id, day, meter) DO UPDATE
+        SET amount = d.amount + EXCLUDED.amount, requests = d.requests + EXCLUDED.requests,
+            last_at = GREATEST(d.last_at, EXCLUDED.last_at);
+        RETURN OLD;
+    END IF;
+    INSERT INTO quota.daily_rollup AS d (user_id, day, meter, amount, requests, last_at)
+    SELECT c.user_id, c.rollup_day, c.meter, sum(c.rollup_amount), sum(c.rollup_requests), max(c.rollup_last_at)
+    FROM quota.counters c WHERE c.rollup_requests > 0
+    GROUP BY c.user_id, c.rollup_day, c.meter
+    ON CONFLICT (user_id, day, meter) DO UPDATE
+    SET amount = d.amount + EXCLUDED.amount, requests = d.requests + EXCLUDED.requests,
+        last_at = GREATEST(d.last_at, EXCLUDED.last_at);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION quota._keep_carried_rollup() IS
+    'Internal trigger: a deleted or truncated counter row''s carried daily rollup moves to quota.daily_rollup.';
+REVOKE ALL ON FUNCTION quota._keep_carried_rollup() FROM PUBLIC;
+CREATE TRIGGER keep_carried_rollup BEFORE DELETE ON quota.counters
+    FOR EACH ROW WHEN (OLD.rollup_requests > 0) EXECUTE FUNCTION quota._keep_carried_rollup();
+CREATE TRIGGER keep_carried_rollup_on_truncate BEFORE TRUNCATE ON quota.counters
+    FOR EACH STATEMENT EXECUTE FUNCTION quota._keep_carried_rollup();
+
 CREATE FUNCTION quota.purge_idempotency_keys(p_older_than interval DEFAULT '7 days') RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -92,7 +92,7 @@ DO $rls$
 DECLARE
     v_table text;
 BEGIN
-    FOREACH v_table IN ARRAY ARRAY['accounts', 'user_limits', 'counters', 'ledger', 'grants', 'usage_daily', 'bursts'] LOOP
+    FOREACH v_table IN ARRAY ARRAY['accounts', 'user_limits', 'counters', 'ledger', 'grants', 'daily_rollup', 'bursts'] LOOP
         EXECUTE pg_catalog.format('ALTER TABLE quota.%I ENABLE ROW LEVEL SECURITY', v_table);
         EXECUTE pg_catalog.format('ALTER TABLE quota.%I FORCE ROW LEVEL SECURITY', v_table);
         EXECUTE pg_catalog.format(
@@ -105,3 +105,6 @@ BEGIN
 END
 $rls$;
 GRANT SELECT ON quota.meters, quota.plans, quota.plan_limits TO quota_reader;
+-- A security_invoker view: what a reader sees of it is what the policies above let it see of counters and
+-- daily_rollup.
+GRANT SELECT ON quota.usage_daily TO quota_reader;

@@ -97,6 +97,14 @@ CREATE TABLE quota.counters (
     -- that no row of another period must be kept in step; a column of the row they lock, so they re-check it on
     -- the latest version after waiting. Set only by add_counters (src/statements), which creates rows in turn.
     solo         boolean NOT NULL DEFAULT false,
+    -- Today's part of the daily rollup, carried by a solo row: the fast path adds its call here, on the row it
+    -- writes anyway, instead of upserting a second row. rollup_day is the UTC day it belongs to; the general path
+    -- moves it into quota.daily_rollup once the day is over (src/statements/fold_rollup.sql), and a row that
+    -- is deleted takes it there first. quota.usage_daily adds both.
+    rollup_day      date,
+    rollup_amount   bigint NOT NULL DEFAULT 0,
+    rollup_requests bigint NOT NULL DEFAULT 0,
+    rollup_last_at  timestamptz,
     PRIMARY KEY (user_id, meter, period)
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE quota.counters IS
@@ -131,9 +139,11 @@ CREATE TABLE quota.bursts (
 ) WITH (fillfactor = 80);
 COMMENT ON TABLE quota.bursts IS 'Burst (GCRA) state per user and meter; see quota.plan_bursts.';
 
--- Per-user, per-UTC-day rollup of usage, maintained by the consume statement itself (and denials by the
--- engine), so analytics never scan the ledger however long it grows.
-CREATE TABLE quota.usage_daily (
+-- Per-user, per-UTC-day rollup of usage, so analytics never scan the ledger however long it grows. Its rows are
+-- written by the general path's statements (and denials by the engine) in the consume transaction, and by
+-- fold_rollup.sql, which moves a counter row's carried day here once the day is over. Read quota.usage_daily,
+-- which adds the days still carried on counter rows.
+CREATE TABLE quota.daily_rollup (
     user_id  text NOT NULL,
     day      date NOT NULL,
     meter    text NOT NULL,
@@ -143,10 +153,26 @@ CREATE TABLE quota.usage_daily (
     last_at  timestamptz,
     PRIMARY KEY (user_id, day, meter)
 ) WITH (fillfactor = 80);
-CREATE INDEX usage_daily_day_idx ON quota.usage_daily (day, meter, user_id);
-COMMENT ON TABLE quota.usage_daily IS
+CREATE INDEX daily_rollup_day_idx ON quota.daily_rollup (day, meter, user_id);
+COMMENT ON TABLE quota.daily_rollup IS
+    'The stored part of quota.usage_daily: what the general path wrote and the days folded from counter rows. '
+    'Read quota.usage_daily, which adds the days still carried on quota.counters.';
+
+-- Usage per user, UTC day and meter, exact at every commit: the stored rows plus what counter rows carry. With
+-- security_invoker, a reader sees it through the row-level security of both tables (own rows only).
+CREATE VIEW quota.usage_daily WITH (security_invoker = true) AS
+SELECT u.user_id, u.day, u.meter, sum(u.amount)::bigint AS amount, sum(u.requests)::bigint AS requests,
+       sum(u.denials)::bigint AS denials, max(u.last_at) AS last_at
+FROM (
+    SELECT r.user_id, r.day, r.meter, r.amount, r.requests, r.denials, r.last_at FROM quota.daily_rollup r
+    UNION ALL
+    SELECT c.user_id, c.rollup_day, c.meter, c.rollup_amount, c.rollup_requests, 0, c.rollup_last_at
+    FROM quota.counters c WHERE c.rollup_requests > 0
+) u
+GROUP BY u.user_id, u.day, u.meter;
+COMMENT ON VIEW quota.usage_daily IS
     'Usage per user, UTC day and meter: amount consumed, allowed calls (requests), denied calls, last use. '
-    'Maintained in the consume transaction; resets do not change it (it records what was used).';
+    'Exact in every snapshot; resets do not change it (it records what was used).';
 
 -- Totals of finished days, filled in by quota.analytics the first time it needs a day: a day that is over
 -- never changes, so "all time" costs one row per day instead of a scan of every user-day.
@@ -159,7 +185,7 @@ CREATE TABLE quota.daily_totals (
     denials  bigint NOT NULL,
     PRIMARY KEY (meter, day)
 );
-COMMENT ON TABLE quota.daily_totals IS 'Cache of usage_daily totals per finished UTC day (see quota.analytics).';
+COMMENT ON TABLE quota.daily_totals IS 'Cache of quota.usage_daily totals per finished UTC day (see quota.analytics).';
 
 -- One-off credits (top-ups, promotions): spent only once the plan's window allowance is used up, earliest
 -- expiry first. remaining only goes down; expired credits simply stop counting.

@@ -49,6 +49,8 @@ pub struct Locked {
     pub has_account: bool,
     pub burst: Option<BurstLimit>,
     pub windows: Vec<(Limit, Option<Counter>)>,
+    /// A counter row of the meter carries the daily rollup of an earlier UTC day (fold_rollup.sql).
+    pub rollup_stale: bool,
 }
 
 impl Locked {
@@ -61,11 +63,13 @@ impl Locked {
             has_account: false,
             burst: None,
             windows: Vec::with_capacity(table.len()),
+            rollup_stale: false,
         };
         for row in table {
             locked.plan = row.get::<String>(1)?.unwrap_or_default();
             locked.tz = row.get::<String>(2)?.unwrap_or_default();
             locked.has_account = row.get::<bool>(3)?.unwrap_or(false);
+            locked.rollup_stale = row.get::<bool>(17)?.unwrap_or(false);
             if let (Some(emission_us), Some(burst)) = (row.get::<i64>(4)?, row.get::<i64>(5)?) {
                 locked.burst = Some(BurstLimit { emission_us, burst });
             }
@@ -162,6 +166,9 @@ pub enum Step {
     OfferCredits,
     /// These periods' counter rows are missing or in an earlier window: create or move them, then lock again.
     MoveWindows(Vec<String>),
+    /// A counter row carries the daily rollup of an earlier UTC day: move it to the stored rollup, then lock
+    /// again (until then the fast path cannot take the row).
+    FoldRollup,
     /// Lock the burst state (creating it when missing), then decide again.
     LockBurst,
     /// Final: refused by these windows, or by the burst limit.
@@ -223,6 +230,9 @@ pub fn next_step(locked: &Locked, ask: Ask, ctx: &Context, now: Micros) -> Step 
     if !stale.is_empty() {
         return Step::MoveWindows(stale);
     }
+    if locked.rollup_stale {
+        return Step::FoldRollup;
+    }
     let mut tat = None;
     if let (Some(b), true, false) = (locked.burst, ask.burst, ask.mode == Mode::Force) {
         let Some(state) = ctx.burst_tat else {
@@ -265,6 +275,7 @@ mod unit {
             tz: "UTC".into(),
             has_account: true,
             burst: None,
+            rollup_stale: false,
             windows: windows
                 .into_iter()
                 .enumerate()

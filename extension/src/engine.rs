@@ -204,6 +204,13 @@ pub fn consume_with(
                 ctx.burst_at = Some(micros(clock::arrival(now)?));
                 continue;
             }
+            Step::FoldRollup => {
+                client.update(
+                    &st.fold_rollup,
+                    None,
+                    &[req.user.into(), req.meter.into(), now.into()],
+                )?;
+            }
             Step::CreateAccount => {
                 ensure_account(client, st, req.user, &default_plan)?;
             }
@@ -407,6 +414,7 @@ fn fast_decision(
         tz: cfg.tz.clone(),
         has_account: true,
         burst: None,
+        rollup_stale: false,
         windows: vec![(
             attempt::Limit {
                 period: period.clone(),

@@ -19,7 +19,7 @@ WITH rows_after AS (
     FROM rows_after r
     WHERE c.user_id = $1 AND c.meter = $2 AND c.solo AND r.n > 1
 )
-INSERT INTO quota.counters (user_id, meter, period, window_start, held, held_until, solo)
-SELECT $1, $2, p, '-infinity', h.total, h.next_expiry, r.n = 1
+INSERT INTO quota.counters (user_id, meter, period, window_start, held, held_until, solo, rollup_day)
+SELECT $1, $2, p, '-infinity', h.total, h.next_expiry, r.n = 1, ($4 AT TIME ZONE 'UTC')::date
 FROM unnest($3::text[]) AS p, quota._open_holds($1, $2, $4) h, rows_after r
 ON CONFLICT (user_id, meter, period) DO NOTHING

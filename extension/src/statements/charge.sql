@@ -12,7 +12,7 @@ WITH counted AS (
     INSERT INTO quota.ledger (user_id, meter, amount, idempotency_key, metadata, created_at, credits)
     VALUES ($1, $2, $3, $4, $5, $6, $7)
 )
-INSERT INTO quota.usage_daily AS d (user_id, day, meter, amount, requests, last_at)
+INSERT INTO quota.daily_rollup AS d (user_id, day, meter, amount, requests, last_at)
 VALUES ($1, ($6 AT TIME ZONE 'UTC')::date, $2, $3, 1, $6)
 ON CONFLICT (user_id, day, meter) DO UPDATE
 SET amount = d.amount + EXCLUDED.amount, requests = d.requests + 1, last_at = GREATEST(d.last_at, EXCLUDED.last_at)

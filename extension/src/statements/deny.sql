@@ -6,7 +6,7 @@ WITH counted AS (
     SET denied = c.denied + 1, last_denied = true
     WHERE c.user_id = $1 AND c.meter = $2 AND c.period = ANY ($3)
 )
-INSERT INTO quota.usage_daily AS d (user_id, day, meter, denials)
+INSERT INTO quota.daily_rollup AS d (user_id, day, meter, denials)
 SELECT $1, ($4 AT TIME ZONE 'UTC')::date, $2, 1
 WHERE $5
 ON CONFLICT (user_id, day, meter) DO UPDATE SET denials = d.denials + 1

@@ -1,7 +1,7 @@
 -- Step 1 of every consume, reserve and commit: read what applies and lock what will be written.
 -- Returns one row per effective limit of the meter with its counter row (NULL columns when the row is missing),
--- each row also carrying the user's plan, timezone, whether the account exists, and the plan's burst limit for the
--- meter; one row with NULL limit columns when the plan limits nothing on the meter. Every counter row of the meter
+-- each row also carrying the user's plan, timezone, whether the account exists, the plan's burst limit for the
+-- meter, and whether a counter row still carries the daily rollup of an earlier UTC day; one row with NULL limit columns when the plan limits nothing on the meter. Every counter row of the meter
 -- (also of periods the plan does not limit, which charge.sql keeps in step) is locked, in period order so
 -- concurrent calls for a user queue and never deadlock, and read as the last committed version after any wait.
 -- Nothing is written: the engine decides from these rows, then writes once (charge.sql, hold.sql or deny.sql) or
@@ -10,7 +10,7 @@
 -- In psql: PREPARE lock(text, text, timestamptz, text, text) AS <this statement>;
 --          EXECUTE lock('alice', 'ai_requests', now(), 'free', 'UTC');
 WITH counter AS MATERIALIZED (
-    SELECT c.period, c.window_start, c.used, c.held, c.held_until, c.carry
+    SELECT c.period, c.window_start, c.used, c.held, c.held_until, c.carry, c.rollup_day
     FROM quota.counters c
     WHERE c.user_id = $1 AND c.meter = $2
     ORDER BY c.period
@@ -18,10 +18,14 @@ WITH counter AS MATERIALIZED (
 )
 SELECT a.plan, a.tz, a.has_account, b.emission_us, b.burst,
        l.period, l."limit", l.rollover_cap, l.window_start, l.window_end,
-       c.period, c.window_start, c.used, c.held, c.held_until, c.carry
+       c.period, c.window_start, c.used, c.held, c.held_until, c.carry, k.rollup_stale
 FROM quota._effective_plan($1, $3, $4, $5) a
--- (the count makes the locking scan run even when no limit applies)
-CROSS JOIN (SELECT count(*) AS locked FROM counter) k
+-- (the aggregate also makes the locking scan run when no limit applies) Whether a row does not carry today's
+-- part of the daily rollup yet: fold_rollup.sql moves it first.
+CROSS JOIN (
+    SELECT COALESCE(bool_or(r.rollup_day IS DISTINCT FROM ($3 AT TIME ZONE 'UTC')::date), false) AS rollup_stale
+    FROM counter r
+) k
 LEFT JOIN quota.plan_bursts b ON b.plan = a.plan AND b.meter = $2
 LEFT JOIN LATERAL quota._effective_limits($1, $2, a.plan, a.tz, $3) l ON true
 LEFT JOIN counter c ON c.period = l.period

@@ -23,6 +23,8 @@ mod plans;
 mod reservations;
 #[path = "tests/roles.rs"]
 mod roles;
+#[path = "tests/rollup.rs"]
+mod rollup;
 #[path = "tests/windows.rs"]
 mod windows;
 

@@ -148,6 +148,7 @@ mod tests {
             "accounts",
             "bursts",
             "counters",
+            "daily_rollup",
             "grants",
             "ledger",
             "meters",

@@ -18,11 +18,11 @@ fn load(c: &mut Client) {
                 timestamptz '2026-03-10 11:00+00' - ((i / {USERS}) % 30) * interval '1 day'
                   - (i % 11) * interval '1 hour'
          FROM generate_series(0::bigint, {ROWS} - 1) i;
-         INSERT INTO quota.usage_daily (user_id, day, meter, amount, requests, denials, last_at)
+         INSERT INTO quota.daily_rollup (user_id, day, meter, amount, requests, denials, last_at)
          SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, meter, sum(amount), count(*),
                 CASE WHEN sum(amount) > 10 THEN 1 ELSE 0 END, max(created_at)
          FROM quota.ledger GROUP BY 1, 2, 3;
-         ANALYZE quota.ledger; ANALYZE quota.usage_daily;"
+         ANALYZE quota.ledger; ANALYZE quota.daily_rollup;"
     ))
     .expect("load a million ledger rows");
 }
