@@ -150,6 +150,12 @@ INSERT INTO quota.idempotency_keys (user_id, key, meter, amount, decision, creat
 -- A reset row (not usage): it must stay out of the daily rollup.
 INSERT INTO quota.ledger (user_id, meter, amount, created_at, reset_period) VALUES
     ('alice', 'ai_requests', -3, '2026-11-02 12:00:00+00', 'day');
+-- Counter rows as the old version left them, matching the ledger: alice's only row of ai_requests, and two rows
+-- of bob's ai_tokens (0.5.0's update must mark only the first solo: the fast path may charge it alone).
+INSERT INTO quota.counters (user_id, meter, period, window_start, used) VALUES
+    ('alice', 'ai_requests', 'day', '2026-11-01 00:00:00+00', 3),
+    ('bob', 'ai_tokens', 'month', '2026-11-01 00:00:00+00', 2000),
+    ('bob', 'ai_tokens', 'day', '2026-11-03 00:00:00+00', 2000);
 SELECT quota.assign_plan('carol', 'pro', NULL, 'upgrade-test');
 SELECT quota.create_plan('team', 'Team', 'upgrade-test');
 SELECT quota.set_plan_limit('team', 'ai_requests', 'day', 200, 'upgrade-test');
@@ -213,6 +219,10 @@ WHERE NOT (d.replayed AND d.allowed AND d.used = 1 AND d.credits_used = 0);
 SELECT 'consume by a new user not allowed: ' || d::text FROM quota.consume('dave', 'ai_tokens', 10) d
 WHERE NOT d.allowed OR d.credits_used IS DISTINCT FROM 0;
 SELECT 'verify: ' || v::text FROM quota.verify() v;
+SELECT 'solo after the update: ' || s FROM (
+    SELECT string_agg(user_id || '/' || meter || '/' || period || '=' || solo, ' ' ORDER BY user_id, meter, period) s
+    FROM quota.counters WHERE (user_id, meter) IN (('alice', 'ai_requests'), ('bob', 'ai_tokens'))) c
+WHERE s IS DISTINCT FROM 'alice/ai_requests/day=true bob/ai_tokens/day=false bob/ai_tokens/month=false';
 SELECT 'usage_daily misses today''s consume' WHERE NOT EXISTS (
     SELECT 1 FROM quota.usage_daily WHERE user_id = 'alice' AND meter = 'ai_requests' AND day = quota._today()
       AND amount = 2 AND requests = 1);
