@@ -407,3 +407,80 @@ fn concurrent_calls_never_exceed_the_burst() {
     );
     assert_consistent(&mut c);
 }
+
+#[test]
+fn plan_changes_and_a_day_change_under_load_keep_counters_rollup_and_solo_exact() {
+    let db = fresh_db("solo_stress");
+    connect(&db)
+        .batch_execute(
+            "INSERT INTO quota.plans (key, name) VALUES ('stress_one', 'One window'), ('stress_two', 'Two');
+             INSERT INTO quota.plan_limits (plan, meter, period, \"limit\") VALUES
+                 ('stress_one', 'ai_requests', 'day', 100000),
+                 ('stress_two', 'ai_requests', 'day', 100000), ('stress_two', 'ai_requests', 'month', 100000);
+             INSERT INTO quota.accounts (user_id, plan) SELECT 'solo-' || i, 'stress_one' FROM generate_series(0, 3) i;
+             SET quota.now = '2026-03-09 23:59:59+00';
+             SELECT quota.consume('solo-' || i) FROM generate_series(0, 3) i;",
+        )
+        .unwrap();
+    // Each user has made a first call (a day row, solo). Worker 0 moves users between a one-window and a
+    // two-window plan (the first move to two windows creates a month row beside the day row the others charge on
+    // the fast path); the rest consume, half of them just before and half just after a UTC midnight, so counter
+    // rows fold their carried rollup while others charge them. (The users' very first rows are not created under
+    // this churn: see docs/sql.md, "Known gaps", on a deadlock two first calls can meet during a plan change.)
+    concurrently(&db, 12, |c, worker| {
+        let mut x = (worker as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for i in 0..40 {
+            let user = format!("solo-{}", next(4));
+            if worker == 0 {
+                c.batch_execute(&format!(
+                    "UPDATE quota.accounts SET plan = CASE plan WHEN 'stress_one' THEN 'stress_two' \
+                     ELSE 'stress_one' END WHERE user_id = '{user}'"
+                ))
+                .unwrap();
+                continue;
+            }
+            let now = if i < 20 {
+                "2026-03-09 23:59:59+00"
+            } else {
+                "2026-03-10 00:00:01+00"
+            };
+            c.batch_execute(&format!("SET quota.now = '{now}'"))
+                .unwrap();
+            let sql = format!("SELECT allowed FROM quota.consume('{user}', 'ai_requests', 1)");
+            assert!(allowed(c, &sql), "{sql} was denied");
+        }
+    });
+    let mut c = connect(&db);
+    assert_consistent(&mut c);
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM quota.ledger"),
+        4 + 11 * 40,
+        "every call charged once"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM (SELECT user_id, (created_at AT TIME ZONE 'UTC')::date AS day, meter, \
+             sum(amount) AS amount, count(*) AS requests FROM quota.ledger GROUP BY 1, 2, 3) l \
+             FULL JOIN quota.usage_daily u USING (user_id, day, meter) \
+             WHERE l.amount IS DISTINCT FROM u.amount OR l.requests IS DISTINCT FROM u.requests"
+        ),
+        0,
+        "quota.usage_daily differs from the ledger's daily sums"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM quota.counters c WHERE c.solo AND EXISTS (SELECT 1 FROM quota.counters o \
+             WHERE o.user_id = c.user_id AND o.meter = c.meter AND o.period <> c.period)"
+        ),
+        0,
+        "a counter row is marked solo beside another row of its meter"
+    );
+}
