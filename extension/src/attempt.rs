@@ -51,6 +51,8 @@ pub struct Locked {
     pub windows: Vec<(Limit, Option<Counter>)>,
     /// A counter row of the meter carries the daily rollup of an earlier UTC day (fold_rollup.sql).
     pub rollup_stale: bool,
+    /// The periods of every counter row of the meter that lock.sql locked.
+    pub locked_periods: Vec<String>,
 }
 
 impl Locked {
@@ -64,12 +66,14 @@ impl Locked {
             burst: None,
             windows: Vec::with_capacity(table.len()),
             rollup_stale: false,
+            locked_periods: Vec::new(),
         };
         for row in table {
             locked.plan = row.get::<String>(1)?.unwrap_or_default();
             locked.tz = row.get::<String>(2)?.unwrap_or_default();
             locked.has_account = row.get::<bool>(3)?.unwrap_or(false);
             locked.rollup_stale = row.get::<bool>(17)?.unwrap_or(false);
+            locked.locked_periods = row.get::<Vec<String>>(18)?.unwrap_or_default();
             if let (Some(emission_us), Some(burst)) = (row.get::<i64>(4)?, row.get::<i64>(5)?) {
                 locked.burst = Some(BurstLimit { emission_us, burst });
             }
@@ -276,6 +280,7 @@ mod unit {
             has_account: true,
             burst: None,
             rollup_stale: false,
+            locked_periods: Vec::new(),
             windows: windows
                 .into_iter()
                 .enumerate()

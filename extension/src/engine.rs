@@ -18,7 +18,7 @@ use crate::decision::{Decision, Window};
 use crate::error::{QuotaError, Result};
 use crate::meter_cache::{self, MeterConfig, Shape};
 use crate::statements::{self, Prepared};
-use crate::{clock, events, gucs, period};
+use crate::{clock, creation_turn, events, gucs, period};
 
 /// What one call asks for, already validated.
 pub struct Request<'a> {
@@ -229,23 +229,10 @@ pub fn consume_with(
                     .filter(|(l, c)| c.is_none() && periods.contains(&l.period))
                     .map(|(l, _)| l.period.clone())
                     .collect();
-                if !missing.is_empty() {
-                    // Two statements: add_counters must see the rows created by whoever held the turn before.
-                    client.update(
-                        &st.serialize_counters,
-                        None,
-                        &[req.user.into(), req.meter.into()],
-                    )?;
-                    client.update(
-                        &st.add_counters,
-                        None,
-                        &[
-                            req.user.into(),
-                            req.meter.into(),
-                            missing.into(),
-                            now.into(),
-                        ],
-                    )?;
+                if !missing.is_empty() && !add_counters(client, st, req, now, &locked, missing)? {
+                    // A row appeared that this call does not hold: the turn was given back; lock again.
+                    locked = lock(client, st, req, now, &default_plan, &default_tz)?;
+                    continue;
                 }
                 client.update(
                     &st.move_windows,
@@ -268,6 +255,48 @@ pub fn consume_with(
         "no decision for user \"{}\" after {MAX_STEPS} steps",
         req.user
     )))
+}
+
+/// Creates the missing counter rows in the turn of `creation_turn` (kept until the transaction ends). False, with
+/// nothing created and the turn given back, when a row this call did not lock in `lock.sql` has appeared since:
+/// the holder of the turn must not wait for a row lock, so the caller locks the rows again first.
+fn add_counters(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    req: &Request<'_>,
+    now: TimestampWithTimeZone,
+    locked: &Locked,
+    missing: Vec<String>,
+) -> Result<bool> {
+    let turn = creation_turn::take(client, st, req.user, req.meter)?;
+    let unseen: i64 = client
+        .update(
+            &st.unseen_counters,
+            None,
+            &[
+                req.user.into(),
+                req.meter.into(),
+                locked.locked_periods.clone().into(),
+            ],
+        )?
+        .first()
+        .get(1)?
+        .unwrap_or(0);
+    if unseen > 0 {
+        creation_turn::give_back(turn);
+        return Ok(false);
+    }
+    client.update(
+        &st.add_counters,
+        None,
+        &[
+            req.user.into(),
+            req.meter.into(),
+            missing.into(),
+            now.into(),
+        ],
+    )?;
+    Ok(true)
 }
 
 /// The windows of a decision: every current window, as it stands after `added` was charged (or held).
@@ -415,6 +444,7 @@ fn fast_decision(
         has_account: true,
         burst: None,
         rollup_stale: false,
+        locked_periods: Vec::new(),
         windows: vec![(
             attempt::Limit {
                 period: period.clone(),

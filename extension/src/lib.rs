@@ -9,6 +9,7 @@ mod api;
 mod attempt;
 mod burst;
 mod clock;
+mod creation_turn;
 mod decision;
 mod engine;
 mod error;
@@ -63,6 +64,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     types::init();
     meter_cache::init();
+    creation_turn::init();
 }
 
 /// Required by `cargo pgrx test`.

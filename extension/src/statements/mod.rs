@@ -28,6 +28,7 @@ pub struct Prepared {
     pub hold: OwnedPreparedStatement,
     pub deny: OwnedPreparedStatement,
     pub serialize_counters: OwnedPreparedStatement,
+    pub unseen_counters: OwnedPreparedStatement,
     pub add_counters: OwnedPreparedStatement,
     pub move_windows: OwnedPreparedStatement,
     pub fold_rollup: OwnedPreparedStatement,
@@ -104,6 +105,7 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
             &[text, text, texts, tstz, boolean],
         )?,
         serialize_counters: keep(include_str!("serialize_counters.sql"), &[text, text])?,
+        unseen_counters: keep(include_str!("unseen_counters.sql"), &[text, text, texts])?,
         add_counters: keep(include_str!("add_counters.sql"), &[text, text, texts, tstz])?,
         move_windows: keep(
             include_str!("move_windows.sql"),

@@ -418,15 +418,14 @@ fn plan_changes_and_a_day_change_under_load_keep_counters_rollup_and_solo_exact(
                  ('stress_one', 'ai_requests', 'day', 100000),
                  ('stress_two', 'ai_requests', 'day', 100000), ('stress_two', 'ai_requests', 'month', 100000);
              INSERT INTO quota.accounts (user_id, plan) SELECT 'solo-' || i, 'stress_one' FROM generate_series(0, 3) i;
-             SET quota.now = '2026-03-09 23:59:59+00';
-             SELECT quota.consume('solo-' || i) FROM generate_series(0, 3) i;",
+",
         )
         .unwrap();
-    // Each user has made a first call (a day row, solo). Worker 0 moves users between a one-window and a
-    // two-window plan (the first move to two windows creates a month row beside the day row the others charge on
-    // the fast path); the rest consume, half of them just before and half just after a UTC midnight, so counter
-    // rows fold their carried rollup while others charge them. (The users' very first rows are not created under
-    // this churn: see docs/sql.md, "Known gaps", on a deadlock two first calls can meet during a plan change.)
+    // Worker 0 moves users between a one-window and a two-window plan (a move to two windows makes the next call
+    // create a month row beside the day row the others charge on the fast path); the rest consume, half of them
+    // just before and half just after a UTC midnight, so counter rows fold their carried rollup while others
+    // charge them. The users' first rows are created under this churn too, by calls that disagree on the plan
+    // (creation_turn.rs: without giving the turn back, such calls deadlocked in about half of the runs).
     concurrently(&db, 12, |c, worker| {
         let mut x = (worker as u64 + 7).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut next = move |n: u64| {
@@ -460,7 +459,7 @@ fn plan_changes_and_a_day_change_under_load_keep_counters_rollup_and_solo_exact(
     assert_consistent(&mut c);
     assert_eq!(
         count(&mut c, "SELECT count(*) FROM quota.ledger"),
-        4 + 11 * 40,
+        11 * 40,
         "every call charged once"
     );
     assert_eq!(
