@@ -19,6 +19,7 @@ listen_addresses = '127.0.0.1'
 port = $PGPORT
 unix_socket_directories = '$DATA_DIR/run'
 max_connections = 300
+max_prepared_transactions = 8
 shared_buffers = 256MB
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
@@ -27,6 +28,15 @@ CONF
 local all all trust
 host  all all 127.0.0.1/32 trust
 HBA
+  fi
+  # A cluster made before the setting existed gets it too (the isolation spec creation_turn prepares a
+  # transaction), with a restart when it is running.
+  if ! grep -q '^max_prepared_transactions' "$PGDATA_DIR/postgresql.conf"; then
+    echo "max_prepared_transactions = 8" >>"$PGDATA_DIR/postgresql.conf"
+    if as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
+      log "restarting PostgreSQL for max_prepared_transactions"
+      as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -m fast -w -t 60 restart >/dev/null
+    fi
   fi
   if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
     log "starting PostgreSQL on $PGHOST:$PGPORT"

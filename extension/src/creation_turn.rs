@@ -7,7 +7,8 @@
 //! that a creator gives back at once when it finds a row it does not hold (one the previous holder created after
 //! this session's `lock.sql`): the engine then locks the rows again without the turn, in period order like every
 //! call, and asks again. A turn that was used is kept until the transaction ends, so that the next creator's
-//! statements see this one's rows; the transaction callback here gives it back then, committed or not.
+//! statements see this one's rows; the transaction callback here gives it back then, committed or not (and
+//! hands it to a prepared transaction, which keeps it until COMMIT PREPARED).
 
 use std::cell::RefCell;
 
@@ -71,15 +72,35 @@ unsafe extern "C-unwind" fn transaction_ended(
     event: pg_sys::XactEvent::Type,
     _arg: *mut std::ffi::c_void,
 ) {
-    if matches!(
-        event,
-        pg_sys::XactEvent::XACT_EVENT_COMMIT
-            | pg_sys::XactEvent::XACT_EVENT_ABORT
-            | pg_sys::XactEvent::XACT_EVENT_PREPARE
-    ) {
-        let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
-        for turn in held {
-            release(turn);
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_ABORT => {
+            let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
+            for turn in held {
+                release(turn);
+            }
         }
+        // A prepared transaction's rows stay uncommitted after this session moves on, so its turns must last
+        // until COMMIT PREPARED: each becomes a transaction-level lock, which PREPARE hands to the prepared
+        // transaction (taken while the session-level one is still held, so there is no moment without it; the
+        // session-level one then goes, since PREPARE refuses to carry both on one object).
+        pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE => {
+            let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
+            for turn in held {
+                hold_for_transaction(turn);
+                release(turn);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn hold_for_transaction(Turn(user_key, meter_key): Turn) {
+    // SAFETY: pg_advisory_xact_lock_int4 takes two int4 arguments; this backend holds the same lock at session
+    // level, so it is granted at once.
+    unsafe {
+        pgrx::direct_function_call_as_datum(
+            pg_sys::pg_advisory_xact_lock_int4,
+            &[user_key.into_datum(), meter_key.into_datum()],
+        );
     }
 }

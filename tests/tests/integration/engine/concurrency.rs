@@ -483,3 +483,73 @@ fn plan_changes_and_a_day_change_under_load_keep_counters_rollup_and_solo_exact(
         "a counter row is marked solo beside another row of its meter"
     );
 }
+
+#[test]
+fn a_prepared_transaction_keeps_the_turn_to_create_rows_until_it_commits() {
+    let db = fresh_db("prepared_turn");
+    let mut admin = connect(&db);
+    admin
+        .batch_execute(
+            "INSERT INTO quota.plans (key, name) VALUES ('turn_two', 'Two windows');
+             INSERT INTO quota.plan_limits (plan, meter, period, \"limit\") VALUES
+                 ('turn_two', 'ai_requests', 'day', 100), ('turn_two', 'ai_requests', 'month', 100);
+             INSERT INTO quota.accounts (user_id, plan) VALUES ('turn-2pc', 'free');",
+        )
+        .unwrap();
+    // A failed run must not leave the prepared transaction behind: it would keep the database from being dropped.
+    struct Prepared(String);
+    impl Drop for Prepared {
+        fn drop(&mut self) {
+            // (After COMMIT PREPARED this fails with "does not exist", which is the good case.)
+            if let Ok(mut c) = std::panic::catch_unwind(|| connect(&self.0)) {
+                let _ = c.batch_execute("ROLLBACK PREPARED 'turn-2pc'");
+            }
+        }
+    }
+    let _cleanup = Prepared(db.clone());
+    // The first call creates the day row (the only one: solo) and is prepared; its session then goes away, as a
+    // transaction manager's may. Meanwhile the plan gains a month limit.
+    {
+        let mut first = connect(&db);
+        first
+            .batch_execute("BEGIN; SELECT quota.consume('turn-2pc');")
+            .unwrap();
+        admin
+            .batch_execute("UPDATE quota.accounts SET plan = 'turn_two' WHERE user_id = 'turn-2pc'")
+            .unwrap();
+        first
+            .batch_execute("PREPARE TRANSACTION 'turn-2pc'")
+            .unwrap();
+    }
+    // A call on the new plan must wait for the prepared transaction's turn, then see its day row: both rows
+    // charged, neither left solo.
+    let db2 = db.clone();
+    let second = std::thread::spawn(move || {
+        let mut c = connect(&db2);
+        allowed(&mut c, "SELECT allowed FROM quota.consume('turn-2pc')")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !second.is_finished(),
+        "the second call did not wait for the prepared transaction"
+    );
+    admin.batch_execute("COMMIT PREPARED 'turn-2pc'").unwrap();
+    assert!(second.join().unwrap());
+    let rows: Vec<(String, i64, bool)> = admin
+        .query(
+            "SELECT period::text, used, solo FROM quota.counters WHERE user_id = 'turn-2pc' ORDER BY period",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("day".to_string(), 2, false),
+            ("month".to_string(), 2, false)
+        ]
+    );
+    assert_consistent(&mut admin);
+}
