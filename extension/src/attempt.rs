@@ -42,7 +42,7 @@ pub struct BurstLimit {
 }
 
 /// What `lock.sql` returned: the user's plan, the meter's limits each with its counter row (if any), locked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Locked {
     pub plan: String,
     pub tz: String,
@@ -60,13 +60,8 @@ impl Locked {
     /// keeps them in step by itself).
     pub fn read(table: SpiTupleTable<'_>) -> Result<Locked> {
         let mut locked = Locked {
-            plan: String::new(),
-            tz: String::new(),
-            has_account: false,
-            burst: None,
             windows: Vec::with_capacity(table.len()),
-            rollup_stale: false,
-            locked_periods: Vec::new(),
+            ..Locked::default()
         };
         for row in table {
             locked.plan = row.get::<String>(1)?.unwrap_or_default();
@@ -278,9 +273,6 @@ mod unit {
             plan: "free".into(),
             tz: "UTC".into(),
             has_account: true,
-            burst: None,
-            rollup_stale: false,
-            locked_periods: Vec::new(),
             windows: windows
                 .into_iter()
                 .enumerate()
@@ -296,6 +288,7 @@ mod unit {
                     )
                 })
                 .collect(),
+            ..Locked::default()
         }
     }
 

@@ -442,9 +442,6 @@ fn fast_decision(
         plan: cfg.plan.clone(),
         tz: cfg.tz.clone(),
         has_account: true,
-        burst: None,
-        rollup_stale: false,
-        locked_periods: Vec::new(),
         windows: vec![(
             attempt::Limit {
                 period: period.clone(),
@@ -460,6 +457,8 @@ fn fast_decision(
                 carry,
             }),
         )],
+        // A decision of the fast path: no burst limit, nothing else locked.
+        ..Locked::default()
     };
     allowed(
         req,
