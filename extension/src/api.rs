@@ -15,6 +15,7 @@ use crate::engine::{self, Request};
 use pgrx::pg_sys::panic::ErrorReport;
 
 use crate::error::QuotaError;
+use crate::types::Row;
 use crate::{clock, decision, gucs, reservations, validate};
 
 /// `quota.consume(p_user, p_meter, p_amount, p_idempotency_key, p_metadata)`.
@@ -25,7 +26,7 @@ fn consume(
     p_amount: Option<i64>,
     p_idempotency_key: Option<&str>,
     p_metadata: Option<JsonB>,
-) -> Result<pgrx::composite_type!('static, "quota.decision"), ErrorReport> {
+) -> Result<Row, ErrorReport> {
     validate::metadata(&p_metadata)?;
     let req = Request {
         user: validate::user(p_user)?,
@@ -49,7 +50,7 @@ fn reserve(
     p_amount: Option<i64>,
     p_ttl: Option<Interval>,
     p_idempotency_key: Option<&str>,
-) -> Result<pgrx::composite_type!('static, "quota.reservation"), ErrorReport> {
+) -> Result<Row, ErrorReport> {
     // Reserve keys live beside consume keys under a prefix, so one key never means both.
     let key = validate::idempotency_key(p_idempotency_key)?.map(|k| format!("reserve:{k}"));
     let req = Request {
@@ -73,7 +74,7 @@ fn commit(
     p_actual: Option<i64>,
     p_user: Option<&str>,
     p_overage: Option<bool>,
-) -> Result<pgrx::composite_type!('static, "quota.settlement"), ErrorReport> {
+) -> Result<Row, ErrorReport> {
     let id = p_reservation.ok_or(QuotaError::Null("reservation"))?;
     let actual = reservations::actual(p_actual)?;
     let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
@@ -83,10 +84,7 @@ fn commit(
 
 /// `quota.release(p_reservation, p_user)`.
 #[pg_extern(sql = false)]
-fn release(
-    p_reservation: Option<pgrx::Uuid>,
-    p_user: Option<&str>,
-) -> Result<pgrx::composite_type!('static, "quota.settlement"), ErrorReport> {
+fn release(p_reservation: Option<pgrx::Uuid>, p_user: Option<&str>) -> Result<Row, ErrorReport> {
     let id = p_reservation.ok_or(QuotaError::Null("reservation"))?;
     let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
     Ok(reservations::settle(id, owner, None, false)?.into_tuple()?)
@@ -98,7 +96,7 @@ fn check(
     p_user: Option<&str>,
     p_meter: Option<&str>,
     p_amount: Option<i64>,
-) -> Result<pgrx::composite_type!('static, "quota.decision"), ErrorReport> {
+) -> Result<Row, ErrorReport> {
     let user = validate::user(p_user)?;
     let meter = validate::meter(p_meter)?;
     let amount = validate::amount(p_amount)?;

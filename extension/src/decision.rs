@@ -263,21 +263,18 @@ impl Decision {
     }
 
     /// Builds the `quota.decision` composite.
-    pub fn into_tuple(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+    pub fn into_tuple(self) -> Result<crate::types::Row> {
         self.into_composite("quota.decision")
     }
 
     /// Builds the `quota.reservation` composite (the decision plus the reservation's id and expiry).
-    pub fn into_reservation_tuple(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+    pub fn into_reservation_tuple(self) -> Result<crate::types::Row> {
         self.into_composite("quota.reservation")
     }
 
-    fn into_composite(
-        self,
-        type_name: &'static str,
-    ) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+    fn into_composite(self, type_name: &'static str) -> Result<crate::types::Row> {
         let mut t = crate::types::composite(type_name)?;
-        t.set("limits", pgrx::JsonB(self.limits_json()))?;
+        t.set_int_object("limits", self.limits.iter().map(|(p, l)| (p.as_str(), *l)))?;
         let reservation = type_name == "quota.reservation";
         if reservation {
             t.set("reservation_id", self.reservation_id)?;

@@ -202,7 +202,7 @@ pub fn settle(
 
 impl Settlement {
     /// Builds the `quota.settlement` composite.
-    pub fn into_tuple(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
+    pub fn into_tuple(self) -> Result<crate::types::Row> {
         let mut t = crate::types::composite("quota.settlement")?;
         t.set("reservation_id", self.reservation_id)?;
         t.set("state", self.state)?;

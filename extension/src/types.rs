@@ -1,10 +1,12 @@
 //! The extension's composite result types (`quota.decision`, `quota.reservation`, `quota.settlement`), looked
-//! up once per backend.
+//! up once per backend, and formed once per call.
 //!
 //! Building a composite by name parses the name (`regtypein`) on every call, which cost a measurable part of a
-//! consume. The OIDs are kept per backend instead, and forgotten whenever any `pg_type` entry changes (a syscache
-//! invalidation callback), so a `DROP EXTENSION` + `CREATE EXTENSION` in a long-lived session never uses a stale
-//! OID.
+//! consume. The OIDs and attribute lists are kept per backend instead, and forgotten whenever any `pg_type`
+//! entry changes (a syscache invalidation callback), so a `DROP EXTENSION` + `CREATE EXTENSION` in a long-lived
+//! session never uses a stale OID. The tuple is formed with the type cache's own descriptor, pinned for the
+//! moment (pgrx's composite builder copied the descriptor and then the tuple, per call), and the `limits`
+//! jsonb is built in place instead of being printed as text and parsed again.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -52,7 +54,7 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _cacheid: i32, _hash: u3
 /// tuple is formed once at the end (setting fields on a formed tuple one by one rebuilds it every time). Fields
 /// are found by name in the attribute list kept with the OID, not by walking the tuple descriptor per field.
 pub struct Composite {
-    desc: PgTupleDesc<'static>,
+    oid: pg_sys::Oid,
     fields: Rc<[(String, pg_sys::Oid)]>,
     values: Vec<Option<pg_sys::Datum>>,
 }
@@ -100,30 +102,46 @@ fn build(name: &'static str) -> Result<Option<Composite>> {
             (oid, fields)
         }
     };
-    let desc = PgTupleDesc::for_composite_type_by_oid(oid)
-        .ok_or_else(|| QuotaError::Internal(format!("type {name} is not a composite type")))?;
-    if desc.len() != fields.len() {
+    if attributes(oid)? != fields.len() {
         return Ok(None);
     }
     let values = vec![None; fields.len()];
     Ok(Some(Composite {
-        desc,
+        oid,
         fields,
         values,
     }))
 }
 
+/// Runs `f` on the type cache's descriptor of the composite type `oid`, pinned for the duration (no copy: the
+/// type cache keeps it, and a descriptor copied per call cost a measurable part of a consume).
+fn with_descriptor<R>(oid: pg_sys::Oid, f: impl FnOnce(pg_sys::TupleDesc) -> R) -> Result<R> {
+    // SAFETY: lookup_rowtype_tupdesc raises an error for a type that is not composite (pgrx turns it into a
+    // panic caught at the function boundary) and returns a pinned, valid descriptor otherwise; `f` only reads
+    // it and calls no code that could error, so the pin is always released here.
+    unsafe {
+        let desc = pg_sys::lookup_rowtype_tupdesc(oid, -1);
+        if desc.is_null() {
+            return Err(QuotaError::Internal(format!(
+                "type {oid:?} is not composite"
+            )));
+        }
+        let out = f(desc);
+        pg_sys::DecrTupleDescRefCount(desc);
+        Ok(out)
+    }
+}
+
+/// How many attributes (dropped ones included) the composite type `oid` has now.
+fn attributes(oid: pg_sys::Oid) -> Result<usize> {
+    // SAFETY: the descriptor is valid while pinned by with_descriptor.
+    with_descriptor(oid, |desc| unsafe { (*desc).natts as usize })
+}
+
 impl Composite {
     /// Sets field `field` (which must exist, with a type `T` converts to).
     pub fn set<T: IntoDatum>(&mut self, field: &str, value: T) -> Result<()> {
-        let found = self
-            .fields
-            .iter()
-            .position(|(name, _)| name == field)
-            .map(|i| (i, self.fields[i].1));
-        let Some((i, oid)) = found else {
-            return Err(QuotaError::Internal(format!("no field {field}")));
-        };
+        let (i, oid) = self.field(field)?;
         if !T::is_compatible_with(oid) {
             return Err(QuotaError::Internal(format!("field {field}: wrong type")));
         }
@@ -131,11 +149,112 @@ impl Composite {
         Ok(())
     }
 
-    /// Forms the tuple.
-    pub fn finish(self) -> Result<PgHeapTuple<'static, AllocatedByRust>> {
-        // SAFETY: one datum (or NULL) per attribute of `desc`, each converted by the IntoDatum of a type that
-        // `set` checked is compatible with the attribute's type.
-        unsafe { PgHeapTuple::from_datums(self.desc, self.values) }
-            .map_err(|e| QuotaError::Internal(format!("composite: {e}")))
+    /// Sets the jsonb field `field` to the object `{"key": number, ...}`.
+    pub fn set_int_object<'a>(
+        &mut self,
+        field: &str,
+        pairs: impl IntoIterator<Item = (&'a str, i64)>,
+    ) -> Result<()> {
+        let (i, oid) = self.field(field)?;
+        if oid != pg_sys::JSONBOID {
+            return Err(QuotaError::Internal(format!("field {field}: not jsonb")));
+        }
+        self.values[i] = Some(int_object(pairs));
+        Ok(())
+    }
+
+    fn field(&self, field: &str) -> Result<(usize, pg_sys::Oid)> {
+        self.fields
+            .iter()
+            .position(|(name, _)| name == field)
+            .map(|i| (i, self.fields[i].1))
+            .ok_or_else(|| QuotaError::Internal(format!("no field {field}")))
+    }
+
+    /// Forms the tuple, as the composite datum a function returns.
+    pub fn finish(self) -> Result<Row> {
+        let mut datums: Vec<pg_sys::Datum> = self
+            .values
+            .iter()
+            .map(|v| v.unwrap_or(pg_sys::Datum::from(0)))
+            .collect();
+        let mut nulls: Vec<bool> = self.values.iter().map(Option::is_none).collect();
+        let formed = with_descriptor(self.oid, |desc| {
+            // SAFETY: the descriptor is pinned; `datums` and `nulls` hold one entry per attribute (checked
+            // against natts), each converted by the IntoDatum of a type that `set` checked is compatible with
+            // the attribute's type. heap_form_tuple copies the values into memory of the current context
+            // (the caller's: engine calls finish after SPI finished) and stamps the type's OID on the tuple.
+            unsafe {
+                if (*desc).natts as usize != datums.len() {
+                    return None;
+                }
+                let tuple = pg_sys::heap_form_tuple(desc, datums.as_mut_ptr(), nulls.as_mut_ptr());
+                Some(pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data))
+            }
+        })?;
+        formed
+            .map(Row)
+            .ok_or_else(|| QuotaError::Internal("composite type changed while it was built".into()))
+    }
+}
+
+/// A formed value of one of the extension's composite types, as the C entry points return it (their SQL
+/// declarations, written by hand, name the type).
+pub struct Row(pg_sys::Datum);
+
+// SAFETY: the SQL that pgrx would generate for it (a composite) is never used: the entry points are declared with
+// `sql = false` and their SQL, written by hand, names the composite type.
+unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for Row {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Row);
+    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+    const ARGUMENT_SQL: std::result::Result<
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::Composite);
+    const RETURN_SQL: std::result::Result<
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+        pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+    > = Ok(pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
+        pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::Composite,
+    ));
+}
+
+// SAFETY: the datum is a composite formed by `Composite::finish` in the memory context of the function call,
+// which outlives the call's return.
+unsafe impl pgrx::callconv::BoxRet for Row {
+    unsafe fn box_into<'fcx>(
+        self,
+        fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
+    ) -> pgrx::datum::Datum<'fcx> {
+        // SAFETY: see the impl.
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+/// `{"key": number, ...}` as a jsonb datum, built in place: serialising to text and parsing it again with
+/// `jsonb_in` cost more than the rest of the decision's fields together.
+fn int_object<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> pg_sys::Datum {
+    use pg_sys::JsonbIteratorToken::{WJB_BEGIN_OBJECT, WJB_END_OBJECT, WJB_KEY, WJB_VALUE};
+    // SAFETY: the documented way to build a jsonb from C: push the object's tokens, then flatten the result.
+    // The key strings are only read until JsonbValueToJsonb copies them, and the borrowed `&str`s outlive it;
+    // jsonb keys need no terminating NUL (their length is given). Keys are sorted and de-duplicated (the last
+    // one wins, as jsonb_in does) by pushJsonbValue at WJB_END_OBJECT.
+    unsafe {
+        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+        pg_sys::pushJsonbValue(&mut state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
+        for (key, value) in pairs {
+            let mut k: pg_sys::JsonbValue = std::mem::zeroed();
+            k.type_ = pg_sys::jbvType::jbvString;
+            k.val.string.len = key.len() as i32;
+            k.val.string.val = key.as_ptr() as *mut std::ffi::c_char;
+            pg_sys::pushJsonbValue(&mut state, WJB_KEY, &mut k);
+            let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+            v.type_ = pg_sys::jbvType::jbvNumeric;
+            v.val.numeric = pg_sys::int64_to_numeric(value);
+            pg_sys::pushJsonbValue(&mut state, WJB_VALUE, &mut v);
+        }
+        let object = pg_sys::pushJsonbValue(&mut state, WJB_END_OBJECT, std::ptr::null_mut());
+        pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object))
     }
 }

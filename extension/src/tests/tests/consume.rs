@@ -183,6 +183,49 @@ mod tests {
     }
 
     #[pg_test]
+    fn the_limits_field_is_the_jsonb_object_of_every_window_and_a_replay_returns_it_unchanged() {
+        run("SELECT quota.create_plan('two', 'Two windows')");
+        run("SELECT quota.set_plan_limit('two', 'ai_requests', 'month', 1000)");
+        run("SELECT quota.set_plan_limit('two', 'ai_requests', 'hour', 3)");
+        run("SELECT quota.assign_plan('u9', 'two')");
+        at("2026-03-10 10:05:00+00");
+        // Built in place (types.rs): equal, as jsonb and as text, to what jsonb_in makes of the same object,
+        // keys in jsonb's order (shorter first), on the general path's decision and on a replay of it.
+        let expected = "'{\"hour\": 3, \"month\": 1000}'::jsonb";
+        let live = format!(
+            "SELECT limits = {expected} AND limits::text = {expected}::text FROM quota.consume('u9', 'ai_requests', 1, 'k-limits')"
+        );
+        assert_eq!(one::<bool>(&live), Some(true));
+        assert_eq!(one::<bool>(&live), Some(true));
+        assert_eq!(
+            one::<String>("SELECT limits::text FROM quota.consume('u9', 'ai_requests', 1, 'k-limits')"),
+            Some("{\"hour\": 3, \"month\": 1000}".into())
+        );
+        assert_eq!(
+            one::<bool>("SELECT replayed FROM quota.consume('u9', 'ai_requests', 1, 'k-limits')"),
+            Some(true)
+        );
+        // The fast path's decision (one window) and check's, with a limit past i32.
+        run("SELECT quota.create_plan('one', 'One window')");
+        run("SELECT quota.set_plan_limit('one', 'ai_tokens', 'day', 5000000000)");
+        run("SELECT quota.assign_plan('u10', 'one')");
+        run("SELECT quota.consume('u10', 'ai_tokens', 1)");
+        assert_eq!(
+            one::<String>("SELECT limits::text FROM quota.consume('u10', 'ai_tokens', 1)"),
+            Some("{\"day\": 5000000000}".into())
+        );
+        assert_eq!(
+            one::<String>("SELECT limits::text FROM quota.check('u10', 'ai_tokens', 1)"),
+            Some("{\"day\": 5000000000}".into())
+        );
+        // An unlimited window has no entry; a meter outside the plan an empty object.
+        assert_eq!(
+            one::<String>("SELECT limits::text FROM quota.consume('u10', 'ai_requests', 1)"),
+            Some("{}".into())
+        );
+    }
+
+    #[pg_test]
     fn a_meter_the_plan_does_not_include_is_denied_with_a_reason() {
         run("SELECT quota.define_meter('images', 'images')");
         let (allowed, _, status, reason, retry, _) = consume("'u9', 'images'");
