@@ -198,7 +198,9 @@ mod tests {
         assert_eq!(one::<bool>(&live), Some(true));
         assert_eq!(one::<bool>(&live), Some(true));
         assert_eq!(
-            one::<String>("SELECT limits::text FROM quota.consume('u9', 'ai_requests', 1, 'k-limits')"),
+            one::<String>(
+                "SELECT limits::text FROM quota.consume('u9', 'ai_requests', 1, 'k-limits')"
+            ),
             Some("{\"hour\": 3, \"month\": 1000}".into())
         );
         assert_eq!(
