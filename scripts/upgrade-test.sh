@@ -164,7 +164,15 @@ SQL
   # theirs here (from 0.1.0 the update's backfill writes it, which the checks below prove).
   psql_db -d "$UPDATED" >/dev/null <<'SQL'
 DO $$ BEGIN
-  IF to_regclass('quota.usage_daily') IS NOT NULL THEN
+  -- From 0.5.0 the stored rollup is quota.daily_rollup (quota.usage_daily a view over it), and the version that
+  -- created counter rows marked a meter's only row solo.
+  IF to_regclass('quota.daily_rollup') IS NOT NULL THEN
+    INSERT INTO quota.daily_rollup (user_id, day, meter, amount, requests, last_at)
+    SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, meter, sum(amount), count(*), max(created_at)
+    FROM quota.ledger WHERE reset_period IS NULL GROUP BY 1, 2, 3;
+    UPDATE quota.counters c SET solo = true WHERE NOT EXISTS (
+        SELECT 1 FROM quota.counters o WHERE o.user_id = c.user_id AND o.meter = c.meter AND o.period <> c.period);
+  ELSIF to_regclass('quota.usage_daily') IS NOT NULL THEN
     INSERT INTO quota.usage_daily (user_id, day, meter, amount, requests, last_at)
     SELECT user_id, (created_at AT TIME ZONE 'UTC')::date, meter, sum(amount), count(*), max(created_at)
     FROM quota.ledger WHERE reset_period IS NULL GROUP BY 1, 2, 3;

@@ -1,8 +1,11 @@
 -- The engine's SQL surface: functions implemented in Rust (LANGUAGE c) and the plain-SQL ones beside them.
 --
--- Every function that reads or writes quota tables is SECURITY DEFINER with search_path pinned to
--- pg_catalog, pg_temp (everything inside is schema-qualified), and EXECUTE is revoked from PUBLIC in this same
--- script: a caller needs an explicit GRANT (superusers and the extension owner have it already).
+-- Every function that reads or writes quota tables is SECURITY DEFINER with its search_path pinned (everything
+-- inside is schema-qualified), and EXECUTE is revoked from PUBLIC in this same script: a caller needs an explicit
+-- GRANT (superusers and the extension owner have it already). The SQL and PL/pgSQL functions pin it with
+-- SET search_path = pg_catalog, pg_temp. The engine's C functions below pin it themselves, to pg_catalog alone,
+-- for the whole call (an override search path, extension/src/search_path.rs): a SET clause is applied as a
+-- configuration change on every call, and that cost about a twentieth of a consume.
 -- check and status are PARALLEL RESTRICTED: the engine prepares its statements (some of them writes) on first use
 -- in a backend, which a parallel worker must not do.
 -- The engine's functions run with plan_cache_mode = force_generic_plan: their statements are prepared once per
@@ -16,8 +19,7 @@ CREATE FUNCTION quota.consume(
     p_idempotency_key text DEFAULT NULL,
     p_metadata jsonb DEFAULT NULL
 ) RETURNS quota.decision
-LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET plan_cache_mode = force_generic_plan
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'consume_wrapper';
 COMMENT ON FUNCTION quota.consume(text, text, bigint, text, jsonb) IS
     'Consumes p_amount of p_meter for p_user from every limit of the user''s plan (and overrides), or from none. '
@@ -29,8 +31,7 @@ COMMENT ON FUNCTION quota.consume(text, text, bigint, text, jsonb) IS
 
 CREATE FUNCTION quota.check(p_user text, p_meter text DEFAULT 'ai_requests', p_amount bigint DEFAULT 1)
 RETURNS quota.decision
-LANGUAGE c STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET plan_cache_mode = force_generic_plan
+LANGUAGE c STABLE PARALLEL RESTRICTED SECURITY DEFINER SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'check_wrapper';
 COMMENT ON FUNCTION quota.check(text, text, bigint) IS
     'The decision quota.consume would make now for p_amount, without consuming, counting a denial or creating '
@@ -41,8 +42,7 @@ RETURNS TABLE (
     meter text, period text, used bigint, "limit" bigint, remaining bigint, percent double precision,
     status text, resets_at timestamptz, plan text, held bigint
 )
-LANGUAGE c STABLE PARALLEL RESTRICTED SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET plan_cache_mode = force_generic_plan
+LANGUAGE c STABLE PARALLEL RESTRICTED SECURITY DEFINER SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'status_wrapper';
 COMMENT ON FUNCTION quota.status(text) IS
     'One row per meter and window of the user''s effective plan: used, limit (NULL = unlimited), remaining (net '
@@ -55,8 +55,7 @@ CREATE FUNCTION quota.reserve(
     p_ttl interval DEFAULT '5 minutes',
     p_idempotency_key text DEFAULT NULL
 ) RETURNS quota.reservation
-LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET plan_cache_mode = force_generic_plan
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'reserve_wrapper';
 COMMENT ON FUNCTION quota.reserve(text, text, bigint, interval, text) IS
     'Holds p_amount of p_meter for p_ttl (at most 24 hours): all or nothing, under the same locks and limits as '
@@ -67,8 +66,7 @@ COMMENT ON FUNCTION quota.reserve(text, text, bigint, interval, text) IS
 CREATE FUNCTION quota.commit(p_reservation uuid, p_actual bigint, p_user text DEFAULT NULL,
                              p_overage boolean DEFAULT false)
 RETURNS quota.settlement
-LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET plan_cache_mode = force_generic_plan
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'commit_wrapper';
 COMMENT ON FUNCTION quota.commit(uuid, bigint, text, boolean) IS
     'Settles a reservation at the actual amount: less than the hold frees the rest; more is charged up to what '
@@ -79,15 +77,13 @@ COMMENT ON FUNCTION quota.commit(uuid, bigint, text, boolean) IS
     'or p_overage.';
 
 CREATE FUNCTION quota.release(p_reservation uuid, p_user text DEFAULT NULL) RETURNS quota.settlement
-LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET plan_cache_mode = force_generic_plan
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'release_wrapper';
 COMMENT ON FUNCTION quota.release(uuid, text) IS
     'Frees a reservation''s hold entirely (the AI call failed: nothing is charged). Errors as for quota.commit.';
 
 CREATE FUNCTION quota._ensure_account(p_user text) RETURNS boolean
-LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-    SET plan_cache_mode = force_generic_plan
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET plan_cache_mode = force_generic_plan
 AS 'MODULE_PATHNAME', 'ensure_account_wrapper';
 COMMENT ON FUNCTION quota._ensure_account(text) IS
     'Internal: gives p_user the default plan unless it has an account; true when it created one.';

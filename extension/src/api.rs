@@ -1,9 +1,9 @@
 //! The C entry points behind the SQL functions declared in `sql/engine.sql`.
 //!
-//! `sql = false`: the SQL declarations (defaults, SECURITY DEFINER, pinned search_path, comments, grants) are
-//! written by hand as reviewable SQL; these wrappers only validate and call the engine. Each returns
-//! `Result<_, ErrorReport>`: a `QuotaError` becomes a report with its own SQLSTATE and hint at this boundary
-//! (`From<QuotaError> for ErrorReport`), and pgrx raises it.
+//! `sql = false`: the SQL declarations (defaults, SECURITY DEFINER, comments, grants) are written by hand as
+//! reviewable SQL; these wrappers only validate and call the engine, with the search path pinned
+//! (`search_path::pinned`). Each returns `Result<_, ErrorReport>`: a `QuotaError` becomes a report with its own
+//! SQLSTATE and hint at this boundary (`From<QuotaError> for ErrorReport`), and pgrx raises it.
 
 // The error is raised the moment the wrapper returns (pgrx turns it into ereport), so its size never travels.
 #![allow(clippy::result_large_err)]
@@ -16,7 +16,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 
 use crate::error::QuotaError;
 use crate::types::Row;
-use crate::{clock, decision, gucs, reservations, validate};
+use crate::{clock, decision, gucs, reservations, search_path, validate};
 
 /// `quota.consume(p_user, p_meter, p_amount, p_idempotency_key, p_metadata)`.
 #[pg_extern(sql = false)]
@@ -39,7 +39,7 @@ fn consume(
         force: false,
         rollup: true,
     };
-    Ok(engine::consume(req)?.into_tuple()?)
+    Ok(search_path::pinned(|| engine::consume(req))?.into_tuple()?)
 }
 
 /// `quota.reserve(p_user, p_meter, p_amount, p_ttl, p_idempotency_key)`.
@@ -64,7 +64,7 @@ fn reserve(
         force: false,
         rollup: true,
     };
-    Ok(engine::consume(req)?.into_reservation_tuple()?)
+    Ok(search_path::pinned(|| engine::consume(req))?.into_reservation_tuple()?)
 }
 
 /// `quota.commit(p_reservation, p_actual, p_user, p_overage)`.
@@ -79,7 +79,10 @@ fn commit(
     let actual = reservations::actual(p_actual)?;
     let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
     let overage = p_overage.ok_or(QuotaError::Null("overage"))?;
-    Ok(reservations::settle(id, owner, Some(actual), overage)?.into_tuple()?)
+    Ok(
+        search_path::pinned(|| reservations::settle(id, owner, Some(actual), overage))?
+            .into_tuple()?,
+    )
 }
 
 /// `quota.release(p_reservation, p_user)`.
@@ -87,7 +90,7 @@ fn commit(
 fn release(p_reservation: Option<pgrx::Uuid>, p_user: Option<&str>) -> Result<Row, ErrorReport> {
     let id = p_reservation.ok_or(QuotaError::Null("reservation"))?;
     let owner = p_user.map(|u| validate::user(Some(u))).transpose()?;
-    Ok(reservations::settle(id, owner, None, false)?.into_tuple()?)
+    Ok(search_path::pinned(|| reservations::settle(id, owner, None, false))?.into_tuple()?)
 }
 
 /// `quota.check(p_user, p_meter, p_amount)`.
@@ -100,7 +103,7 @@ fn check(
     let user = validate::user(p_user)?;
     let meter = validate::meter(p_meter)?;
     let amount = validate::amount(p_amount)?;
-    Ok(engine::check(user, meter, amount)?.into_tuple()?)
+    Ok(search_path::pinned(|| engine::check(user, meter, amount))?.into_tuple()?)
 }
 
 /// `quota.status(p_user)`: one row per meter and window.
@@ -126,7 +129,8 @@ fn status(
     >,
     ErrorReport,
 > {
-    let rows = engine::status(validate::user(p_user)?)?;
+    let user = validate::user(p_user)?;
+    let rows = search_path::pinned(|| engine::status(user))?;
     Ok(TableIterator::new(rows.into_iter().map(|r| {
         let w = r.window;
         let remaining = w.remaining();
@@ -156,7 +160,8 @@ fn status(
 /// `quota._ensure_account(p_user)`: the default plan for a user without an account; true when it created one.
 #[pg_extern(sql = false)]
 fn ensure_account(p_user: Option<&str>) -> Result<bool, ErrorReport> {
-    Ok(engine::ensure(validate::user(p_user)?)?)
+    let user = validate::user(p_user)?;
+    Ok(search_path::pinned(|| engine::ensure(user))?)
 }
 
 /// `quota._validate_user(p_user)`: the user id if valid, else the same error consume would raise.

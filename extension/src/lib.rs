@@ -18,6 +18,7 @@ mod gucs;
 mod meter_cache;
 mod period;
 mod reservations;
+mod search_path;
 mod statements;
 mod types;
 mod validate;

@@ -25,6 +25,8 @@ mod reservations;
 mod roles;
 #[path = "tests/rollup.rs"]
 mod rollup;
+#[path = "tests/search_path.rs"]
+mod search_path;
 #[path = "tests/windows.rs"]
 mod windows;
 
