@@ -1,14 +1,17 @@
 -- aiquota 0.5.0 -> 0.6.0
--- * The engine's C functions (consume, check, status, reserve, commit, release, _ensure_account) pin their search
---   path themselves, to pg_catalog alone, for the whole call (extension/src/search_path.rs), instead of through a
---   SET search_path clause, which PostgreSQL applies as a configuration change (set, then restore) on every call.
---   They stay SECURITY DEFINER and keep SET plan_cache_mode. Between installing the 0.6.0 library and running
---   this update the engine refuses to run, as after every version change (extension/src/version.rs).
+-- * The engine's C functions (consume, check, status, reserve, commit, release, _ensure_account) lose their SET
+--   clauses, which PostgreSQL applies as configuration changes (set, then restore) on every call:
+--   - search_path: the library pins it itself, to pg_catalog alone, for the whole call
+--     (extension/src/search_path.rs);
+--   - plan_cache_mode = force_generic_plan: the engine's statements are small and index-driven, and PostgreSQL's
+--     own choice settles on their generic plans (it was forced for the large statement of 0.3.0).
+--   They stay SECURITY DEFINER. Between installing the 0.6.0 library and running this update the engine refuses
+--   to run, as after every version change (extension/src/version.rs).
 
-ALTER FUNCTION quota.consume(text, text, bigint, text, jsonb) RESET search_path;
-ALTER FUNCTION quota.check(text, text, bigint) RESET search_path;
-ALTER FUNCTION quota.status(text) RESET search_path;
-ALTER FUNCTION quota.reserve(text, text, bigint, interval, text) RESET search_path;
-ALTER FUNCTION quota.commit(uuid, bigint, text, boolean) RESET search_path;
-ALTER FUNCTION quota.release(uuid, text) RESET search_path;
-ALTER FUNCTION quota._ensure_account(text) RESET search_path;
+ALTER FUNCTION quota.consume(text, text, bigint, text, jsonb) RESET ALL;
+ALTER FUNCTION quota.check(text, text, bigint) RESET ALL;
+ALTER FUNCTION quota.status(text) RESET ALL;
+ALTER FUNCTION quota.reserve(text, text, bigint, interval, text) RESET ALL;
+ALTER FUNCTION quota.commit(uuid, bigint, text, boolean) RESET ALL;
+ALTER FUNCTION quota.release(uuid, text) RESET ALL;
+ALTER FUNCTION quota._ensure_account(text) RESET ALL;
