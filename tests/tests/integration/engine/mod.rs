@@ -4,3 +4,4 @@
 mod analytics_scale;
 mod concurrency;
 mod plan_cache;
+mod search_path;
