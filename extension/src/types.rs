@@ -117,8 +117,9 @@ fn build(name: &'static str) -> Result<Option<Composite>> {
 /// type cache keeps it, and a descriptor copied per call cost a measurable part of a consume).
 fn with_descriptor<R>(oid: pg_sys::Oid, f: impl FnOnce(pg_sys::TupleDesc) -> R) -> Result<R> {
     // SAFETY: lookup_rowtype_tupdesc raises an error for a type that is not composite (pgrx turns it into a
-    // panic caught at the function boundary) and returns a pinned, valid descriptor otherwise; `f` only reads
-    // it and calls no code that could error, so the pin is always released here.
+    // panic caught at the function boundary) and returns a pinned, valid descriptor otherwise, registered with
+    // the current resource owner; `f` only reads it. The pin is released here, or, should `f` raise an error
+    // (out of memory), by the resource owner when that error aborts the (sub)transaction.
     unsafe {
         let desc = pg_sys::lookup_rowtype_tupdesc(oid, -1);
         if desc.is_null() {
