@@ -118,6 +118,13 @@ pub fn count(c: &mut Client, sql: &str) -> i64 {
         .get(0)
 }
 
+/// A single boolean from a query (`allowed` of a decision).
+pub fn allowed(c: &mut Client, sql: &str) -> bool {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
 /// Asserts that the counters agree with the ledger.
 pub fn assert_consistent(c: &mut Client) {
     assert_eq!(

@@ -5,12 +5,6 @@ use std::time::{Duration, Instant};
 
 use aiquota_tests::*;
 
-fn allowed(c: &mut Client, sql: &str) -> bool {
-    c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
-
 #[test]
 fn stress_200_concurrent_consumes_allow_exactly_10() {
     let db = fresh_db("stress");
