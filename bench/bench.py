@@ -37,9 +37,9 @@ def cmd_check(settings):
                                for x in t.terms)
             print(f"    target {t.key}: {value} {t.goal}")
     runs = sum(len(sc.contenders) * len(sc.sweep.values if sc.sweep else [0]) * len(sc.syncs_of(settings.syncs))
-               for sc in settings.chosen())
+               for sc in settings.chosen()) * settings.rounds
     print(f"{runs} measured runs of {settings.duration} s after {settings.warmup} s of warm-up "
-          f"(synchronous_commit {' '.join(settings.syncs)})")
+          f"({settings.rounds} interleaved round(s), synchronous_commit {' '.join(settings.syncs)})")
 
 
 def cmd_run(settings):

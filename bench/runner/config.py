@@ -112,6 +112,7 @@ class Scenario:
 class Settings:
     duration: int
     warmup: int
+    rounds: int  # each contender is measured this many times, interleaved with the others; the median counts
     syncs: list
     selected: list
     seed: int
@@ -254,5 +255,8 @@ def load(bench_dir=BENCH_DIR):
     unknown = [x for x in selected if x not in ids and f"s{x}" not in ids]
     if unknown:
         raise ConfigError(f"BENCH_SCENARIOS names no scenario file: {unknown} (there are {ids})")
-    return Settings(int(knob(run["duration_s"])), int(knob(run["warmup_s"])), knob(run["sync"]).split(),
+    rounds = int(knob(run["rounds"]))
+    if rounds < 1:
+        raise ConfigError(f"bench.toml: rounds must be at least 1, got {rounds}")
+    return Settings(int(knob(run["duration_s"])), int(knob(run["warmup_s"])), rounds, knob(run["sync"]).split(),
                     selected, run["seed"], run["users"], clients, databases, scenarios)

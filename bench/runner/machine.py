@@ -42,7 +42,7 @@ def describe(env, settings, cluster, so_sha_start):
     return {
         "date": sh("date -u '+%Y-%m-%d %H:%M UTC'"),
         "quick": os.environ.get("BENCH_QUICK") == "1",
-        "duration_s": settings.duration, "warmup_s": settings.warmup,
+        "duration_s": settings.duration, "warmup_s": settings.warmup, "rounds": settings.rounds,
         "nproc": int(sh("nproc") or 0),
         "cpu": sh("lscpu | sed -n 's/^Model name: *//p' | head -1"),
         "memory": sh("free -h | awk '/^Mem:/ {print $2}'"),

@@ -21,10 +21,37 @@ def fmt(v, digits):
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def median_rounds(settings, runs):
+    """One run per contender, sync and sweep value: of the rounds measured, the one with the median throughput
+    (the higher middle one of an even count), whole, so its p50 and p99 stay those of one run; `rounds_tps` keeps
+    every round's throughput in the order they ran. Runs without a round (a results.json) pass through."""
+    sweep = {sc.id: sc.sweep.key for sc in settings.scenarios if sc.sweep}
+    groups, order = {}, []
+    for r in runs:
+        if "round" not in r:
+            order.append([r])
+            continue
+        key = (r["scenario"], r["contender"], r["sync"], r.get(sweep.get(r["scenario"], "")))
+        if key not in groups:
+            groups[key] = []
+            order.append(groups[key])
+        groups[key].append(r)
+    out = []
+    for group in order:
+        if "round" not in group[0]:
+            out.append(group[0])
+            continue
+        ranked = sorted(group, key=lambda r: r.get("tps") or 0)
+        pick = {k: v for k, v in ranked[len(ranked) // 2].items() if k != "round"}
+        pick["rounds_tps"] = [r.get("tps") for r in group]
+        out.append(pick)
+    return out
+
+
 class Report:
     def __init__(self, settings, runs, machine):
         self.s = settings
-        self.runs = runs
+        self.runs = median_rounds(settings, runs)
         self.machine = machine
         self.syncs = [x for x in ("on", "off") if any(r["sync"] == x for r in runs)]
 
@@ -99,6 +126,8 @@ class Report:
             if sc.sweep:
                 cells.append(f"{r.get(sc.sweep.key, 0):,}")
             tput = f"{r['tps']:,.0f}" if r.get("tps") is not None else "–"
+            if len(r.get("rounds_tps") or []) > 1 and None not in r["rounds_tps"]:
+                tput += f" ({min(r['rounds_tps']):,.0f}-{max(r['rounds_tps']):,.0f})"
             cells += [r["sync"], str(r.get("clients", "")), tput, fmt(r.get("p50_ms"), 2), fmt(r.get("p99_ms"), 2),
                       self.ratio_cell(sc, c, r)]
             L.append("| " + " | ".join(cells) + " |")
@@ -132,7 +161,9 @@ class Report:
             scenarios += self.scenario_section(sc)
         parts = {
             "run": f"{mode}, {m.get('date')}, {m.get('duration_s')} s measured per run after {m.get('warmup_s')} s "
-                   f"of warm-up.",
+                   f"of warm-up" + (f", every contender {m['rounds']} times in interleaved rounds: the tables show the "
+                                    f"round of median throughput, the range of all rounds in parentheses."
+                                    if m.get("rounds", 1) > 1 else "."),
             "machine": "\n".join(machine),
             "settings": "\n".join(["```text", *m.get("settings", []), "```"]),
             "targets": "\n".join(targets),

@@ -1,5 +1,6 @@
-"""A run: every chosen scenario's contenders, per sweep value and synchronous_commit value, each measured once
-and appended to runs.jsonl (one JSON object per run: what was run, then what was measured)."""
+"""A run: every chosen scenario's contenders, per sweep value and synchronous_commit value, each measured once per
+round (the rounds interleaved) and appended to runs.jsonl (one JSON object per run: what was run, its round, then
+what was measured). report.median_rounds picks what the report shows."""
 import json
 import os
 import threading
@@ -71,9 +72,10 @@ class Runner:
             db = self.cluster.database(sc.database, params)
             size = self.cluster.value(db, sc.sweep.db_size) if sc.sweep and sc.sweep.db_size else None
             for sync in sc.syncs_of(self.s.syncs):
-                for c in sc.contenders:
+                for rnd, c in ((rnd, c) for rnd in range(self.s.rounds) for c in sc.contenders):
                     self.services.want(c.needs, sync, c.clients, db)
-                    meta = {"scenario": sc.id, "contender": c.name, "sync": sync, "clients": c.clients, **params}
+                    meta = {"scenario": sc.id, "contender": c.name, "sync": sync, "clients": c.clients, **params,
+                            "round": rnd}
                     if c.record_db_size and size:
                         meta["db_size"] = size
                     if c.kind == "pgbench":
@@ -85,7 +87,7 @@ class Runner:
                     self.record(dict(meta, **extra), res)
                     label = " ".join([c.name, *(f"{k}={v}" for k, v in params.items()),
                                       *([f"think={extra['think_ms']}ms"] if "think_ms" in extra else []),
-                                      f"sync={sync}"])
+                                      f"sync={sync}", *([f"round={rnd + 1}"] if self.s.rounds > 1 else [])])
                     summary(label, res)
         self.services.stop_all()
 

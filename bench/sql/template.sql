@@ -100,4 +100,34 @@ BEGIN
 END
 $$;
 
+-- The lean PL/pgSQL issue 11 measured on aiquota's own tables (scenario 1, for scale): read the account and the
+-- meter's plan limit, one window-checked UPDATE of quota.counters, the ledger INSERT, SECURITY DEFINER. Not an
+-- engine (no plan expiry, overrides, holds, rollover, rollup, idempotency, several windows or decision returned),
+-- but the best a user gets on this data model by hand: what the engine's own reads and writes cost without it.
+CREATE FUNCTION bench.lean_consume(p_user text, p_meter text, p_amount bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    a quota.accounts;
+    l quota.plan_limits;
+BEGIN
+    SELECT * INTO a FROM quota.accounts WHERE user_id = p_user;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    SELECT * INTO l FROM quota.plan_limits WHERE plan = a.plan AND meter = p_meter;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE quota.counters c SET used = c.used + p_amount
+    WHERE c.user_id = p_user AND c.meter = p_meter AND c.period = l.period
+      AND c.window_start = quota.window_start(l.period, now(), coalesce(a.timezone, 'UTC'))
+      AND (l."limit" IS NULL OR c.used + c.held + p_amount <= l."limit" + c.carry);
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO quota.ledger (user_id, meter, amount, created_at) VALUES (p_user, p_meter, p_amount, now());
+    RETURN true;
+END
+$$;
+
 VACUUM ANALYZE;

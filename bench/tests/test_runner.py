@@ -118,7 +118,7 @@ def run(scenario, contender, sync, tps, p50=1.0, **kw):
 class Targets(unittest.TestCase):
     def test_ratio_target_per_sync_and_its_goal(self):
         sc = load_one(SMALL)
-        s = config.Settings(1, 0, ["on", "off"], ["9"], 42, 10000, SETTINGS.clients, SETTINGS.databases, [sc])
+        s = config.Settings(1, 0, 1, ["on", "off"], ["9"], 42, 10000, SETTINGS.clients, SETTINGS.databases, [sc])
         runs = [run("s9", "a", "on", 60.0), run("s9", "b", "on", 100.0), run("s9", "a", "off", 40.0),
                 run("s9", "b", "off", 100.0)]
         (_, t, by_sync), = report.Report(s, runs, {}).targets()
@@ -127,7 +127,7 @@ class Targets(unittest.TestCase):
 
     def test_a_missing_run_leaves_the_target_open(self):
         sc = load_one(SMALL)
-        s = config.Settings(1, 0, ["off"], ["9"], 42, 10000, SETTINGS.clients, SETTINGS.databases, [sc])
+        s = config.Settings(1, 0, 1, ["off"], ["9"], 42, 10000, SETTINGS.clients, SETTINGS.databases, [sc])
         (_, _, by_sync), = report.Report(s, [run("s9", "a", "off", 60.0)], {}).targets()
         self.assertEqual(by_sync["off"], {"value": None, "met": None})
 
@@ -150,6 +150,42 @@ class Targets(unittest.TestCase):
         runs = [run("s1", "consume", "off", 50.0), run("s1", "floor", "off", 100.0), run("s1", "limiter", "off", 80.0)]
         rep = report.Report(SETTINGS, runs, {})
         self.assertEqual(rep.ratio_cell(s1, s1.contenders[0], runs[0]), "0.50 (limiter 0.62)")
+
+
+class Rounds(unittest.TestCase):
+    def test_the_round_of_median_throughput_is_reported_whole(self):
+        runs = [run("s1", "consume", "off", 60.0, p50=3.0, round=0), run("s1", "limiter", "off", 80.0, round=0),
+                run("s1", "consume", "off", 90.0, p50=1.0, round=1), run("s1", "limiter", "off", 70.0, round=1),
+                run("s1", "consume", "off", 70.0, p50=2.0, round=2), run("s1", "limiter", "off", 75.0, round=2)]
+        consume, limiter = report.median_rounds(SETTINGS, runs)
+        self.assertEqual((consume["tps"], consume["p50_ms"], consume["rounds_tps"]), (70.0, 2.0, [60.0, 90.0, 70.0]))
+        self.assertNotIn("round", consume)
+        self.assertEqual(limiter["tps"], 75.0)
+        (_, t, by_sync), = [x for x in report.Report(SETTINGS, runs, {}).targets() if x[1].key == "consume_vs_limiter"]
+        self.assertAlmostEqual(by_sync["off"]["value"], 70.0 / 75.0)
+
+    def test_sweep_values_and_syncs_are_kept_apart(self):
+        runs = [run("s3", "consume", s, tps, ledger_rows=rows, round=k)
+                for k in range(2) for s in ("on", "off") for rows, tps in ((0, 10.0 + k), (1000, 20.0 + k))]
+        picked = report.median_rounds(SETTINGS, runs)
+        self.assertEqual([(r["sync"], r["ledger_rows"], r["tps"]) for r in picked],
+                         [("on", 0, 11.0), ("on", 1000, 21.0), ("off", 0, 11.0), ("off", 1000, 21.0)])
+
+    def test_runs_without_rounds_pass_through_and_the_table_shows_the_range(self):
+        plain = [run("s1", "consume", "off", 50.0)]
+        self.assertEqual(report.median_rounds(SETTINGS, plain), plain)
+        s1 = next(sc for sc in SETTINGS.scenarios if sc.id == "s1")
+        rounds = [run("s1", "consume", "off", tps, round=k) for k, tps in enumerate((50.0, 40.0, 60.0))]
+        table = "\n".join(report.Report(SETTINGS, rounds, {}).scenario_section(s1))
+        self.assertIn("| 50 (40-60) |", table)
+
+    def test_rounds_must_be_positive(self):
+        os.environ["BENCH_ROUNDS"] = "0"
+        try:
+            with self.assertRaisesRegex(config.ConfigError, "rounds"):
+                config.load()
+        finally:
+            del os.environ["BENCH_ROUNDS"]
 
 
 class Rendering(unittest.TestCase):
