@@ -76,11 +76,11 @@ pub fn consume(req: Request<'_>) -> Result<Decision> {
             let decision = consume_with(client, st, &req, now)?;
             if let Some(key) = req.key {
                 if decision.allowed {
-                    let json = JsonB(decision.to_json());
+                    let json = decision.to_json();
                     client.update(
                         &st.store_decision,
                         None,
-                        &[req.user.into(), key.into(), json.into()],
+                        &[req.user.into(), key.into(), crate::jsonb::jsonb_arg(&json)],
                     )?;
                 } else {
                     client.update(&st.drop_key, None, &[req.user.into(), key.into()])?;

@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod events;
 mod gucs;
+mod jsonb;
 mod meter_cache;
 mod period;
 mod reservations;

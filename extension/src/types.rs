@@ -6,7 +6,7 @@
 //! entry changes (a syscache invalidation callback), so a `DROP EXTENSION` + `CREATE EXTENSION` in a long-lived
 //! session never uses a stale OID. The tuple is formed with the type cache's own descriptor, pinned for the
 //! moment (pgrx's composite builder copied the descriptor and then the tuple, per call), and the `limits`
-//! jsonb is built in place instead of being printed as text and parsed again.
+//! jsonb is built in place (`jsonb.rs`) instead of being printed as text and parsed again.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -160,7 +160,7 @@ impl Composite {
         if oid != pg_sys::JSONBOID {
             return Err(QuotaError::Internal(format!("field {field}: not jsonb")));
         }
-        self.values[i] = Some(int_object(pairs));
+        self.values[i] = Some(crate::jsonb::int_object(pairs));
         Ok(())
     }
 
@@ -230,32 +230,5 @@ unsafe impl pgrx::callconv::BoxRet for Row {
     ) -> pgrx::datum::Datum<'fcx> {
         // SAFETY: see the impl.
         unsafe { fcinfo.return_raw_datum(self.0) }
-    }
-}
-
-/// `{"key": number, ...}` as a jsonb datum, built in place: serialising to text and parsing it again with
-/// `jsonb_in` cost more than the rest of the decision's fields together.
-fn int_object<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> pg_sys::Datum {
-    use pg_sys::JsonbIteratorToken::{WJB_BEGIN_OBJECT, WJB_END_OBJECT, WJB_KEY, WJB_VALUE};
-    // SAFETY: the documented way to build a jsonb from C: push the object's tokens, then flatten the result.
-    // The key strings are only read until JsonbValueToJsonb copies them, and the borrowed `&str`s outlive it;
-    // jsonb keys need no terminating NUL (their length is given). Keys are sorted and de-duplicated (the last
-    // one wins, as jsonb_in does) by pushJsonbValue at WJB_END_OBJECT.
-    unsafe {
-        let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
-        pg_sys::pushJsonbValue(&mut state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
-        for (key, value) in pairs {
-            let mut k: pg_sys::JsonbValue = std::mem::zeroed();
-            k.type_ = pg_sys::jbvType::jbvString;
-            k.val.string.len = key.len() as i32;
-            k.val.string.val = key.as_ptr() as *mut std::ffi::c_char;
-            pg_sys::pushJsonbValue(&mut state, WJB_KEY, &mut k);
-            let mut v: pg_sys::JsonbValue = std::mem::zeroed();
-            v.type_ = pg_sys::jbvType::jbvNumeric;
-            v.val.numeric = pg_sys::int64_to_numeric(value);
-            pg_sys::pushJsonbValue(&mut state, WJB_VALUE, &mut v);
-        }
-        let object = pg_sys::pushJsonbValue(&mut state, WJB_END_OBJECT, std::ptr::null_mut());
-        pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object))
     }
 }

@@ -228,6 +228,49 @@ mod tests {
     }
 
     #[pg_test]
+    fn the_decision_a_keyed_call_stores_is_the_jsonb_that_jsonb_in_makes_of_its_text() {
+        use serde_json::json;
+        // Built in place (jsonb.rs): every kind of value a decision has, and some it has not.
+        let built = json!({
+            "allowed": true, "replayed": false, "reason": null, "used": i64::MIN, "limit": i64::MAX,
+            "meter": "ai_requests", "quoted": "a \"b\" \\ ü € \n", "": "empty key",
+            "limits": {"month": 1000, "hour": 3, "day": 0},
+            "list": [1, "two", null, [true, false], {}], "empty": {}, "none": []
+        });
+        assert!(crate::jsonb::buildable(&built));
+        // pgrx's way (printed and parsed): a fraction, an unsigned integer past i64.
+        let printed = [json!({"fraction": 1.5}), json!({"big": u64::MAX})];
+        assert!(printed.iter().all(|v| !crate::jsonb::buildable(v)));
+        for v in std::iter::once(&built)
+            .chain(&printed)
+            .chain(&[json!({}), json!([1, 2])])
+        {
+            let same = Spi::get_one_with_args::<bool>(
+                "SELECT $1::jsonb = $2::jsonb AND $1::text = $2::text",
+                &[crate::jsonb::jsonb_arg(v), pgrx::JsonB(v.clone()).into()],
+            )
+            .unwrap_or_else(|e| panic!("{v}: {e}"));
+            assert_eq!(same, Some(true), "{v}");
+        }
+        // What a keyed consume stores, and that its replay reads it back.
+        at("2026-03-10 10:05:00+00");
+        run("SELECT quota.consume('u11', 'ai_requests', 1, 'k-stored')");
+        assert_eq!(
+            one::<String>(
+                "SELECT decision->>'plan' || ' ' || (decision->>'used') || ' ' || (decision->'limits')::text \
+                 || ' ' || (decision->>'resets_at') FROM quota.idempotency_keys WHERE key = 'k-stored'"
+            ),
+            Some("free 1 {\"day\": 10} 2026-03-11T00:00:00Z".into())
+        );
+        assert_eq!(
+            one::<bool>(
+                "SELECT replayed AND used = 1 AND remaining = 9 FROM quota.consume('u11', 'ai_requests', 1, 'k-stored')"
+            ),
+            Some(true)
+        );
+    }
+
+    #[pg_test]
     fn a_meter_the_plan_does_not_include_is_denied_with_a_reason() {
         run("SELECT quota.define_meter('images', 'images')");
         let (allowed, _, status, reason, retry, _) = consume("'u9', 'images'");
