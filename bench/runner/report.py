@@ -26,25 +26,18 @@ def median_rounds(settings, runs):
     (the higher middle one of an even count), whole, so its p50 and p99 stay those of one run; `rounds_tps` keeps
     every round's throughput in the order they ran. Runs without a round (a results.json) pass through."""
     sweep = {sc.id: sc.sweep.key for sc in settings.scenarios if sc.sweep}
-    groups, order = {}, []
-    for r in runs:
-        if "round" not in r:
-            order.append([r])
-            continue
-        key = (r["scenario"], r["contender"], r["sync"], r.get(sweep.get(r["scenario"], "")))
-        if key not in groups:
-            groups[key] = []
-            order.append(groups[key])
-        groups[key].append(r)
+    groups = {}  # in the order first seen
+    for i, r in enumerate(runs):
+        key = (r["scenario"], r["contender"], r["sync"], r.get(sweep.get(r["scenario"], ""))) if "round" in r else i
+        groups.setdefault(key, []).append(r)
     out = []
-    for group in order:
+    for group in groups.values():
         if "round" not in group[0]:
             out.append(group[0])
             continue
         ranked = sorted(group, key=lambda r: r.get("tps") or 0)
-        pick = {k: v for k, v in ranked[len(ranked) // 2].items() if k != "round"}
-        pick["rounds_tps"] = [r.get("tps") for r in group]
-        out.append(pick)
+        out.append(dict({k: v for k, v in ranked[len(ranked) // 2].items() if k != "round"},
+                        rounds_tps=[r.get("tps") for r in group]))
     return out
 
 

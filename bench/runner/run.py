@@ -1,6 +1,7 @@
 """A run: every chosen scenario's contenders, per sweep value and synchronous_commit value, each measured once per
 round (the rounds interleaved) and appended to runs.jsonl (one JSON object per run: what was run, its round, then
 what was measured). report.median_rounds picks what the report shows."""
+import itertools
 import json
 import os
 import threading
@@ -72,7 +73,7 @@ class Runner:
             db = self.cluster.database(sc.database, params)
             size = self.cluster.value(db, sc.sweep.db_size) if sc.sweep and sc.sweep.db_size else None
             for sync in sc.syncs_of(self.s.syncs):
-                for rnd, c in ((rnd, c) for rnd in range(self.s.rounds) for c in sc.contenders):
+                for rnd, c in itertools.product(range(self.s.rounds), sc.contenders):
                     self.services.want(c.needs, sync, c.clients, db)
                     meta = {"scenario": sc.id, "contender": c.name, "sync": sync, "clients": c.clients, **params,
                             "round": rnd}
