@@ -1,7 +1,7 @@
 //! jsonb values built in place with `pushJsonbValue`, the documented way to build one from C, instead of
 //! printing them as text and parsing that again with `jsonb_in` (pgrx's `JsonB`): the decision's `limits`
-//! object on every call, and the decision a keyed call stores. Both are the jsonb `jsonb_in` would make of the
-//! same text (`#[pg_test]`s compare them as values and as text).
+//! object on every call, the decision a keyed call stores, and the metadata a call writes. Each is the jsonb `jsonb_in`
+//! would make of the same text (`#[pg_test]`s compare them as values and as text).
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::JsonbIteratorToken::{
@@ -42,6 +42,15 @@ pub fn jsonb_arg<'a>(value: &Value) -> pgrx::datum::DatumWithOid<'a> {
         let datum = pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object));
         pgrx::datum::DatumWithOid::new(datum, pg_sys::JSONBOID)
     }
+}
+
+/// An optional JSON object as a jsonb statement argument, built as `jsonb_arg` builds one (SQL NULL for None): the
+/// metadata a call writes to the ledger and to its idempotency key.
+pub fn optional_arg<'a>(value: Option<&Value>) -> pgrx::datum::DatumWithOid<'a> {
+    value.map_or_else(
+        || pgrx::datum::DatumWithOid::null_oid(pg_sys::JSONBOID),
+        jsonb_arg,
+    )
 }
 
 /// Whether `push` builds the value as `jsonb_in` would parse its text.

@@ -1,15 +1,17 @@
 //! Reserve, then settle: for AI calls whose cost is known only afterwards.
 //!
 //! `quota.reserve` is consume in hold mode (`attempt::Mode::Hold`, statements/hold.sql): the amount counts against every limit as
-//! `held` until it is committed, released, or its time is up. Settling locks the reservation row first and then
-//! the counter rows (in the engine's order), frees the hold, and charges through the ordinary consume path, so
-//! the ledger and the counters stay in step exactly as for a plain consume.
+//! `held` until it is committed, released, or its time is up. Settling locks the reservation row first (settling
+//! it in the same write when it is still open) and then the counter rows (in the engine's order), frees the hold,
+//! and charges through the ordinary consume path, so the ledger and the counters stay in step exactly as for a
+//! plain consume.
 
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::Uuid;
 use serde_json::json;
 
+use crate::decision::Decision;
 use crate::engine::{self, Request};
 use crate::error::{QuotaError, Result};
 use crate::statements::{self, Prepared};
@@ -54,7 +56,43 @@ struct Held {
     amount: i64,
 }
 
-/// Locks the reservation and checks it can still be settled.
+/// Settles the reservation if it is still open, in the write that locks it (`close_reservation.sql`): None when
+/// it is not (unknown, another user's, settled or expired), and nothing was written.
+#[allow(clippy::too_many_arguments)]
+fn close(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    id: Uuid,
+    owner: Option<&str>,
+    state: &str,
+    actual: Option<i64>,
+    charged: i64,
+    now: TimestampWithTimeZone,
+) -> Result<Option<Held>> {
+    let table = client.update(
+        &st.close_reservation,
+        None,
+        &[
+            id.into(),
+            owner.into(),
+            state.into(),
+            actual.into(),
+            charged.into(),
+            now.into(),
+        ],
+    )?;
+    if table.is_empty() {
+        return Ok(None);
+    }
+    let row = table.first();
+    Ok(Some(Held {
+        user: row.get(1)?.unwrap_or_default(),
+        meter: row.get(2)?.unwrap_or_default(),
+        amount: row.get(3)?.unwrap_or(0),
+    }))
+}
+
+/// Locks the reservation and checks it can still be settled: the error that says why `close` settled nothing.
 fn lock(
     client: &mut SpiClient<'_>,
     st: &Prepared,
@@ -86,10 +124,82 @@ fn lock(
     })
 }
 
+/// Frees the hold and charges `actual` (None or 0: only frees it), under the reservation's lock: the amount
+/// charged and the decision of the charge.
+fn charge(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    id: Uuid,
+    held: &Held,
+    actual: Option<i64>,
+    overage: bool,
+    now: TimestampWithTimeZone,
+) -> Result<(i64, Option<Decision>)> {
+    let release = |client: &mut SpiClient<'_>| -> Result<()> {
+        client.update(
+            &st.release_hold,
+            None,
+            &[
+                held.user.as_str().into(),
+                held.meter.as_str().into(),
+                held.amount.into(),
+            ],
+        )?;
+        Ok(())
+    };
+    let actual = match actual {
+        None | Some(0) => {
+            release(client)?;
+            return Ok((0, None));
+        }
+        Some(actual) => actual,
+    };
+    let metadata = Some(json!({ "reservation_id": id.to_string() }));
+    let whole = Request {
+        user: &held.user,
+        meter: &held.meter,
+        amount: actual,
+        key: None,
+        metadata: metadata.clone(),
+        hold_until: None,
+        burst: false,
+        force: overage,
+        rollup: false,
+    };
+    // Most commits charge no more than the hold had room for: the fast path frees the hold and charges the whole
+    // actual amount in one write when it fits, exactly as the capped charge below would.
+    let tz = gucs::default_timezone();
+    if let Some(d) = engine::fast(client, st, &whole, now, &tz, held.amount)? {
+        return Ok((actual, Some(d)));
+    }
+    release(client)?;
+    // The hold guaranteed its own amount; beyond it, charge what the limits still allow (or, with overage,
+    // everything).
+    let charge = if overage {
+        actual
+    } else {
+        let room = engine::room(client, st, &held.user, &held.meter, now)?;
+        actual.min(room.max(0))
+    };
+    if charge == 0 {
+        return Ok((0, None));
+    }
+    let req = Request {
+        amount: charge,
+        metadata,
+        ..whole
+    };
+    let d = engine::consume_with(client, st, &req, now)?;
+    Ok((if d.allowed { charge } else { 0 }, Some(d)))
+}
+
 /// Commits at `actual` (Some) or releases (None) the reservation `id`. With `owner`, a reservation of another
 /// user is reported as unknown, so an end user cannot settle (or learn of) someone else's hold. With `overage`
 /// the whole actual amount is charged even beyond the limits (the upstream already spent it): the windows go over
 /// their limit and deny until they reset, instead of the spend being dropped.
+///
+/// The reservation row is written once in the common case: `close` settles it at the whole actual amount (what
+/// the fast path charges) as it locks it, and only a charge the limits capped writes it again.
 pub fn settle(
     id: Uuid,
     owner: Option<&str>,
@@ -99,90 +209,32 @@ pub fn settle(
     let now = clock::now()?;
     Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
-            let held = lock(client, st, id, owner, now)?;
-            let release = |client: &mut SpiClient<'_>| -> Result<()> {
-                client.update(
-                    &st.release_hold,
-                    None,
-                    &[
-                        held.user.as_str().into(),
-                        held.meter.as_str().into(),
-                        held.amount.into(),
-                    ],
-                )?;
-                Ok(())
-            };
-            let (charged, decision) = match actual {
-                None | Some(0) => {
-                    release(client)?;
-                    (0, None)
-                }
-                Some(actual) => {
-                    let metadata = Some(json!({ "reservation_id": id.to_string() }));
-                    let whole = Request {
-                        user: &held.user,
-                        meter: &held.meter,
-                        amount: actual,
-                        key: None,
-                        metadata: metadata.clone(),
-                        hold_until: None,
-                        burst: false,
-                        force: overage,
-                        rollup: false,
-                    };
-                    // Most commits charge no more than the hold had room for: the fast path frees the hold and
-                    // charges the whole actual amount in one write when it fits, exactly as the capped charge
-                    // below would.
-                    let tz = gucs::default_timezone();
-                    if let Some(d) = engine::fast(client, st, &whole, now, &tz, held.amount)? {
-                        (actual, Some(d))
-                    } else {
-                        release(client)?;
-                        // The hold guaranteed its own amount; beyond it, charge what the limits still allow (or,
-                        // with overage, everything).
-                        let charge = if overage {
-                            actual
-                        } else {
-                            let room = engine::room(client, st, &held.user, &held.meter, now)?;
-                            actual.min(room.max(0))
-                        };
-                        if charge == 0 {
-                            (0, None)
-                        } else {
-                            let req = Request {
-                                user: &held.user,
-                                meter: &held.meter,
-                                amount: charge,
-                                key: None,
-                                metadata,
-                                hold_until: None,
-                                burst: false,
-                                force: overage,
-                                rollup: false,
-                            };
-                            let d = engine::consume_with(client, st, &req, now)?;
-                            (if d.allowed { charge } else { 0 }, Some(d))
-                        }
-                    }
-                }
-            };
             let state = if actual.is_some() {
                 "committed"
             } else {
                 "released"
             };
-            client.update(
-                &st.settle_reservation,
-                None,
-                &[
-                    held.user.as_str().into(),
-                    id.into(),
-                    state.into(),
-                    actual.into(),
-                    charged.into(),
-                    now.into(),
-                ],
-            )?;
+            let whole = actual.unwrap_or(0);
+            let (held, closed) = match close(client, st, id, owner, state, actual, whole, now)? {
+                Some(held) => (held, true),
+                // Not open: lock says why. Should it be open after all, it is settled below instead.
+                None => (lock(client, st, id, owner, now)?, false),
+            };
+            let (charged, decision) = charge(client, st, id, &held, actual, overage, now)?;
+            if !closed || charged != whole {
+                client.update(
+                    &st.settle_reservation,
+                    None,
+                    &[
+                        held.user.as_str().into(),
+                        id.into(),
+                        state.into(),
+                        actual.into(),
+                        charged.into(),
+                        now.into(),
+                    ],
+                )?;
+            }
             Ok(Settlement {
                 reservation_id: id,
                 state,

@@ -40,6 +40,7 @@ pub struct Prepared {
     pub load_key: OwnedPreparedStatement,
     pub store_decision: OwnedPreparedStatement,
     pub drop_key: OwnedPreparedStatement,
+    pub close_reservation: OwnedPreparedStatement,
     pub lock_reservation: OwnedPreparedStatement,
     pub release_hold: OwnedPreparedStatement,
     pub settle_reservation: OwnedPreparedStatement,
@@ -126,6 +127,10 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         load_key: keep(include_str!("load_key.sql"), &[text, text])?,
         store_decision: keep(include_str!("store_decision.sql"), &[text, text, jsonb])?,
         drop_key: keep(include_str!("drop_key.sql"), &[text, text])?,
+        close_reservation: keep(
+            include_str!("close_reservation.sql"),
+            &[uuid, text, text, int8, int8, tstz],
+        )?,
         lock_reservation: keep(include_str!("lock_reservation.sql"), &[uuid, text])?,
         release_hold: keep(include_str!("release_hold.sql"), &[text, text, int8])?,
         settle_reservation: keep(

@@ -271,6 +271,40 @@ mod tests {
     }
 
     #[pg_test]
+    fn the_metadata_a_call_writes_is_the_jsonb_that_jsonb_in_makes_of_its_text() {
+        at("2026-03-10 10:05:00+00");
+        // Built in place (jsonb.rs), and pgrx's way (a fraction is not built in place).
+        let built = r#"{"model": "gpt-4o", "quoted": "a \"b\" ü €", "n": -3, "": "", "nested": {"k": [1, null, true]}}"#;
+        let printed = r#"{"model": "gpt-4o", "temperature": 0.7}"#;
+        run("SELECT quota.consume('u12', 'ai_requests', 1)");
+        for (i, metadata) in [built, printed].into_iter().enumerate() {
+            // The fast path (a user served before), the general path (a user's first call) and a keyed call.
+            let key = format!("'k-meta-{i}'");
+            let user = format!("u{}", 13 + i);
+            for (user, key) in [("u12", "NULL"), (&user, "NULL"), ("u12", &key)] {
+                run(&format!(
+                    "SELECT quota.consume('{user}', 'ai_requests', 1, {key}, '{metadata}'::jsonb)"
+                ));
+            }
+            let same = format!(
+                "metadata = '{metadata}'::jsonb AND metadata::text = ('{metadata}'::jsonb)::text"
+            );
+            assert_eq!(
+                one::<i64>(&format!("SELECT count(*) FROM quota.ledger WHERE {same}")),
+                Some(3),
+                "{metadata}"
+            );
+            assert_eq!(
+                one::<i64>(&format!(
+                    "SELECT count(*) FROM quota.idempotency_keys WHERE {same}"
+                )),
+                Some(1),
+                "{metadata}"
+            );
+        }
+    }
+
+    #[pg_test]
     fn a_meter_the_plan_does_not_include_is_denied_with_a_reason() {
         run("SELECT quota.define_meter('images', 'images')");
         let (allowed, _, status, reason, retry, _) = consume("'u9', 'images'");

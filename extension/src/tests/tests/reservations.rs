@@ -75,6 +75,14 @@ mod tests {
             .as_deref(),
             Some(id.as_str())
         );
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT state || ' ' || actual || ' ' || charged || ' ' || (settled_at IS NOT NULL) \
+                 FROM quota.reservations WHERE id = '{id}'"
+            ))
+            .as_deref(),
+            Some("committed 2500 2500 true")
+        );
         expect_sqlstate(&format!("PERFORM quota.commit('{id}', 1)"), "55000");
         expect_sqlstate(&format!("PERFORM quota.release('{id}')"), "55000");
     }
@@ -90,6 +98,14 @@ mod tests {
         ));
         assert_eq!((charged, capped, used), (3000, true, Some(10000)));
         assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+        // The row says what was charged, not the whole actual amount it was settled at first.
+        assert_eq!(
+            one::<String>(&format!(
+                "SELECT state || ' ' || actual || ' ' || charged FROM quota.reservations WHERE id = '{id}'"
+            ))
+            .as_deref(),
+            Some("committed 5000 3000")
+        );
     }
 
     #[pg_test]
