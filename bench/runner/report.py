@@ -3,6 +3,7 @@ synchronous_commit value, one table per scenario, in the prose of bench/report.m
 import json
 import os
 import re
+import statistics
 
 from .config import BENCH_DIR
 
@@ -64,8 +65,27 @@ class Report:
         r = self.get(sc.id, term.contender, sync, at)
         return r.get(term.metric) if r else None
 
+    def round_ratios(self, sc, t, sync):
+        """The per-round values of a target that is a ratio of two throughputs, or None. Rounds are interleaved,
+        so round k of both contenders ran minutes apart at most, under the same disk and the same noise; the
+        median rounds of two contenders may come from different rounds when the machine drifts."""
+        if len(t.terms) != 2 or any(term.metric != "tps" for term in t.terms):
+            return None
+        runs = []
+        for term in t.terms:
+            at = {k: (self.biggest(sc) if v == "max" else v) for k, v in term.at.items()}
+            runs.append(self.get(sc.id, term.contender, sync, at))
+        if None in runs:
+            return None
+        a, b = (r.get("rounds_tps") or [] for r in runs)
+        if len(a) < 2 or len(a) != len(b) or None in a + b or 0 in b:
+            return None
+        return [x / y for x, y in zip(a, b)]
+
     def targets(self):
-        """[(scenario, target, {sync: {value, met}})] for every target of every scenario the run measured."""
+        """[(scenario, target, {sync: {value, met[, rounds]}})] for every target of every scenario the run
+        measured. A ratio of two throughputs measured in rounds is the median of its per-round ratios (`rounds`);
+        any other target is taken from the median round of each contender."""
         out = []
         for sc in self.s.scenarios:
             if not any(r["scenario"] == sc.id for r in self.runs):
@@ -73,6 +93,11 @@ class Report:
             for t in sc.targets:
                 by_sync = {}
                 for sync in self.syncs:
+                    rounds = self.round_ratios(sc, t, sync)
+                    if rounds:
+                        v = statistics.median(rounds)
+                        by_sync[sync] = {"value": v, "met": t.met(v), "rounds": rounds}
+                        continue
                     vals = [self.term(sc, term, sync) for term in t.terms]
                     v = vals[0] if len(vals) == 1 else ratio(*vals)
                     by_sync[sync] = {"value": v, "met": t.met(v) if v is not None else None}
@@ -147,6 +172,7 @@ class Report:
                    "|---|---|" + "---|" * len(self.syncs)]
         for sc, t, by_sync in self.targets():
             cells = ["–" if v["value"] is None else f"{t.show(v['value'])} {'✅' if v['met'] else '❌'}"
+                     + (f" ({min(v['rounds']):.2f}-{max(v['rounds']):.2f})" if v.get("rounds") else "")
                      for v in (by_sync[x] for x in self.syncs)]
             targets.append(f"| {t.title.format(max=self.biggest(sc))} | {t.goal} | " + " | ".join(cells) + " |")
         scenarios = []
@@ -155,7 +181,9 @@ class Report:
         parts = {
             "run": f"{mode}, {m.get('date')}, {m.get('duration_s')} s measured per run after {m.get('warmup_s')} s "
                    f"of warm-up" + (f", every contender {m['rounds']} times in interleaved rounds: the tables show the "
-                                    f"round of median throughput, the range of all rounds in parentheses."
+                                    f"round of median throughput, the range of all rounds in parentheses; a target that is a ratio of "
+                                    f"two throughputs is the median of its per-round ratios, their range in "
+                                    f"parentheses."
                                     if m.get("rounds", 1) > 1 else "."),
             "machine": "\n".join(machine),
             "settings": "\n".join(["```text", *m.get("settings", []), "```"]),

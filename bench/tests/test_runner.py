@@ -164,6 +164,21 @@ class Rounds(unittest.TestCase):
         (_, t, by_sync), = [x for x in report.Report(SETTINGS, runs, {}).targets() if x[1].key == "consume_vs_limiter"]
         self.assertAlmostEqual(by_sync["off"]["value"], 70.0 / 75.0)
 
+    def test_a_throughput_ratio_target_is_the_median_of_its_per_round_ratios(self):
+        # The median rounds (20 and 20) would say 1.00; round by round consume ran at 3.0, 0.5 and 0.5 of the
+        # limiter: the machine drifted between rounds, and only contenders of the same round compare.
+        runs = [run("s1", c, "off", tps, round=k)
+                for k, pair in enumerate(((30.0, 10.0), (10.0, 20.0), (20.0, 40.0)))
+                for c, tps in zip(("consume", "limiter"), pair)]
+        rep = report.Report(SETTINGS, runs, {})
+        (_, t, by_sync), = [x for x in rep.targets() if x[1].key == "consume_vs_limiter"]
+        self.assertEqual(by_sync["off"], {"value": 0.5, "met": False, "rounds": [3.0, 0.5, 0.5]})
+        self.assertIn("| 0.50 ❌ (0.50-3.00) |", rep.markdown("{{targets}}", ""))
+        # A target of one metric, or a contender measured once, keeps the median round's value.
+        (_, t, by_sync), = [x for x in report.Report(SETTINGS, runs[:2], {}).targets()
+                            if x[1].key == "consume_vs_limiter"]
+        self.assertEqual(by_sync["off"], {"value": 3.0, "met": True})
+
     def test_sweep_values_and_syncs_are_kept_apart(self):
         runs = [run("s3", "consume", s, tps, ledger_rows=rows, round=k)
                 for k in range(2) for s in ("on", "off") for rows, tps in ((0, 10.0 + k), (1000, 20.0 + k))]

@@ -132,6 +132,55 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_keyed_call_for_a_user_served_before_claims_charges_and_replays_once() {
+        at("2026-03-10 12:00:00+00");
+        // Served before: the key is claimed, then the row charged by the fast path (fast_charge.sql).
+        assert!(consume("'u5k', 'ai_tokens', 1").0);
+        let first = consume("'u5k', 'ai_tokens', 250, 'req-1'");
+        assert_eq!((first.0, first.1), (true, 251));
+        assert_eq!(
+            one::<String>(
+                "SELECT (decision->>'used') || ' ' || (decision->>'allowed') FROM quota.idempotency_keys \
+                 WHERE user_id = 'u5k' AND key = 'req-1'"
+            )
+            .as_deref(),
+            Some("251 true")
+        );
+        assert_eq!(
+            one::<bool>("SELECT replayed AND used = 251 FROM quota.consume('u5k', 'ai_tokens', 250, 'req-1')"),
+            Some(true)
+        );
+        expect_sqlstate(
+            "PERFORM quota.consume('u5k', 'ai_tokens', 249, 'req-1')",
+            "42710",
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT count(*) || ' ' || sum(amount) || ' ' || count(idempotency_key) FROM quota.ledger \
+                 WHERE user_id = 'u5k'"
+            )
+            .as_deref(),
+            Some("2 251 1")
+        );
+        // Claimed, and not charged by the fast path (the amount does not fit): the general path denies and the
+        // key is dropped, so a retry is decided afresh.
+        assert!(!consume("'u5k', 'ai_tokens', 9800, 'req-2'").0);
+        assert_eq!(
+            one::<i64>("SELECT count(*) FROM quota.idempotency_keys WHERE user_id = 'u5k'"),
+            Some(1)
+        );
+        // Claimed, then charged by the general path (a new window).
+        at("2026-04-01 00:00:01+00");
+        let (allowed, used, ..) = consume("'u5k', 'ai_tokens', 9800, 'req-2'");
+        assert_eq!((allowed, used), (true, 9800));
+        assert_eq!(
+            one::<bool>("SELECT replayed FROM quota.consume('u5k', 'ai_tokens', 9800, 'req-2')"),
+            Some(true)
+        );
+        assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+    }
+
+    #[pg_test]
     fn a_denied_keyed_attempt_stores_no_key_so_a_retry_is_evaluated_afresh() {
         at("2026-03-10 12:00:00+00");
         run("SELECT quota.consume('u7', 'ai_tokens', 10000)");
