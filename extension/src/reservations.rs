@@ -56,6 +56,18 @@ struct Held {
     amount: i64,
 }
 
+impl Held {
+    /// The reservation's user, meter and amount from the first three columns of `close_reservation.sql` or
+    /// `lock_reservation.sql`.
+    fn read(row: &pgrx::spi::SpiTupleTable<'_>) -> Result<Held> {
+        Ok(Held {
+            user: row.get(1)?.unwrap_or_default(),
+            meter: row.get(2)?.unwrap_or_default(),
+            amount: row.get(3)?.unwrap_or(0),
+        })
+    }
+}
+
 /// Settles the reservation if it is still open, in the write that locks it (`close_reservation.sql`): None when
 /// it is not (unknown, another user's, settled or expired), and nothing was written.
 #[allow(clippy::too_many_arguments)]
@@ -84,12 +96,7 @@ fn close(
     if table.is_empty() {
         return Ok(None);
     }
-    let row = table.first();
-    Ok(Some(Held {
-        user: row.get(1)?.unwrap_or_default(),
-        meter: row.get(2)?.unwrap_or_default(),
-        amount: row.get(3)?.unwrap_or(0),
-    }))
+    Held::read(&table.first()).map(Some)
 }
 
 /// Locks the reservation and checks it can still be settled: the error that says why `close` settled nothing.
@@ -117,11 +124,7 @@ fn lock(
             "reservation {id} expired; its hold no longer counts, so nothing can be committed or released"
         )));
     }
-    Ok(Held {
-        user: row.get(1)?.unwrap_or_default(),
-        meter: row.get(2)?.unwrap_or_default(),
-        amount: row.get(3)?.unwrap_or(0),
-    })
+    Held::read(&row)
 }
 
 /// Frees the hold and charges `actual` (None or 0: only frees it), under the reservation's lock: the amount
