@@ -14,7 +14,7 @@ BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METRICS = ("tps", "p50_ms", "p99_ms")
 KINDS = ("pgbench", "driver", "wrk")
 SERVICES = ("redis", "api")
-DRIVER_MODES = ("one-store", "one-store-cte", "one-store-limiter", "two-store")
+DRIVER_MODES = ("one-store", "one-store-cte", "one-store-limiter", "one-store-floor", "two-store")
 
 
 class ConfigError(Exception):

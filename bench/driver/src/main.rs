@@ -10,6 +10,9 @@
 //! * `one-store-cte`: the same decision and insert as one statement (a CTE), in its own implicit transaction.
 //! * `one-store-limiter`: as `one-store`, with the hand-written PL/pgSQL limiter (`bench.limiter_definer`) in
 //!   place of `quota.consume`: what a user would write instead of aiquota, in the same transaction shape.
+//! * `one-store-floor`: as `one-store`, with the plain counter UPDATE of scenario 1's floor (no check, no ledger)
+//!   in place of the decision: the least any quota kept in the job's PostgreSQL transaction can cost, so its ratio
+//!   to two stores bounds every one-store design, aiquota's included.
 //! * `two-store`: a Redis Lua counter (INCRBY, EXPIRE on first use, give back and deny over the limit), then the
 //!   same INSERT in PostgreSQL (autocommit). Nothing makes the two writes atomic: that is the design measured.
 //!
@@ -30,6 +33,8 @@ return 1";
 const INSERT_JOB: &str = "INSERT INTO app.generation_jobs (user_id, prompt) VALUES ($1, $2)";
 const CONSUME: &str = "SELECT allowed FROM quota.consume($1::text, 'ai_requests', 1)";
 const LIMITER: &str = "SELECT bench.limiter_definer($1::text, 1)";
+const FLOOR: &str =
+    "UPDATE bench.counters SET used = used + 1 WHERE user_id = $1::text RETURNING true";
 const CONSUME_AND_INSERT: &str = "WITH d AS (SELECT allowed FROM quota.consume($1::text, 'ai_requests', 1)) \
      INSERT INTO app.generation_jobs (user_id, prompt) SELECT $1, $2 FROM d WHERE d.allowed RETURNING 1";
 const PROMPT: &str = "Write a haiku about counting things exactly once.";
@@ -50,7 +55,7 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: aiquota-bench-driver --mode one-store|one-store-cte|one-store-limiter|two-store --pg URL [--redis HOST:PORT] \
+        "usage: aiquota-bench-driver --mode one-store|one-store-cte|one-store-limiter|one-store-floor|two-store --pg URL [--redis HOST:PORT] \
          [--clients N] [--duration S] [--warmup S] [--users N] [--limit N] [--sync on|off] [--seed N]"
     );
     std::process::exit(2)
@@ -88,7 +93,16 @@ fn parse() -> Opts {
         }
         i += 2;
     }
-    if o.pg.is_empty() || !["one-store", "one-store-cte", "one-store-limiter", "two-store"].contains(&o.mode.as_str()) {
+    if o.pg.is_empty()
+        || ![
+            "one-store",
+            "one-store-cte",
+            "one-store-limiter",
+            "one-store-floor",
+            "two-store",
+        ]
+        .contains(&o.mode.as_str())
+    {
         usage()
     }
     o
@@ -104,7 +118,10 @@ impl Redis {
     fn connect(addr: &str) -> std::io::Result<Self> {
         let s = TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
-        Ok(Redis { r: BufReader::new(s.try_clone()?), w: s })
+        Ok(Redis {
+            r: BufReader::new(s.try_clone()?),
+            w: s,
+        })
     }
 
     fn command(&mut self, parts: &[&[u8]]) -> std::io::Result<Reply> {
@@ -170,7 +187,11 @@ fn client(o: Arc<Opts>, id: usize, sha: Option<String>, start: Instant) -> Resul
     let mut pg = postgres::Client::connect(&o.pg, postgres::NoTls).map_err(|e| e.to_string())?;
     pg.batch_execute(&format!("SET synchronous_commit = {}", o.sync))
         .map_err(|e| e.to_string())?;
-    let decide = if o.mode == "one-store-limiter" { LIMITER } else { CONSUME };
+    let decide = match o.mode.as_str() {
+        "one-store-limiter" => LIMITER,
+        "one-store-floor" => FLOOR,
+        _ => CONSUME,
+    };
     let consume = pg.prepare(decide).map_err(|e| e.to_string())?;
     let insert = pg.prepare(INSERT_JOB).map_err(|e| e.to_string())?;
     let both = pg.prepare(CONSUME_AND_INSERT).map_err(|e| e.to_string())?;
@@ -179,7 +200,11 @@ fn client(o: Arc<Opts>, id: usize, sha: Option<String>, start: Instant) -> Resul
         None => None,
     };
     let (limit, ttl) = (o.limit.to_string(), "90000".to_string());
-    let mut rng = Rng(o.seed.wrapping_mul(6364136223846793005).wrapping_add(id as u64 * 2 + 1) | 1);
+    let mut rng = Rng(o
+        .seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(id as u64 * 2 + 1)
+        | 1);
     let warm_end = start + Duration::from_secs_f64(o.warmup);
     let end = warm_end + Duration::from_secs_f64(o.duration);
     let mut t = Tally::default();
@@ -190,11 +215,15 @@ fn client(o: Arc<Opts>, id: usize, sha: Option<String>, start: Instant) -> Resul
         }
         let user = format!("u{}", rng.next(o.users));
         let result: Result<bool, String> = match o.mode.as_str() {
-            "one-store" | "one-store-limiter" => (|| {
+            "one-store" | "one-store-limiter" | "one-store-floor" => (|| {
                 let mut tx = pg.transaction().map_err(|e| e.to_string())?;
-                let allowed: bool = tx.query_one(&consume, &[&user]).map_err(|e| e.to_string())?.get(0);
+                let allowed: bool = tx
+                    .query_one(&consume, &[&user])
+                    .map_err(|e| e.to_string())?
+                    .get(0);
                 if allowed {
-                    tx.execute(&insert, &[&user, &PROMPT]).map_err(|e| e.to_string())?;
+                    tx.execute(&insert, &[&user, &PROMPT])
+                        .map_err(|e| e.to_string())?;
                 }
                 tx.commit().map_err(|e| e.to_string())?;
                 Ok(allowed)
@@ -205,15 +234,26 @@ fn client(o: Arc<Opts>, id: usize, sha: Option<String>, start: Instant) -> Resul
                 .map_err(|e| e.to_string()),
             _ => (|| {
                 let r = redis.as_mut().ok_or("no redis")?;
-                let day = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400);
+                let day = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() / 86_400);
                 let key = format!("quota:{user}:ai_requests:{day}");
                 let sha = sha.as_deref().unwrap_or_default();
                 let reply = r
-                    .command(&[b"EVALSHA", sha.as_bytes(), b"1", key.as_bytes(), b"1", limit.as_bytes(), ttl.as_bytes()])
+                    .command(&[
+                        b"EVALSHA",
+                        sha.as_bytes(),
+                        b"1",
+                        key.as_bytes(),
+                        b"1",
+                        limit.as_bytes(),
+                        ttl.as_bytes(),
+                    ])
                     .map_err(|e| e.to_string())?;
                 let allowed = matches!(reply, Reply::Int(1));
                 if allowed {
-                    pg.execute(&insert, &[&user, &PROMPT]).map_err(|e| e.to_string())?;
+                    pg.execute(&insert, &[&user, &PROMPT])
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(allowed)
             })(),
@@ -228,7 +268,8 @@ fn client(o: Arc<Opts>, id: usize, sha: Option<String>, start: Instant) -> Resul
                 if !allowed {
                     t.denied += 1;
                 }
-                t.lat_us.push((t1 - t0).as_micros().min(u32::MAX as u128) as u32);
+                t.lat_us
+                    .push((t1 - t0).as_micros().min(u32::MAX as u128) as u32);
             }
             Err(e) => {
                 if t.errors == 0 {
