@@ -37,6 +37,14 @@ const FLOOR: &str =
     "UPDATE bench.counters SET used = used + 1 WHERE user_id = $1::text RETURNING true";
 const CONSUME_AND_INSERT: &str = "WITH d AS (SELECT allowed FROM quota.consume($1::text, 'ai_requests', 1)) \
      INSERT INTO app.generation_jobs (user_id, prompt) SELECT $1, $2 FROM d WHERE d.allowed RETURNING 1";
+/// The modes above (bench/runner/config.py's DRIVER_MODES lists the same, to check scenario files before a run).
+const MODES: &[&str] = &[
+    "one-store",
+    "one-store-cte",
+    "one-store-limiter",
+    "one-store-floor",
+    "two-store",
+];
 const PROMPT: &str = "Write a haiku about counting things exactly once.";
 
 #[derive(Clone)]
@@ -55,8 +63,9 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: aiquota-bench-driver --mode one-store|one-store-cte|one-store-limiter|one-store-floor|two-store --pg URL [--redis HOST:PORT] \
-         [--clients N] [--duration S] [--warmup S] [--users N] [--limit N] [--sync on|off] [--seed N]"
+        "usage: aiquota-bench-driver --mode {} --pg URL [--redis HOST:PORT] \
+         [--clients N] [--duration S] [--warmup S] [--users N] [--limit N] [--sync on|off] [--seed N]",
+        MODES.join("|")
     );
     std::process::exit(2)
 }
@@ -93,16 +102,7 @@ fn parse() -> Opts {
         }
         i += 2;
     }
-    if o.pg.is_empty()
-        || ![
-            "one-store",
-            "one-store-cte",
-            "one-store-limiter",
-            "one-store-floor",
-            "two-store",
-        ]
-        .contains(&o.mode.as_str())
-    {
+    if o.pg.is_empty() || !MODES.contains(&o.mode.as_str()) {
         usage()
     }
     o
