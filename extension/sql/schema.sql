@@ -75,6 +75,13 @@ CREATE DOMAIN quota.non_negative AS bigint CHECK (VALUE >= 0);
 COMMENT ON DOMAIN quota.non_negative IS 'A count or amount that cannot go below zero (counters, ledger credits).';
 CREATE DOMAIN quota.period_name AS text CHECK (VALUE IN ('hour', 'day', 'week', 'month'));
 COMMENT ON DOMAIN quota.period_name IS 'A calendar window: hour, day, week (ISO, from Monday) or month.';
+-- The same for the tables reserve, commit and a keyed consume write on every call (0.7.0).
+CREATE DOMAIN quota.positive_amount AS bigint CHECK (VALUE > 0);
+COMMENT ON DOMAIN quota.positive_amount IS 'An amount of at least 1 (what a reservation holds).';
+CREATE DOMAIN quota.reservation_state AS text CHECK (VALUE IN ('held', 'committed', 'released'));
+COMMENT ON DOMAIN quota.reservation_state IS 'A reservation''s state: held (open), committed or released.';
+CREATE DOMAIN quota.key_text AS text CHECK (length(VALUE) BETWEEN 1 AND 300);
+COMMENT ON DOMAIN quota.key_text IS 'An idempotency key as stored: 1 to 300 characters (255 and the ''reserve:'' prefix).';
 
 CREATE TABLE quota.counters (
     user_id      text NOT NULL REFERENCES quota.accounts (user_id) ON DELETE CASCADE,
@@ -208,8 +215,8 @@ CREATE TABLE quota.reservations (
     user_id         text NOT NULL,
     id              uuid NOT NULL DEFAULT gen_random_uuid(),
     meter           text NOT NULL,
-    amount          bigint NOT NULL CHECK (amount > 0),
-    state           text NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'committed', 'released')),
+    amount          quota.positive_amount NOT NULL,
+    state           quota.reservation_state NOT NULL DEFAULT 'held',
     expires_at      timestamptz NOT NULL,
     created_at      timestamptz NOT NULL,
     settled_at      timestamptz,
@@ -226,7 +233,7 @@ COMMENT ON TABLE quota.reservations IS
 
 CREATE TABLE quota.idempotency_keys (
     user_id    text NOT NULL,
-    key        text NOT NULL CHECK (length(key) BETWEEN 1 AND 300), -- 255 + the 'reserve:' prefix
+    key        quota.key_text NOT NULL,
     meter      text NOT NULL,
     amount     bigint NOT NULL,
     metadata   jsonb,

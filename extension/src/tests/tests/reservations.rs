@@ -316,4 +316,57 @@ mod tests {
         expect_sqlstate("PERFORM quota.purge_reservations('1 hour')", "22023");
         expect_sqlstate("PERFORM quota.purge_reservations(NULL)", "22004");
     }
+
+    /// The tables reserve, commit and a keyed consume write check their values with domains (0.7.0), not table
+    /// CHECK constraints, which PostgreSQL would parse again in every statement that writes them; the rules and
+    /// their SQLSTATE (23514) are those of the constraints they replace, and the engine reads the columns back.
+    #[pg_test]
+    fn reservation_and_key_values_are_checked_by_domains() {
+        let insert = |amount: &str, state: &str| {
+            format!(
+                "INSERT INTO quota.reservations (user_id, meter, amount, state, expires_at, created_at) \
+                 VALUES ('d1', 'ai_tokens', {amount}, '{state}', now() + interval '1 minute', now())"
+            )
+        };
+        expect_sqlstate(&insert("0", "held"), "23514");
+        expect_sqlstate(&insert("-5", "held"), "23514");
+        expect_sqlstate(&insert("5", "open"), "23514");
+        run(&insert("5", "held"));
+        expect_sqlstate(
+            "UPDATE quota.reservations SET state = 'cancelled' WHERE user_id = 'd1'",
+            "23514",
+        );
+        let key = |k: &str| {
+            format!(
+                "INSERT INTO quota.idempotency_keys (user_id, key, meter, amount, created_at) \
+                 VALUES ('d1', '{k}', 'ai_tokens', 1, now())"
+            )
+        };
+        expect_sqlstate(&key(""), "23514");
+        expect_sqlstate(&key(&"k".repeat(301)), "23514");
+        run(&key(&"k".repeat(300)));
+        assert_eq!(
+            one::<i64>(
+                "SELECT count(*) FROM quota.reservations WHERE user_id = 'd1' AND state = 'held'"
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(conname, ',' ORDER BY conname) FROM pg_constraint \
+                 WHERE conrelid IN ('quota.reservations'::regclass, 'quota.idempotency_keys'::regclass) \
+                   AND contype = 'c'"
+            ),
+            None
+        );
+        // The engine reads the domain columns as their base types: a reservation held, committed and read back.
+        at("2026-03-10 12:00:00+00");
+        let (allowed, id) = reserve("'d2', 'ai_tokens', 500");
+        assert!(allowed);
+        let id = id.unwrap();
+        let (state, charged, ..) = settle(&format!(
+            "SELECT state, charged, capped, used FROM quota.commit('{id}', 400)"
+        ));
+        assert_eq!((state.as_str(), charged), ("committed", 400));
+    }
 }
