@@ -18,7 +18,7 @@ use crate::decision::{Decision, Window};
 use crate::error::{QuotaError, Result};
 use crate::meter_cache::{self, MeterConfig, Shape};
 use crate::statements::{self, Prepared};
-use crate::{clock, creation_turn, events, gucs, period};
+use crate::{clock, creation_turn, events, gucs, key_turn, period};
 
 /// What one call asks for, already validated.
 pub struct Request<'a> {
@@ -63,58 +63,101 @@ fn seconds_between(now: TimestampWithTimeZone, at: TimestampWithTimeZone) -> i64
     (us.max(0) + 999_999) / 1_000_000
 }
 
-/// Consumes `amount` from every window of the meter, or from none.
+/// Consumes `amount` from every window of the meter, or from none. With a key: a repeat of an allowed call
+/// replays its decision, and a call with the key of another request is refused (`key_turn.rs`).
 pub fn consume(req: Request<'_>) -> Result<Decision> {
     let now = clock::now()?;
     Spi::connect_mut(|client| {
         statements::with(client, |client, st| {
-            if let Some(key) = req.key {
-                if let Some(replay) = claim_key(client, st, &req, key, now)? {
+            let Some(key) = req.key else {
+                return consume_with(client, st, &req, now);
+            };
+            key_turn::take(req.user, key);
+            let claimed = if key_turn::snapshot_per_statement() {
+                if let Some(replay) = replay(client, st, &req, key)? {
                     return Ok(replay);
                 }
-            }
-            let decision = consume_with(client, st, &req, now)?;
-            if let Some(key) = req.key {
-                if decision.allowed {
-                    let json = decision.to_json();
-                    client.update(
-                        &st.store_decision,
-                        None,
-                        &[req.user.into(), key.into(), crate::jsonb::jsonb_arg(&json)],
-                    )?;
-                } else {
-                    client.update(&st.drop_key, None, &[req.user.into(), key.into()])?;
+                false
+            } else {
+                if !claim_key(client, st, &req, key, now)? {
+                    let stored = replay(client, st, &req, key)?;
+                    return stored.ok_or_else(|| QuotaError::Invalid(in_use(key)));
                 }
+                true
+            };
+            let decision = consume_with(client, st, &req, now)?;
+            if decision.allowed && !claimed {
+                insert_key(
+                    client,
+                    &st.record_key,
+                    &req,
+                    key,
+                    now,
+                    Some(&decision.to_json()),
+                )?;
+            } else if decision.allowed {
+                let json = decision.to_json();
+                client.update(
+                    &st.store_decision,
+                    None,
+                    &[req.user.into(), key.into(), crate::jsonb::jsonb_arg(&json)],
+                )?;
+            } else if claimed {
+                client.update(&st.drop_key, None, &[req.user.into(), key.into()])?;
             }
             Ok(decision)
         })
     })
 }
 
-/// Claims the key, or returns the decision already stored under it (same request) or an error (another request).
+fn in_use(key: &str) -> String {
+    format!("idempotency key \"{key}\" is in use by a request that has not finished")
+}
+
+/// Claims the key under REPEATABLE READ or SERIALIZABLE (`claim_key.sql`): whether it was claimed.
 fn claim_key(
     client: &mut SpiClient<'_>,
     st: &Prepared,
     req: &Request<'_>,
     key: &str,
     now: TimestampWithTimeZone,
+) -> Result<bool> {
+    Ok(!insert_key(client, &st.claim_key, req, key, now, None)?.is_empty())
+}
+
+/// Inserts the key's row with the request: `claim_key.sql` (no decision yet) or `record_key.sql` (its decision).
+fn insert_key<'conn>(
+    client: &mut SpiClient<'conn>,
+    statement: &pgrx::spi::OwnedPreparedStatement,
+    req: &Request<'_>,
+    key: &str,
+    now: TimestampWithTimeZone,
+    decision: Option<&serde_json::Value>,
+) -> Result<pgrx::spi::SpiTupleTable<'conn>> {
+    let mut args = vec![
+        req.user.into(),
+        key.into(),
+        req.meter.into(),
+        req.amount.into(),
+        crate::jsonb::optional_arg(req.metadata.as_ref()),
+        now.into(),
+    ];
+    args.extend(decision.map(crate::jsonb::jsonb_arg));
+    Ok(client.update(statement, None, &args)?)
+}
+
+/// The decision stored under the key (same request), an error (another request under the key), or None (no row:
+/// no allowed call with this key has committed).
+fn replay(
+    client: &mut SpiClient<'_>,
+    st: &Prepared,
+    req: &Request<'_>,
+    key: &str,
 ) -> Result<Option<Decision>> {
-    let claimed = client.update(
-        &st.claim_key,
-        None,
-        &[
-            req.user.into(),
-            key.into(),
-            req.meter.into(),
-            req.amount.into(),
-            crate::jsonb::optional_arg(req.metadata.as_ref()),
-            now.into(),
-        ],
-    )?;
-    if !claimed.is_empty() {
+    let stored = client.update(&st.load_key, None, &[req.user.into(), key.into()])?;
+    if stored.is_empty() {
         return Ok(None);
     }
-    let stored = client.update(&st.load_key, None, &[req.user.into(), key.into()])?;
     let row = stored.first();
     let meter: Option<String> = row.get(1)?;
     let amount: Option<i64> = row.get(2)?;
@@ -127,9 +170,7 @@ fn claim_key(
     match decision {
         Some(JsonB(v)) => Decision::from_json(&v).map(Some),
         // Claimed earlier in this same transaction and not finished: only possible by re-entering consume.
-        None => Err(QuotaError::Invalid(format!(
-            "idempotency key \"{key}\" is in use by a request that has not finished"
-        ))),
+        None => Err(QuotaError::Invalid(in_use(key))),
     }
 }
 

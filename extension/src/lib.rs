@@ -16,6 +16,7 @@ mod error;
 mod events;
 mod gucs;
 mod jsonb;
+mod key_turn;
 mod meter_cache;
 mod period;
 mod reservations;

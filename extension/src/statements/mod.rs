@@ -40,6 +40,7 @@ pub struct Prepared {
     pub load_key: OwnedPreparedStatement,
     pub store_decision: OwnedPreparedStatement,
     pub drop_key: OwnedPreparedStatement,
+    pub record_key: OwnedPreparedStatement,
     pub close_reservation: OwnedPreparedStatement,
     pub lock_reservation: OwnedPreparedStatement,
     pub release_hold: OwnedPreparedStatement,
@@ -69,7 +70,8 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
     let boolean = oid(PgBuiltInOids::BOOLOID);
     let uuid = oid(PgBuiltInOids::UUIDOID);
     // Mutating statements run with a fresh snapshot per statement (READ COMMITTED), which load_key relies on to
-    // see a concurrent claim that committed while claim_key waited, and lock on the latest counter rows;
+    // see the row a concurrent call with the same key committed while this one waited for the key's turn
+    // (key_turn.rs), and lock on the latest counter rows;
     // read-only ones reuse the caller's snapshot.
     let keep = |sql: &str, args: &[PgOid]| -> Result<OwnedPreparedStatement> {
         Ok(client.prepare_mut(sql, args)?.keep())
@@ -127,6 +129,10 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         load_key: keep(include_str!("load_key.sql"), &[text, text])?,
         store_decision: keep(include_str!("store_decision.sql"), &[text, text, jsonb])?,
         drop_key: keep(include_str!("drop_key.sql"), &[text, text])?,
+        record_key: keep(
+            include_str!("record_key.sql"),
+            &[text, text, text, int8, jsonb, tstz, jsonb],
+        )?,
         close_reservation: keep(
             include_str!("close_reservation.sql"),
             &[uuid, text, text, int8, int8, tstz],

@@ -134,7 +134,7 @@ mod tests {
     #[pg_test]
     fn a_keyed_call_for_a_user_served_before_claims_charges_and_replays_once() {
         at("2026-03-10 12:00:00+00");
-        // Served before: the key is claimed, then the row charged by the fast path (fast_charge.sql).
+        // Served before: the key's turn, the row charged by the fast path (fast_charge.sql), the key recorded.
         assert!(consume("'u5k', 'ai_tokens', 1").0);
         let first = consume("'u5k', 'ai_tokens', 250, 'req-1'");
         assert_eq!((first.0, first.1), (true, 251));
@@ -162,14 +162,14 @@ mod tests {
             .as_deref(),
             Some("2 251 1")
         );
-        // Claimed, and not charged by the fast path (the amount does not fit): the general path denies and the
-        // key is dropped, so a retry is decided afresh.
+        // Not charged by the fast path (the amount does not fit): the general path denies and no key is
+        // recorded, so a retry is decided afresh.
         assert!(!consume("'u5k', 'ai_tokens', 9800, 'req-2'").0);
         assert_eq!(
             one::<i64>("SELECT count(*) FROM quota.idempotency_keys WHERE user_id = 'u5k'"),
             Some(1)
         );
-        // Claimed, then charged by the general path (a new window).
+        // Charged by the general path (a new window), then recorded.
         at("2026-04-01 00:00:01+00");
         let (allowed, used, ..) = consume("'u5k', 'ai_tokens', 9800, 'req-2'");
         assert_eq!((allowed, used), (true, 9800));
@@ -178,6 +178,37 @@ mod tests {
             Some(true)
         );
         assert_eq!(one::<i64>("SELECT count(*) FROM quota.verify()"), Some(0));
+    }
+
+    /// Under READ COMMITTED a keyed call writes its key's row once, with the decision, after the charge (0.7.0,
+    /// key_turn.rs); it used to claim the row first and then update it, or delete it after a denial.
+    #[pg_test]
+    fn a_keyed_call_writes_its_key_row_once_and_a_denial_writes_none() {
+        at("2026-03-10 12:00:00+00");
+        assert!(consume("'u5w', 'ai_tokens', 1").0);
+        let writes = || {
+            one::<String>(
+                "SELECT n_tup_ins || ' ' || n_tup_upd || ' ' || n_tup_del FROM pg_stat_xact_user_tables \
+                 WHERE relid = 'quota.idempotency_keys'::regclass",
+            )
+        };
+        let before = writes();
+        assert!(consume("'u5w', 'ai_tokens', 250, 'req-1'").0);
+        assert!(!consume("'u5w', 'ai_tokens', 100000, 'req-2'").0);
+        assert!(one::<bool>(
+            "SELECT replayed FROM quota.consume('u5w', 'ai_tokens', 250, 'req-1')"
+        )
+        .unwrap());
+        assert_eq!(before.as_deref(), Some("0 0 0"));
+        assert_eq!(writes().as_deref(), Some("1 0 0"));
+        assert_eq!(
+            one::<String>(
+                "SELECT string_agg(key || ':' || (decision->>'used'), ',') FROM quota.idempotency_keys \
+                 WHERE user_id = 'u5w'"
+            )
+            .as_deref(),
+            Some("req-1:251")
+        );
     }
 
     #[pg_test]
