@@ -73,6 +73,8 @@ pub fn consume(req: Request<'_>) -> Result<Decision> {
                 return consume_with(client, st, &req, now);
             };
             key_turn::take(req.user, key);
+            // READ COMMITTED: read the key now (a snapshot newer than the turn) and record it after an allowed
+            // charge. REPEATABLE READ or SERIALIZABLE: claim it first, as the snapshot may predate the turn.
             let claimed = if key_turn::snapshot_per_statement() {
                 if let Some(replay) = replay(client, st, &req, key)? {
                     return Ok(replay);
@@ -110,6 +112,7 @@ pub fn consume(req: Request<'_>) -> Result<Decision> {
     })
 }
 
+/// The error for a key whose row has no decision yet: claimed earlier in this same transaction and not finished.
 fn in_use(key: &str) -> String {
     format!("idempotency key \"{key}\" is in use by a request that has not finished")
 }
