@@ -258,7 +258,7 @@ pub fn next_step(locked: &Locked, ask: Ask, ctx: &Context, now: Micros) -> Step 
     Step::Write { credits, tat }
 }
 
-#[cfg(any(test, feature = "pg_test"))]
+#[cfg(test)]
 mod unit {
     use super::*;
 

@@ -79,7 +79,7 @@ impl Bucket {
     }
 }
 
-#[cfg(any(test, feature = "pg_test"))]
+#[cfg(test)]
 mod unit {
     use super::Bucket;
 
