@@ -154,8 +154,9 @@ fn different_users_never_block_each_other() {
     b.batch_execute("SELECT quota.consume('user-2')").unwrap();
     a.batch_execute("BEGIN; SELECT quota.consume('user-1');")
         .unwrap();
-    b.batch_execute("SET lock_timeout = '200ms'").unwrap();
-    let start = Instant::now();
+    // A wait on A's locks would end in 55P03 here; lock_timeout counts only time spent waiting on a lock,
+    // so a slow host cannot fail this, only a lock shared between the two users can.
+    b.batch_execute("SET lock_timeout = '5s'").unwrap();
     assert!(allowed(
         &mut b,
         "SELECT allowed FROM quota.consume('user-2')"
@@ -164,7 +165,6 @@ fn different_users_never_block_each_other() {
         &mut b,
         "SELECT allowed FROM quota.consume('brand-new-user')"
     ));
-    assert!(start.elapsed() < Duration::from_millis(200));
     a.batch_execute("COMMIT").unwrap();
 }
 

@@ -189,7 +189,9 @@ async fn a_request_over_the_timeout_is_503_and_charges_nothing() {
     let locker = lock_counters(&app.db, "rita").await;
     let started = std::time::Instant::now();
     let res = app.consume(&t).await;
-    assert!(started.elapsed() < Duration::from_secs(3));
+    // The lock is held until release: only the timeout can have answered, and well before a noisy host's
+    // worst case.
+    assert!(started.elapsed() < Duration::from_secs(10));
     assert!(res.headers().contains_key("retry-after"));
     problem(res, 503).await;
     locker.release().await;

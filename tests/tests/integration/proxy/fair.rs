@@ -14,7 +14,9 @@ async fn proxied_calls_of_a_locked_user_cannot_starve_the_others() {
         upstream: _upstream,
         app,
     } = ProxyApp::start_with("proxy_fair", openai_config, |_, c| {
-        c.request_timeout = Duration::from_secs(2);
+        // Long enough that a starved call (one that waits for the hot user's calls to time out) cannot be
+        // mistaken for a slow one on a noisy host.
+        c.request_timeout = Duration::from_secs(6);
         c.pool_size = 4;
     })
     .await;
@@ -50,8 +52,8 @@ async fn proxied_calls_of_a_locked_user_cannot_starve_the_others() {
     assert!(
         answers
             .iter()
-            .all(|(s, t)| *s == 200 && *t < Duration::from_millis(1250)),
-        "every other user's consume passes within a second: {answers:?} (hot: {hot_statuses:?})"
+            .all(|(s, t)| *s == 200 && *t < Duration::from_millis(3500)),
+        "every other user's consume passes long before the hot user's calls time out: {answers:?} (hot: {hot_statuses:?})"
     );
     for s in &hot_statuses {
         assert!(
