@@ -1,5 +1,5 @@
-//! Server-Sent Events: the current quota at connect, and a plan upgrade made from plain SQL arrives within
-//! a second; other users' events are not delivered; after any loss of the LISTEN connection, one or a run
+//! Server-Sent Events: the current quota at connect, and a plan upgrade made from plain SQL is pushed (NOTIFY,
+//! nothing polls); other users' events are not delivered; after any loss of the LISTEN connection, one or a run
 //! of them, every open stream shows a change made right after it.
 
 use std::time::{Duration, Instant};
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aiquota_tests::{http::*, sse::Events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn plan_upgrade_arrives_within_a_second() {
+async fn plan_upgrade_is_pushed_without_polling() {
     let app = TestApp::start("http_events").await;
     let res = app
         .get("/v1/quota/events", &user_token("jane"))
