@@ -273,28 +273,30 @@ impl Decision {
     }
 
     fn into_composite(self, type_name: &'static str) -> Result<crate::types::Row> {
-        let mut t = crate::types::composite(type_name)?;
-        t.set_int_object("limits", self.limits.iter().map(|(p, l)| (p.as_str(), *l)))?;
         let reservation = type_name == "quota.reservation";
-        if reservation {
-            t.set("reservation_id", self.reservation_id)?;
-            t.set("expires_at", self.expires_at)?;
-        }
-        t.set("allowed", self.allowed)?;
-        t.set("meter", self.meter)?;
-        t.set("plan", self.plan)?;
-        t.set("used", self.used)?;
-        t.set("limit", self.limit)?;
-        t.set("remaining", self.remaining)?;
-        t.set("resets_at", self.resets_at)?;
-        t.set("status", self.status)?;
-        t.set("reason", self.reason)?;
-        t.set("retry_after_s", self.retry_after_s)?;
-        t.set("period", self.period)?;
-        t.set("replayed", self.replayed)?;
-        t.set("held", self.held)?;
-        t.set("credits_used", self.credits_used)?;
-        t.finish()
+        // In the order of the type's attributes (sql/schema.sql), which `set` looks at first.
+        crate::types::form(type_name, |t| {
+            if reservation {
+                t.set("reservation_id", self.reservation_id)?;
+                t.set("expires_at", self.expires_at)?;
+            }
+            t.set("allowed", self.allowed)?;
+            t.set("meter", self.meter.as_str())?;
+            t.set("plan", self.plan.as_str())?;
+            t.set("used", self.used)?;
+            t.set("limit", self.limit)?;
+            t.set("remaining", self.remaining)?;
+            t.set("resets_at", self.resets_at)?;
+            t.set("status", self.status)?;
+            t.set("reason", self.reason.as_deref())?;
+            t.set("retry_after_s", self.retry_after_s)?;
+            t.set("period", self.period.as_deref())?;
+            t.set("replayed", self.replayed)?;
+            t.set("held", self.held)?;
+            t.set("credits_used", self.credits_used)?;
+            t.set_int_object("limits", &self.limits)?;
+            Ok(())
+        })
     }
 
     /// The decision as JSON, stored with an idempotency key.

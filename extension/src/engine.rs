@@ -16,9 +16,9 @@ use crate::attempt::{self, micros, Ask, Context, Locked, Mode, Step};
 use crate::burst::Bucket;
 use crate::decision::{Decision, Window};
 use crate::error::{QuotaError, Result};
-use crate::meter_cache::{self, MeterConfig, Shape};
+use crate::meter_cache::{self, Shape};
 use crate::statements::{self, Prepared};
-use crate::{clock, creation_turn, events, gucs, key_turn, period};
+use crate::{clock, creation_turn, events, gucs, key_turn, period, spi_row};
 
 /// What one call asks for, already validated.
 pub struct Request<'a> {
@@ -208,14 +208,16 @@ pub fn consume_with(
     req: &Request<'_>,
     now: TimestampWithTimeZone,
 ) -> Result<Decision> {
-    let default_tz = gucs::default_timezone();
     let (ask, now_us) = (req.ask(), micros(now));
     if ask.mode != Mode::Force {
-        if let Some(decision) = fast(client, st, req, now, &default_tz, 0)? {
+        if let Some(decision) =
+            gucs::with_default_timezone(|default_tz| fast(client, st, req, now, default_tz, 0))?
+        {
             return Ok(decision);
         }
     }
-    // Only the general path needs it (for a user without an account, or whose plan expired).
+    // Only the general path needs them (the plan for a user without an account, or whose plan expired).
+    let default_tz = gucs::default_timezone();
     let default_plan = gucs::default_plan();
     let mut ctx = Context::default();
     let mut locked = lock(client, st, req, now, &default_plan, &default_tz)?;
@@ -347,14 +349,12 @@ fn add_counters(
 fn windows(locked: &Locked, now: TimestampWithTimeZone, added: i64, hold: bool) -> Vec<Window> {
     locked
         .current()
-        .map(|(l, c)| Window {
-            period: l.period.clone(),
-            limit: l.limit.map(|v| v.saturating_add(c.carry)),
-            used: if hold { c.used } else { c.used + added },
-            held: if hold { c.held + added } else { c.held },
-            resets_at: l.end,
-            seconds_left: seconds_between(now, l.end),
-            denied: false,
+        .map(|(l, c)| {
+            let (used, held) = match hold {
+                true => (c.used, c.held + added),
+                false => (c.used + added, c.held),
+            };
+            counted_window(l.period.clone(), l.limit, (used, held, c.carry), l.end, now)
         })
         .collect()
 }
@@ -399,7 +399,7 @@ pub fn fast(
         period,
         limit,
         start,
-        ..
+        end,
     } = &cfg.shape
     else {
         return Ok(None);
@@ -415,7 +415,7 @@ pub fn fast(
                 req.amount.into(),
                 until.into(),
                 now.into(),
-                period.as_str().into(),
+                (&**period).into(),
                 (*start).into(),
                 (*limit).into(),
             ],
@@ -431,88 +431,31 @@ pub fn fast(
                 req.key.into(),
                 crate::jsonb::optional_arg(req.metadata.as_ref()),
                 now.into(),
-                period.as_str().into(),
+                (&**period).into(),
                 (*start).into(),
                 (*limit).into(),
                 release.into(),
             ],
         )?,
     };
-    if table.is_empty() {
+    let Some([used, held, carry]) = spi_row::int8_columns(&table)? else {
         return Ok(None);
-    }
-    let row = table.first();
+    };
     let reservation_id = match req.hold_until {
-        Some(_) => row.get::<pgrx::Uuid>(4)?,
+        Some(_) => table.first().get::<pgrx::Uuid>(4)?,
         None => None,
     };
-    let charged = (
-        row.get(1)?.unwrap_or(0),
-        row.get(2)?.unwrap_or(0),
-        row.get(3)?.unwrap_or(0),
-    );
-    Ok(Some(fast_decision(
+    // The row as written is the window as the decision reports it (after this call's charge or hold).
+    let written = (used.unwrap_or(0), held.unwrap_or(0), carry.unwrap_or(0));
+    let window = counted_window(period.to_string(), *limit, written, *end, now);
+    Ok(Some(allowed_from(
         req,
-        now,
-        &cfg,
-        charged,
-        reservation_id,
-    )?))
-}
-
-/// The decision of a fast-path write from the row as written (`used`, `held`, `carry`).
-fn fast_decision(
-    req: &Request<'_>,
-    now: TimestampWithTimeZone,
-    cfg: &MeterConfig,
-    (used, held, carry): (i64, i64, i64),
-    reservation_id: Option<pgrx::Uuid>,
-) -> Result<Decision> {
-    let Shape::OneWindow {
-        period,
-        limit,
-        start,
-        end,
-    } = &cfg.shape
-    else {
-        return Err(QuotaError::Internal("fast path without its window".into()));
-    };
-    // The row as it was before this call: `allowed` adds the amount back (to used, or to held for a hold).
-    let (used, held) = match req.hold_until {
-        Some(_) => (used, held - req.amount),
-        None => (used - req.amount, held),
-    };
-    let locked = Locked {
-        plan: cfg.plan.clone(),
-        tz: cfg.tz.clone(),
-        has_account: true,
-        windows: vec![(
-            attempt::Limit {
-                period: period.clone(),
-                limit: *limit,
-                start: *start,
-                end: *end,
-            },
-            Some(attempt::Counter {
-                start: micros(*start),
-                used,
-                held,
-                held_until: None,
-                carry,
-            }),
-        )],
-        // A decision of the fast path: no burst limit, nothing else locked.
-        ..Locked::default()
-    };
-    allowed(
-        req,
-        now,
-        &locked,
-        &Context::default(),
-        0,
+        &cfg.plan,
+        vec![window],
         None,
+        (0, 0),
         reservation_id,
-    )
+    )))
 }
 
 /// Writes an allowed call once (charge.sql or hold.sql, then credits and burst state) and builds its decision.
@@ -594,30 +537,46 @@ fn allowed(
     tat: Option<i64>,
     reservation_id: Option<pgrx::Uuid>,
 ) -> Result<Decision> {
+    let windows = windows(locked, now, req.amount, req.hold_until.is_some());
+    // The burst limit explains an allowed decision only when it is the meter's only limit.
+    let burst = match windows.is_empty() {
+        true => burst_window(locked, tat, burst_now(ctx, now), req.amount, false)?,
+        false => None,
+    };
+    let balance = ctx.credits.unwrap_or(0);
+    Ok(allowed_from(
+        req,
+        &locked.plan,
+        windows,
+        burst,
+        (balance, credits),
+        reservation_id,
+    ))
+}
+
+/// The decision of an allowed call from its calendar windows as they stand after it (and `burst`, the burst
+/// limit's window when it is the meter's only limit); announces the status crossings of the calendar windows.
+/// `credits`: the balance offered and the part of the amount paid from it.
+fn allowed_from(
+    req: &Request<'_>,
+    plan: &str,
+    mut windows: Vec<Window>,
+    burst: Option<Window>,
+    (balance, credits): (i64, i64),
+    reservation_id: Option<pgrx::Uuid>,
+) -> Decision {
     let hold = req.hold_until.is_some();
-    let mut windows = windows(locked, now, req.amount, hold);
     if !hold {
         events::crossings(req.user, req.meter, req.amount, &windows);
     }
-    // The burst limit explains an allowed decision only when it is the meter's only limit.
-    if windows.is_empty() {
-        windows.extend(burst_window(
-            locked,
-            tat,
-            burst_now(ctx, now),
-            req.amount,
-            false,
-        )?);
-    }
-    let balance = ctx.credits.unwrap_or(0);
-    let mut decision =
-        Decision::from_windows(req.meter, &locked.plan, req.amount, balance, &windows);
+    windows.extend(burst);
+    let mut decision = Decision::from_windows(req.meter, plan, req.amount, balance, &windows);
     decision.credits_used = credits;
     if decision.allowed && hold {
         decision.reservation_id = reservation_id;
         decision.expires_at = req.hold_until;
     }
-    Ok(decision)
+    decision
 }
 
 /// Writes a final denial once (deny.sql) and builds its decision.
@@ -895,8 +854,8 @@ pub fn check(user: &str, meter: &str, amount: i64) -> Result<Decision> {
     })
 }
 
-/// A window read from its counter row in the current window (`used`, `held`, `carry`), as check and status report
-/// it: the carried allowance counts as limit.
+/// A window from its counter row in the current window (`used`, `held`, `carry`, as read by check and status,
+/// or as a consume leaves it): the carried allowance counts as limit.
 fn counted_window(
     period: String,
     limit: Option<i64>,
@@ -925,8 +884,9 @@ fn fast_check(
     amount: i64,
     now: TimestampWithTimeZone,
 ) -> Result<Option<Decision>> {
-    let Some(cfg) = meter_cache::lookup(client, st, user, meter, now, &gucs::default_timezone())?
-    else {
+    let cfg =
+        gucs::with_default_timezone(|tz| meter_cache::lookup(client, st, user, meter, now, tz))?;
+    let Some(cfg) = cfg else {
         return Ok(None);
     };
     let Shape::OneWindow {
@@ -944,21 +904,16 @@ fn fast_check(
         &[
             user.into(),
             meter.into(),
-            period.as_str().into(),
+            (&**period).into(),
             (*start).into(),
             now.into(),
         ],
     )?;
-    if table.is_empty() {
+    let Some([used, held, carry]) = spi_row::int8_columns(&table)? else {
         return Ok(None);
-    }
-    let row = table.first();
-    let (used, held, carry): (i64, i64, i64) = (
-        row.get(1)?.unwrap_or(0),
-        row.get(2)?.unwrap_or(0),
-        row.get(3)?.unwrap_or(0),
-    );
-    let window = counted_window(period.clone(), *limit, (used, held, carry), *end, now);
+    };
+    let (used, held, carry) = (used.unwrap_or(0), held.unwrap_or(0), carry.unwrap_or(0));
+    let window = counted_window(period.to_string(), *limit, (used, held, carry), *end, now);
     if window.limit.is_some_and(|l| used + held + amount > l) {
         return Ok(None);
     }

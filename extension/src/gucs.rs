@@ -114,3 +114,22 @@ pub fn default_plan() -> String {
 pub fn default_timezone() -> String {
     string(&DEFAULT_TIMEZONE).unwrap_or_else(|| "UTC".to_string())
 }
+
+/// Runs `f` on the default timezone's name without copying it (`default_timezone` copies it twice, about 0.7 %
+/// of a consume, for a value the fast path only compares).
+pub fn with_default_timezone<R>(f: impl FnOnce(&str) -> R) -> R {
+    pgrx::pg_sys::submodules::thread_check::check_active_thread();
+    // SAFETY: the setting's value is NULL or a NUL-terminated string that PostgreSQL replaces (and frees) only
+    // when the setting changes, which nothing does while `f` runs (the engine's statements set no GUC).
+    let raw = unsafe { *DEFAULT_TIMEZONE.as_ptr() };
+    let value = (!raw.is_null()).then(|| unsafe { CStr::from_ptr(raw) });
+    match value.map(CStr::to_str) {
+        None => f("UTC"),
+        Some(Ok(text)) => match text.trim() {
+            "" => f("UTC"),
+            name => f(name),
+        },
+        // Not UTF-8: the copying path's lossy conversion.
+        Some(Err(_)) => f(&default_timezone()),
+    }
+}

@@ -9,9 +9,59 @@ use pgrx::pg_sys::JsonbIteratorToken::{
 };
 use serde_json::Value;
 
+/// How many distinct `limits` objects a backend keeps built (one per plan and meter it serves, in practice).
+const KEPT_OBJECTS: usize = 32;
+
+/// An object's pairs and its jsonb bytes.
+type Built = (Vec<(String, i64)>, Box<[u8]>);
+
+thread_local! {
+    /// `int_object`'s recent results, as the flat jsonb bytes (a varlena is position-independent): the same
+    /// few objects are built on every call, and building one cost about 1 % of a consume (docs/benchmarks.md).
+    static BUILT: std::cell::RefCell<Vec<Built>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// `{"key": number, ...}` as a jsonb datum: serialising to text and parsing it again with `jsonb_in` cost more
-/// than the rest of the decision's fields together.
-pub fn int_object<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> pg_sys::Datum {
+/// than the rest of the decision's fields together. An object built before is copied from its bytes.
+pub fn int_object(pairs: &[(String, i64)]) -> pg_sys::Datum {
+    let copied = BUILT.with(|b| {
+        b.borrow()
+            .iter()
+            .find(|(p, _)| p.as_slice() == pairs)
+            .map(|(_, bytes)| copy_varlena(bytes))
+    });
+    if let Some(datum) = copied {
+        return datum;
+    }
+    let datum = build_int_object(pairs);
+    // SAFETY: `datum` points to the varlena JsonbValueToJsonb just made, in the current memory context, whose
+    // length varsize_any reads from its header.
+    let bytes: Box<[u8]> = unsafe {
+        let ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
+        std::slice::from_raw_parts(ptr as *const u8, pgrx::varsize_any(ptr)).into()
+    };
+    BUILT.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() >= KEPT_OBJECTS {
+            b.clear();
+        }
+        b.push((pairs.to_vec(), bytes));
+    });
+    datum
+}
+
+/// A copy of a kept varlena in memory of the current context (palloc raises out of memory).
+fn copy_varlena(bytes: &[u8]) -> pg_sys::Datum {
+    // SAFETY: palloc returns `len` writable bytes (suitably aligned for any varlena) or raises an error.
+    unsafe {
+        let ptr = pg_sys::palloc(bytes.len()) as *mut u8;
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len());
+        pg_sys::Datum::from(ptr)
+    }
+}
+
+fn build_int_object(pairs: &[(String, i64)]) -> pg_sys::Datum {
     // SAFETY: push the object's tokens, then flatten the result. The key strings are only read until
     // JsonbValueToJsonb copies them, and the borrowed `&str`s outlive it. Keys are sorted and de-duplicated (the
     // last one wins, as jsonb_in does) by pushJsonbValue at WJB_END_OBJECT.
@@ -20,7 +70,7 @@ pub fn int_object<'a>(pairs: impl IntoIterator<Item = (&'a str, i64)>) -> pg_sys
         pg_sys::pushJsonbValue(&mut state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
         for (key, value) in pairs {
             pg_sys::pushJsonbValue(&mut state, WJB_KEY, &mut string(key));
-            pg_sys::pushJsonbValue(&mut state, WJB_VALUE, &mut integer(value));
+            pg_sys::pushJsonbValue(&mut state, WJB_VALUE, &mut integer(*value));
         }
         let object = pg_sys::pushJsonbValue(&mut state, WJB_END_OBJECT, std::ptr::null_mut());
         pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object))

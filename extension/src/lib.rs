@@ -21,6 +21,7 @@ mod meter_cache;
 mod period;
 mod reservations;
 mod search_path;
+mod spi_row;
 mod statements;
 mod types;
 mod validate;

@@ -52,7 +52,6 @@ const TABLES: &[&std::ffi::CStr] = &[
 #[derive(Debug, Clone)]
 pub struct MeterConfig {
     pub plan: String,
-    pub tz: String,
     pub shape: Shape,
 }
 
@@ -61,7 +60,8 @@ pub struct MeterConfig {
 pub enum Shape {
     /// One calendar window and no burst limit: the fast path charges it (`fast_charge.sql`).
     OneWindow {
-        period: String,
+        /// Shared with the cached plan: the fast path runs without copying it.
+        period: Rc<str>,
         /// None: unlimited.
         limit: Option<i64>,
         start: TimestampWithTimeZone,
@@ -86,7 +86,7 @@ struct UserPart {
 #[derive(Debug)]
 struct PlanLimit {
     meter: String,
-    period: String,
+    period: Rc<str>,
     /// None: unlimited.
     limit: Option<i64>,
     burst: bool,
@@ -96,12 +96,16 @@ struct PlanLimit {
 /// a meter's one row from it, status takes them all.
 type PlanLimits = Rc<[PlanLimit]>;
 
+/// A window's start and end.
+type Span = (TimestampWithTimeZone, TimestampWithTimeZone);
+
 #[derive(Default)]
 struct Cache {
-    users: HashMap<String, UserPart>,
+    /// Shared with each lookup, which would otherwise copy the plan and timezone names on every call.
+    users: HashMap<String, Rc<UserPart>>,
     plans: HashMap<String, PlanLimits>,
-    /// (period, timezone) -> the current window.
-    windows: HashMap<(String, String), (TimestampWithTimeZone, TimestampWithTimeZone)>,
+    /// period -> timezone -> the current window: looked up by two `&str`s, with no key built per call.
+    windows: HashMap<String, HashMap<String, Span>>,
     /// The OIDs of `TABLES`, resolved when the cache is first filled (and again after any of them changed).
     tables: Vec<pg_sys::Oid>,
     /// Something was stored since the last commit: an abort must forget it.
@@ -260,13 +264,14 @@ impl Lookup {
         client: &mut SpiClient<'_>,
         st: &Prepared,
         user: &str,
-    ) -> Result<Option<UserPart>> {
+    ) -> Result<Option<Rc<UserPart>>> {
         let account = match self.cached(|c| c.users.get(user).cloned()) {
             Some(a) => a,
             None => {
                 let Some(a) = load_user(client, st, user)? else {
                     return Ok(None);
                 };
+                let a = Rc::new(a);
                 keep(self.mark, |c| {
                     c.users.insert(user.to_string(), a.clone());
                 });
@@ -287,20 +292,20 @@ impl Lookup {
         period: &str,
         tz: &str,
         now: TimestampWithTimeZone,
-    ) -> Result<(TimestampWithTimeZone, TimestampWithTimeZone)> {
-        let key = (period.to_string(), tz.to_string());
-        let current = |w: &(TimestampWithTimeZone, TimestampWithTimeZone)| {
-            micros(w.0) <= self.now_us && self.now_us < micros(w.1)
-        };
+    ) -> Result<Span> {
+        let current = |w: &Span| micros(w.0) <= self.now_us && self.now_us < micros(w.1);
         if let Some(w) = self
-            .cached(|c| c.windows.get(&key).copied())
+            .cached(|c| c.windows.get(period)?.get(tz).copied())
             .filter(current)
         {
             return Ok(w);
         }
         let w = load_window(client, st, period, tz, now)?;
         keep(self.mark, |c| {
-            c.windows.insert(key, w);
+            c.windows
+                .entry(period.to_string())
+                .or_default()
+                .insert(tz.to_string(), w);
         });
         Ok(w)
     }
@@ -332,32 +337,31 @@ pub fn lookup(
     let Some(account) = look.account(client, st, user)? else {
         return Ok(None);
     };
-    let tz = account.tz.clone().unwrap_or_else(|| default_tz.to_string());
-    let general = |account: UserPart, tz: String| MeterConfig {
-        plan: account.plan,
-        tz,
-        shape: Shape::General,
+    let general = || {
+        Some(MeterConfig {
+            plan: account.plan.clone(),
+            shape: Shape::General,
+        })
     };
     if account.overrides {
-        return Ok(Some(general(account, tz)));
+        return Ok(general());
     }
     // The fast path's case: the plan sets exactly one limit on the meter and no burst limit.
     let plan = look.plan(client, st, &account.plan)?;
     let mut rows = plan.iter().filter(|l| l.meter == meter);
     let (Some(only), None) = (rows.next(), rows.next()) else {
-        return Ok(Some(general(account, tz)));
+        return Ok(general());
     };
     if only.burst {
-        return Ok(Some(general(account, tz)));
+        return Ok(general());
     }
-    let (period, limit) = (only.period.clone(), only.limit);
-    let (start, end) = look.window(client, st, &period, &tz, now)?;
+    let tz = account.tz.as_deref().unwrap_or(default_tz);
+    let (start, end) = look.window(client, st, &only.period, tz, now)?;
     Ok(Some(MeterConfig {
-        plan: account.plan,
-        tz,
+        plan: account.plan.clone(),
         shape: Shape::OneWindow {
-            period,
-            limit,
+            period: only.period.clone(),
+            limit: only.limit,
             start,
             end,
         },
@@ -397,13 +401,13 @@ pub fn status_limits(
         let (start, end) = look.window(client, st, &l.period, &tz, now)?;
         out.push(StatusLimit {
             meter: l.meter.clone(),
-            period: l.period.clone(),
+            period: l.period.to_string(),
             limit: l.limit,
             start,
             end,
         });
     }
-    Ok(Some((account.plan, out)))
+    Ok(Some((account.plan.clone(), out)))
 }
 
 /// Every limit row of a plan (`plan_limits.sql`).
@@ -414,7 +418,7 @@ fn load_plan(client: &mut SpiClient<'_>, st: &Prepared, plan: &str) -> Result<Pl
         if let (Some(meter), Some(period)) = (row.get::<String>(1)?, row.get::<String>(2)?) {
             out.push(PlanLimit {
                 meter,
-                period,
+                period: period.into(),
                 limit: row.get::<i64>(3)?,
                 burst: row.get::<bool>(4)?.unwrap_or(true),
             });

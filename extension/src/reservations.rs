@@ -17,6 +17,9 @@ use crate::error::{QuotaError, Result};
 use crate::statements::{self, Prepared};
 use crate::{clock, gucs, validate};
 
+/// The state of an open reservation (the domain `quota.reservation_state`).
+const HELD: &str = "held";
+
 /// Longest a hold may last: long enough for any AI call, short enough that a lost client frees its budget soon.
 pub const MAX_TTL_MICROS: i128 = 24 * 3600 * 1_000_000;
 
@@ -91,6 +94,7 @@ fn close(
             actual.into(),
             charged.into(),
             now.into(),
+            HELD.into(),
         ],
     )?;
     if table.is_empty() {
@@ -113,7 +117,7 @@ fn lock(
     }
     let row = table.first();
     let state: String = row.get(4)?.unwrap_or_default();
-    if state != "held" {
+    if state != HELD {
         return Err(QuotaError::Settled(format!(
             "reservation {id} is already {state}"
         )));
@@ -258,19 +262,20 @@ pub fn settle(
 impl Settlement {
     /// Builds the `quota.settlement` composite.
     pub fn into_tuple(self) -> Result<crate::types::Row> {
-        let mut t = crate::types::composite("quota.settlement")?;
-        t.set("reservation_id", self.reservation_id)?;
-        t.set("state", self.state)?;
-        t.set("held", self.held)?;
-        t.set("actual", self.actual)?;
-        t.set("charged", self.charged)?;
-        t.set("capped", self.capped)?;
-        t.set("used", self.used)?;
-        t.set("limit", self.limit)?;
-        t.set("remaining", self.remaining)?;
-        t.set("status", self.status)?;
-        t.set("resets_at", self.resets_at)?;
-        t.finish()
+        crate::types::form("quota.settlement", |t| {
+            t.set("reservation_id", self.reservation_id)?;
+            t.set("state", self.state)?;
+            t.set("held", self.held)?;
+            t.set("actual", self.actual)?;
+            t.set("charged", self.charged)?;
+            t.set("capped", self.capped)?;
+            t.set("used", self.used)?;
+            t.set("limit", self.limit)?;
+            t.set("remaining", self.remaining)?;
+            t.set("status", self.status)?;
+            t.set("resets_at", self.resets_at)?;
+            Ok(())
+        })
     }
 }
 

@@ -57,22 +57,29 @@ pub struct Composite {
     oid: pg_sys::Oid,
     fields: Rc<[(String, pg_sys::Oid)]>,
     values: Vec<Option<pg_sys::Datum>>,
+    /// Where the next field is looked for first: callers set fields in the type's order, so the search by name
+    /// usually succeeds at once.
+    next: usize,
 }
 
-/// A new, all-NULL value of the composite type `name` (schema-qualified).
-pub fn composite(name: &'static str) -> Result<Composite> {
-    match build(name)? {
-        Some(c) => Ok(c),
-        // The type gained or lost an attribute since it was looked up (ALTER TYPE within this session): look
-        // it up again.
-        None => {
-            OIDS.with(|o| o.borrow_mut().retain(|k| k.name != name));
-            build(name)?.ok_or_else(|| QuotaError::Internal(format!("type {name} keeps changing")))
+/// Forms a value of the composite type `name` (schema-qualified): `fill` sets its fields by name, and the tuple
+/// is formed once. The type's descriptor is looked up once per call, when the tuple is formed; should the type
+/// have gained or lost an attribute since its attribute list was kept (ALTER TYPE within this session), the
+/// list is read again and the value filled again.
+pub fn form(name: &'static str, fill: impl Fn(&mut Composite) -> Result<()>) -> Result<Row> {
+    for _ in 0..2 {
+        let mut value = empty(name)?;
+        fill(&mut value)?;
+        if let Some(row) = value.finish()? {
+            return Ok(row);
         }
+        OIDS.with(|o| o.borrow_mut().retain(|k| k.name != name));
     }
+    Err(QuotaError::Internal(format!("type {name} keeps changing")))
 }
 
-fn build(name: &'static str) -> Result<Option<Composite>> {
+/// A new, all-NULL value of `name`, by the attribute list kept for it (read and kept when missing).
+fn empty(name: &'static str) -> Result<Composite> {
     let cached = OIDS.with(|o| {
         o.borrow()
             .iter()
@@ -102,15 +109,13 @@ fn build(name: &'static str) -> Result<Option<Composite>> {
             (oid, fields)
         }
     };
-    if attributes(oid)? != fields.len() {
-        return Ok(None);
-    }
     let values = vec![None; fields.len()];
-    Ok(Some(Composite {
+    Ok(Composite {
         oid,
         fields,
         values,
-    }))
+        next: 0,
+    })
 }
 
 /// Runs `f` on the type cache's descriptor of the composite type `oid`, pinned for the duration (no copy: the
@@ -133,12 +138,6 @@ fn with_descriptor<R>(oid: pg_sys::Oid, f: impl FnOnce(pg_sys::TupleDesc) -> R) 
     }
 }
 
-/// How many attributes (dropped ones included) the composite type `oid` has now.
-fn attributes(oid: pg_sys::Oid) -> Result<usize> {
-    // SAFETY: the descriptor is valid while pinned by with_descriptor.
-    with_descriptor(oid, |desc| unsafe { (*desc).natts as usize })
-}
-
 impl Composite {
     /// Sets field `field` (which must exist, with a type `T` converts to).
     pub fn set<T: IntoDatum>(&mut self, field: &str, value: T) -> Result<()> {
@@ -151,11 +150,7 @@ impl Composite {
     }
 
     /// Sets the jsonb field `field` to the object `{"key": number, ...}`.
-    pub fn set_int_object<'a>(
-        &mut self,
-        field: &str,
-        pairs: impl IntoIterator<Item = (&'a str, i64)>,
-    ) -> Result<()> {
+    pub fn set_int_object(&mut self, field: &str, pairs: &[(String, i64)]) -> Result<()> {
         let (i, oid) = self.field(field)?;
         if oid != pg_sys::JSONBOID {
             return Err(QuotaError::Internal(format!("field {field}: not jsonb")));
@@ -164,16 +159,22 @@ impl Composite {
         Ok(())
     }
 
-    fn field(&self, field: &str) -> Result<(usize, pg_sys::Oid)> {
-        self.fields
-            .iter()
-            .position(|(name, _)| name == field)
-            .map(|i| (i, self.fields[i].1))
-            .ok_or_else(|| QuotaError::Internal(format!("no field {field}")))
+    fn field(&mut self, field: &str) -> Result<(usize, pg_sys::Oid)> {
+        let i = match self.fields.get(self.next) {
+            Some((name, _)) if name == field => self.next,
+            _ => self
+                .fields
+                .iter()
+                .position(|(name, _)| name == field)
+                .ok_or_else(|| QuotaError::Internal(format!("no field {field}")))?,
+        };
+        self.next = i + 1;
+        Ok((i, self.fields[i].1))
     }
 
-    /// Forms the tuple, as the composite datum a function returns.
-    pub fn finish(self) -> Result<Row> {
+    /// Forms the tuple, as the composite datum a function returns; None when the type no longer has the
+    /// attributes the value was filled for.
+    fn finish(self) -> Result<Option<Row>> {
         let mut datums: Vec<pg_sys::Datum> = self
             .values
             .iter()
@@ -193,9 +194,7 @@ impl Composite {
                 Some(pg_sys::HeapTupleHeaderGetDatum((*tuple).t_data))
             }
         })?;
-        formed
-            .map(Row)
-            .ok_or_else(|| QuotaError::Internal("composite type changed while it was built".into()))
+        Ok(formed.map(Row))
     }
 }
 

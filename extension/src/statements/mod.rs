@@ -135,7 +135,7 @@ fn prepare(client: &SpiClient<'_>) -> Result<Prepared> {
         )?,
         close_reservation: keep(
             include_str!("close_reservation.sql"),
-            &[uuid, text, text, int8, int8, tstz],
+            &[uuid, text, text, int8, int8, tstz, text],
         )?,
         lock_reservation: keep(include_str!("lock_reservation.sql"), &[uuid, text])?,
         release_hold: keep(include_str!("release_hold.sql"), &[text, text, int8])?,

@@ -369,4 +369,45 @@ mod tests {
         ));
         assert_eq!((state.as_str(), charged), ("committed", 400));
     }
+
+    /// A commit finds its reservation by id, in the plan PostgreSQL keeps for `close_reservation.sql` (the
+    /// generic one): never through the partial index of open holds, which would visit every open hold of every
+    /// user, and every settled one not yet vacuumed, on each commit.
+    #[pg_test]
+    fn a_commit_finds_its_reservation_by_id_however_many_there_are() {
+        at("2026-03-10 12:00:00+00");
+        // Many settled reservations and few open ones, as on a busy server between vacuums.
+        run(
+            "SELECT quota.commit((quota.reserve('g' || g, 'ai_tokens', 10)).reservation_id, 5) \
+             FROM generate_series(1, 400) g",
+        );
+        run("ANALYZE quota.reservations");
+        run("SET LOCAL plan_cache_mode = force_generic_plan");
+        // Untyped: the statement's parameters take their types from where they are used.
+        run(&format!(
+            "PREPARE close_test AS {}",
+            include_str!("../../statements/close_reservation.sql")
+        ));
+        let params = one::<i32>(
+            "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'close_test'",
+        )
+        .unwrap();
+        let args = ["NULL", "NULL", "'committed'", "1", "1", "now()", "'held'"];
+        let explain = format!(
+            "EXPLAIN EXECUTE close_test({})",
+            args[..params as usize].join(", ")
+        );
+        let plan: Vec<String> = Spi::connect(|c| {
+            c.select(&explain, None, &[])
+                .unwrap_or_else(|e| panic!("{explain}: {e}"))
+                .map(|row| row.get::<String>(1).unwrap().unwrap_or_default())
+                .collect()
+        });
+        let plan = plan.join("\n");
+        run("DEALLOCATE close_test");
+        assert!(
+            plan.contains("using reservations_id_key") && !plan.contains("reservations_open_idx"),
+            "close_reservation.sql's kept plan does not find the reservation by id:\n{plan}"
+        );
+    }
 }
