@@ -23,6 +23,7 @@ mod reservations;
 mod search_path;
 mod spi_row;
 mod statements;
+mod table_floor;
 mod types;
 mod validate;
 mod version;
@@ -62,13 +63,14 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/defaults.sql", name = "defaults", finalize);
 
-/// Registers the GUCs when the library loads.
+/// Registers the GUCs, the caches' invalidation callbacks and the planner's table floor when the library loads.
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     types::init();
     meter_cache::init();
     creation_turn::init();
+    table_floor::init();
 }
 
 /// Required by `cargo pgrx test`.
