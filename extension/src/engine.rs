@@ -935,8 +935,9 @@ fn fast_status(
     user: &str,
     now: TimestampWithTimeZone,
 ) -> Result<Option<Vec<ReadWindow>>> {
-    let tz = gucs::default_timezone();
-    let Some((plan, limits)) = meter_cache::status_limits(client, st, user, now, &tz)? else {
+    let Some((plan, limits)) =
+        gucs::with_default_timezone(|tz| meter_cache::status_limits(client, st, user, now, tz))?
+    else {
         return Ok(None);
     };
     if limits.is_empty() {

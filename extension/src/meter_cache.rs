@@ -394,11 +394,11 @@ pub fn status_limits(
     if account.overrides {
         return Ok(None);
     }
-    let tz = account.tz.clone().unwrap_or_else(|| default_tz.to_string());
+    let tz = account.tz.as_deref().unwrap_or(default_tz);
     let limits = look.plan(client, st, &account.plan)?;
     let mut out = Vec::with_capacity(limits.len());
     for l in limits.iter() {
-        let (start, end) = look.window(client, st, &l.period, &tz, now)?;
+        let (start, end) = look.window(client, st, &l.period, tz, now)?;
         out.push(StatusLimit {
             meter: l.meter.clone(),
             period: l.period.to_string(),

@@ -175,8 +175,9 @@ fn charge(
     };
     // Most commits charge no more than the hold had room for: the fast path frees the hold and charges the whole
     // actual amount in one write when it fits, exactly as the capped charge below would.
-    let tz = gucs::default_timezone();
-    if let Some(d) = engine::fast(client, st, &whole, now, &tz, held.amount)? {
+    if let Some(d) =
+        gucs::with_default_timezone(|tz| engine::fast(client, st, &whole, now, tz, held.amount))?
+    {
         return Ok((actual, Some(d)));
     }
     release(client)?;
