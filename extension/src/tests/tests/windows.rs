@@ -131,6 +131,45 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_blank_default_timezone_is_utc_and_a_padded_one_is_trimmed_on_every_path() {
+        // consume, check, status and commit read the setting in place (gucs::with_string); the rule is the
+        // one quota.default_timezone() reports.
+        let seconds_to = |sql: &str| {
+            one::<i32>(&format!(
+                "SELECT (extract(epoch FROM resets_at - '2026-03-31 12:00:00+00'::timestamptz))::int \
+                 FROM ({sql}) r LIMIT 1"
+            ))
+        };
+        let paths = |user: &str| {
+            [
+                seconds_to(&format!("SELECT * FROM quota.consume('{user}', 'ai_requests', 1)")),
+                seconds_to(&format!("SELECT * FROM quota.check('{user}', 'ai_requests')")),
+                seconds_to(&format!(
+                    "SELECT * FROM quota.status('{user}') WHERE meter = 'ai_requests'"
+                )),
+                seconds_to(&format!(
+                    "SELECT * FROM quota.commit((quota.reserve('{user}', 'ai_tokens', 10)).reservation_id, 5)"
+                )),
+            ]
+        };
+        at("2026-03-31 12:00:00+00");
+        run("SET LOCAL quota.default_timezone = '   '");
+        assert_eq!(
+            one::<String>("SELECT quota.default_timezone()").as_deref(),
+            Some("UTC")
+        );
+        // Midnight UTC: 12 h away, for the day and (the last day of March) for the month.
+        assert_eq!(paths("tz1"), [Some(43_200); 4]);
+        run("SET LOCAL quota.default_timezone = '  Asia/Kolkata '");
+        assert_eq!(
+            one::<String>("SELECT quota.default_timezone()").as_deref(),
+            Some("Asia/Kolkata")
+        );
+        // Midnight in Kolkata is 18:30 UTC: 6 h 30 min away.
+        assert_eq!(paths("tz2"), [Some(23_400); 4]);
+    }
+
+    #[pg_test]
     fn unused_allowance_rolls_over_up_to_the_cap() {
         run("SELECT quota.create_plan('saver', 'Saver')");
         run("SELECT quota.set_plan_limit('saver', 'ai_requests', 'day', 10)");
