@@ -5,12 +5,12 @@
 //! is. The engine keeps its plans for the life of a backend, and a kept plan is rebuilt only when something
 //! invalidates it, not as rows arrive. So a plan made on an empty `quota.reservations` went on scanning every
 //! settled reservation on every commit until autovacuum's next `ANALYZE` of the table (docs/operations.md,
-//! "Statistics of an empty table"): pairs ran at half speed in the bench for as long.
+//! "Statistics of an empty table"): reserve/commit pairs ran at up to half speed for as long.
 //!
 //! PostgreSQL already assumes ten pages for a table that was never vacuumed, because an empty table seldom stays
 //! empty. This applies the same floor to the engine's tables once they have statistics too: fewer than ten
 //! pages are planned as ten pages of rows of the table's width. Every statement of the engine finds its rows
-//! by key, and with that floor a probe by key is always cheaper than a scan; a table that really is small only
+//! by key, and at that size the planner prices a probe by key below a scan; a table that really is small only
 //! gets an index probe where a scan of a page or two would have done. Tables outside schema `quota` are left as
 //! PostgreSQL estimates them.
 
