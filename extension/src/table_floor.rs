@@ -22,10 +22,14 @@ use pgrx::prelude::*;
 /// PostgreSQL's own floor for a table that was never vacuumed (`table_block_relation_estimate_size`).
 const FLOOR_PAGES: pg_sys::BlockNumber = 10;
 
-/// What a heap page holds besides rows, and what each row costs besides its data (page header; tuple header
-/// and line pointer), as in `table_block_relation_estimate_size`.
-const USABLE_BYTES_PER_PAGE: i32 = pg_sys::BLCKSZ as i32 - 24;
-const OVERHEAD_BYTES_PER_ROW: i32 = 24 + 4;
+/// A heap page's room for rows (all of it but the page header), and what each row costs besides its data (its
+/// aligned tuple header and its line pointer), computed as `table_block_relation_estimate_size` does.
+// SAFETY (both): SizeOfPageHeaderData and MAXALIGN are arithmetic on constants.
+const USABLE_BYTES_PER_PAGE: usize =
+    pg_sys::BLCKSZ as usize - unsafe { pg_sys::SizeOfPageHeaderData() };
+const OVERHEAD_BYTES_PER_ROW: usize =
+    unsafe { pg_sys::MAXALIGN(std::mem::offset_of!(pg_sys::HeapTupleHeaderData, t_bits)) }
+        + std::mem::size_of::<pg_sys::ItemIdData>();
 
 static mut PREVIOUS: pg_sys::get_relation_info_hook_type = None;
 
@@ -55,10 +59,10 @@ unsafe extern "C-unwind" fn relation_info(
         if inhparent || rel.is_null() || (*rel).pages >= FLOOR_PAGES || !ours(relid) {
             return;
         }
-        let width =
-            pg_sys::get_relation_data_width(relid, ptr::null_mut()) + OVERHEAD_BYTES_PER_ROW;
-        let rows_per_page = (USABLE_BYTES_PER_PAGE / width.max(1)).max(1);
-        let floor_rows = f64::from(FLOOR_PAGES) * f64::from(rows_per_page);
+        let data =
+            usize::try_from(pg_sys::get_relation_data_width(relid, ptr::null_mut())).unwrap_or(0);
+        let rows_per_page = (USABLE_BYTES_PER_PAGE / (data + OVERHEAD_BYTES_PER_ROW)).max(1);
+        let floor_rows = f64::from(FLOOR_PAGES) * rows_per_page as f64;
         (*rel).pages = FLOOR_PAGES;
         if (*rel).tuples < floor_rows {
             (*rel).tuples = floor_rows;
